@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+// mdflow: unsupervised optical flow by reliable mutual knowledge distillation (MDFlow), on the CPU.
+import PackageDescription
+
+let package = Package(
+    name: "mdflow",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "mdflow", targets: ["mdflow"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+    ],
+    targets: [
+        // System OpenBLAS through pkg-config; only `Tensor` imports it.
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // C only: PNG/JPEG decode and encode behind setjmp, and malloc tuning.
+        .target(name: "CSupport", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
+        .target(name: "Tensor", dependencies: ["COpenBLAS"]),
+        .target(name: "NN", dependencies: ["Tensor"]),
+        .target(name: "FlowNets", dependencies: ["Tensor", "NN"]),
+        .target(name: "FlowData", dependencies: ["Tensor", "CSupport"]),
+        .target(name: "Losses", dependencies: ["Tensor"]),
+        .target(name: "Training", dependencies: [
+            "Tensor", "NN", "FlowNets", "FlowData", "Losses", "CSupport",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        .executableTarget(name: "mdflow", dependencies: [
+            "Training",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // Shared test helpers: fixture loading, finite-difference gradient checks.
+        .target(name: "TestSupport", dependencies: ["Tensor", "NN"], path: "Tests/TestSupport"),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "NN", "TestSupport"]),
+        .testTarget(name: "NNTests", dependencies: ["Tensor", "NN", "TestSupport"]),
+        .testTarget(name: "LossesTests", dependencies: ["Tensor", "NN", "Losses", "TestSupport"]),
+        .testTarget(name: "FlowDataTests", dependencies: ["Tensor", "FlowData", "CSupport", "TestSupport"]),
+        .testTarget(name: "FlowNetsTests", dependencies: ["Tensor", "NN", "FlowNets", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Tensor", "NN", "FlowNets", "FlowData", "Losses", "Training", "TestSupport"]),
+    ]
+)

@@ -1,0 +1,1 @@
+// FlowData: image and flow files, datasets, augmentation, loader.

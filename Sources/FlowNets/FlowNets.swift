@@ -1,0 +1,1 @@
+// FlowNets: FastFlowNet (teacher) and RAFT / RAFT-small (students).

@@ -1,0 +1,1 @@
+// Losses: photometric, occlusion, smoothness, distillation.

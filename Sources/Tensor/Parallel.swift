@@ -1,0 +1,53 @@
+import Foundation
+import COpenBLAS
+
+/// A raw pointer that may cross into `parallelFor` bodies. Kernels never see it: `parallelFor`
+/// takes a plain closure.
+public struct SendablePointer<T>: @unchecked Sendable {
+    public let base: UnsafeMutablePointer<T>
+    public init(_ base: UnsafeMutablePointer<T>) { self.base = base }
+}
+
+/// Who owns the cores. One owner at a time: GEMMs are called from one thread and use OpenBLAS's
+/// threads; non-GEMM kernels split work with `parallelFor`, never around a GEMM.
+public enum Runtime {
+    nonisolated(unsafe) private static var _threads: Int = {
+        let n = ProcessInfo.processInfo.activeProcessorCount
+        return max(1, n)
+    }()
+
+    /// Threads used by kernels and by OpenBLAS.
+    public static var threads: Int { _threads }
+
+    /// Sets the thread count for both `parallelFor` and OpenBLAS.
+    public static func setThreads(_ n: Int) {
+        _threads = max(1, n)
+        openblas_set_num_threads(Int32(_threads))
+    }
+
+    /// OpenBLAS's build string, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH … Zen".
+    public static var blasConfig: String {
+        guard let c = openblas_get_config() else { return "unknown" }
+        return String(cString: c)
+    }
+}
+
+/// Runs `body` over `0..<count`, split into at most `Runtime.threads` contiguous chunks. Work
+/// below `minCount` items (or when only one thread is set) runs inline, since waking a second
+/// thread costs more than small kernels take.
+@inline(__always)
+public func parallelFor(_ count: Int, minCount: Int = 1, _ body: (Range<Int>) -> Void) {
+    let threads = Runtime.threads
+    if threads <= 1 || count < max(2, minCount) {
+        if count > 0 { body(0..<count) }
+        return
+    }
+    let chunks = min(threads, count)
+    withoutActuallyEscaping(body) { escapable in
+        nonisolated(unsafe) let work = escapable
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let lo = count * c / chunks, hi = count * (c + 1) / chunks
+            if hi > lo { work(lo..<hi) }
+        }
+    }
+}

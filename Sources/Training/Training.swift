@@ -1,0 +1,1 @@
+// Training: recipes, stages, trainer, checkpoints (issue 4).

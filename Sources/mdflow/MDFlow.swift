@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct MDFlow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mdflow",
+        abstract: "Unsupervised optical flow by reliable mutual knowledge distillation (MDFlow), on the CPU.",
+        subcommands: [])
+}

@@ -1,0 +1,56 @@
+import Foundation
+import Tensor
+import NN
+
+/// Paths the tests read from: the small op fixtures committed in Tests/Fixtures, and the large
+/// shared references beside the project root.
+public enum Fixtures {
+    /// The package root (two levels above this file's folder).
+    public static let packageRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    public static let opsDir = packageRoot.appendingPathComponent("Tests/Fixtures")
+    /// ../shared/reference, where the network fixtures live.
+    public static let sharedReference = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/reference")
+
+    /// Loads Tests/Fixtures/<name>.safetensors.
+    public static func op(_ name: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
+        try SafeTensors.read(opsDir.appendingPathComponent(name + ".safetensors"))
+    }
+
+    /// Loads ../shared/reference/nets/<name>.safetensors, or nil (with a printed reason) when the
+    /// shared folder is absent.
+    public static func net(_ name: String) throws -> [String: Tensor]? {
+        let url = sharedReference.appendingPathComponent("nets/\(name).safetensors")
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            print("SKIP: \(url.path) not found; network parity needs ../shared/reference beside the project root")
+            return nil
+        }
+        return try SafeTensors.read(url).tensors
+    }
+}
+
+/// Worst error of `actual` against `expected`, relative to the largest magnitude in `expected`
+/// (the normalized max error: max|a−e| / max|e|). Shapes must hold the same element count.
+public func relativeError(_ actual: Tensor, _ expected: Tensor) -> Double {
+    precondition(actual.count == expected.count, "relativeError: \(actual.shape) vs \(expected.shape)")
+    var worst = 0.0, scale = 0.0
+    for i in 0..<expected.count {
+        worst = max(worst, Double(abs(actual.data[i] - expected.data[i])))
+        scale = max(scale, Double(abs(expected.data[i])))
+    }
+    if worst.isNaN || actual.toArray().contains(where: { !$0.isFinite }) { return .infinity }
+    return scale > 0 ? worst / scale : worst
+}
+
+/// Keeps the worst fixture error seen in this process, for the closing report.
+public final class WorstError: @unchecked Sendable {
+    public static let shared = WorstError()
+    private let lock = NSLock()
+    private var worst: (Double, String) = (0, "")
+    public func note(_ e: Double, _ label: String) {
+        lock.lock(); defer { lock.unlock() }
+        if e > worst.0 { worst = (e, label) }
+    }
+    public var value: (Double, String) { lock.lock(); defer { lock.unlock() }; return worst }
+}
