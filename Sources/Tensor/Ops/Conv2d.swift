@@ -1,0 +1,295 @@
+import Foundation
+
+/// Geometry of a 2-D convolution: kernel, stride, (asymmetric) padding, dilation, groups.
+public struct ConvGeometry: Sendable, Equatable, CustomStringConvertible {
+    public var kh, kw: Int
+    public var sh, sw: Int
+    public var padTop, padBottom, padLeft, padRight: Int
+    public var dh, dw: Int
+    public var groups: Int
+
+    public init(kernel: (Int, Int), stride: (Int, Int) = (1, 1), padding: (top: Int, bottom: Int, left: Int, right: Int) = (0, 0, 0, 0),
+                dilation: (Int, Int) = (1, 1), groups: Int = 1) {
+        (kh, kw) = kernel; (sh, sw) = stride
+        (padTop, padBottom, padLeft, padRight) = padding
+        (dh, dw) = dilation
+        self.groups = groups
+    }
+
+    /// Square kernel with symmetric padding (PyTorch's common form).
+    public init(kernel k: Int, stride s: Int = 1, padding p: Int = 0, dilation d: Int = 1, groups: Int = 1) {
+        self.init(kernel: (k, k), stride: (s, s), padding: (p, p, p, p), dilation: (d, d), groups: groups)
+    }
+
+    /// Output size of a convolution over an h×w input.
+    public func outputSize(h: Int, w: Int) -> (Int, Int) {
+        ((h + padTop + padBottom - dh * (kh - 1) - 1) / sh + 1, (w + padLeft + padRight - dw * (kw - 1) - 1) / sw + 1)
+    }
+
+    /// Output size of the transposed convolution over an h×w input.
+    public func transposedOutputSize(h: Int, w: Int, outputPadding: Int = 0) -> (Int, Int) {
+        ((h - 1) * sh - padTop - padBottom + dh * (kh - 1) + 1 + outputPadding,
+         (w - 1) * sw - padLeft - padRight + dw * (kw - 1) + 1 + outputPadding)
+    }
+
+    /// True for 1×1, stride 1, no padding: the input is its own column matrix.
+    var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && padTop == 0 && padBottom == 0 && padLeft == 0 && padRight == 0 }
+
+    public var description: String {
+        "kernel \(kh)×\(kw), stride \(sh)×\(sw), padding [t\(padTop) b\(padBottom) l\(padLeft) r\(padRight)], dilation \(dh)×\(dw), groups \(groups)"
+    }
+}
+
+// MARK: - im2col / col2im on one image, a band of output rows
+
+/// The output-column range [lo, hi) whose input column ox·s + ix0 lies in [0, w).
+@inline(__always) private func validRange(_ ix0: Int, _ s: Int, _ w: Int, _ ow: Int) -> (Int, Int) {
+    let lo = ix0 >= 0 ? 0 : (-ix0 + s - 1) / s
+    let last = w - 1 - ix0
+    let hi = last < 0 ? 0 : min(ow, last / s + 1)
+    return (min(lo, hi), hi)
+}
+
+/// Writes the column matrix of output rows [oy0, oy1) of one image: col[(c·kh + i)·kw + j][(oy − oy0)·ow + ox]
+/// = x[c, oy·sh − pt + i·dh, ox·sw − pl + j·dw] (0 outside). Interior runs are block copies.
+/// x: (channels, h, w); col: (channels·kh·kw, (oy1 − oy0)·ow)
+public func im2col(_ col: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, channels: Int, h: Int, w: Int,
+                   oh: Int, ow: Int, oy0: Int, oy1: Int, _ g: ConvGeometry) {
+    let n = (oy1 - oy0) * ow, kk = g.kh * g.kw
+    parallelFor(channels * kk, minCount: n * channels * kk >= 1 << 16 ? 2 : Int.max) { rows in
+        for r in rows {
+            let c = r / kk, i = (r % kk) / g.kw, j = r % g.kw
+            let dst0 = col + r * n, src0 = x + c * h * w
+            let ix0 = -g.padLeft + j * g.dw
+            let (lo, hi) = validRange(ix0, g.sw, w, ow)
+            for oy in oy0..<oy1 {
+                let dst = dst0 + (oy - oy0) * ow
+                let iy = oy * g.sh - g.padTop + i * g.dh
+                if iy < 0 || iy >= h { dst.update(repeating: 0, count: ow); continue }
+                if lo > 0 { dst.update(repeating: 0, count: lo) }
+                if hi < ow { (dst + hi).update(repeating: 0, count: ow - hi) }
+                let src = src0 + iy * w + ix0
+                if g.sw == 1 {
+                    if hi > lo { (dst + lo).update(from: src + lo, count: hi - lo) }
+                } else {
+                    let s = g.sw
+                    for ox in lo..<hi { dst[ox] = src[ox * s] }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of im2col: x[c, iy, ix] += col[…] for the same index map. Accumulates.
+/// col: (channels·kh·kw, (oy1 − oy0)·ow); x: (channels, h, w)
+public func col2im(_ x: UnsafeMutablePointer<Float>, _ col: UnsafePointer<Float>, channels: Int, h: Int, w: Int,
+                   oh: Int, ow: Int, oy0: Int, oy1: Int, _ g: ConvGeometry) {
+    let n = (oy1 - oy0) * ow, kk = g.kh * g.kw
+    parallelFor(channels, minCount: n * channels * kk >= 1 << 16 ? 2 : Int.max) { cs in
+        for c in cs {
+            let dst0 = x + c * h * w
+            for i in 0..<g.kh {
+                for j in 0..<g.kw {
+                    let r = (c * g.kh + i) * g.kw + j
+                    let src0 = col + r * n
+                    let ix0 = -g.padLeft + j * g.dw
+                    let (lo, hi) = validRange(ix0, g.sw, w, ow)
+                    if hi <= lo { continue }
+                    for oy in oy0..<oy1 {
+                        let iy = oy * g.sh - g.padTop + i * g.dh
+                        if iy < 0 || iy >= h { continue }
+                        let src = src0 + (oy - oy0) * ow, dst = dst0 + iy * w + ix0
+                        if g.sw == 1 {
+                            for ox in lo..<hi { dst[ox] += src[ox] }
+                        } else {
+                            let s = g.sw
+                            for ox in lo..<hi { dst[ox * s] += src[ox] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Output rows per band so that one band's column matrix stays within `limit` floats.
+@inline(__always) func bandRows(k: Int, ow: Int, oh: Int, limit: Int = 1 << 22) -> Int {
+    max(1, min(oh, limit / max(1, k * ow)))
+}
+
+// MARK: - conv2d kernels
+
+/// y = conv(x, w) + b.  x: (n, cin, h, w); wt: (cout, cin/groups, kh, kw); b: (cout) or nil;
+/// y: (n, cout, oh, ow). Per image and group: Y_g = W_g · im2col(x_g), in bands of output rows.
+public func conv2dForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
+                          _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry) {
+    let (oh, ow) = g.outputSize(h: h, w: w)
+    let cg = cin / g.groups, mg = cout / g.groups, kg = cg * g.kh * g.kw, ohw = oh * ow
+    let rows = bandRows(k: kg, ow: ow, oh: oh)
+    let scratch = g.isPointwise ? nil : Storage(count: kg * rows * ow)
+    for img in 0..<n {
+        let yi = y + img * cout * ohw, xi = x + img * cin * h * w
+        if let b { for c in 0..<cout { (yi + c * ohw).update(repeating: b[c], count: ohw) } }
+        for grp in 0..<g.groups {
+            let wg = wt + grp * mg * kg, yg = yi + grp * mg * ohw, xg = xi + grp * cg * h * w
+            if let scratch {
+                var oy0 = 0
+                while oy0 < oh {
+                    let oy1 = min(oh, oy0 + rows), cols = (oy1 - oy0) * ow
+                    im2col(scratch.pointer, xg, channels: cg, h: h, w: w, oh: oh, ow: ow, oy0: oy0, oy1: oy1, g)
+                    sgemm(m: mg, n: cols, k: kg, wg, lda: kg, scratch.pointer, ldb: cols,
+                          beta: b == nil ? 0 : 1, yg + oy0 * ow, ldc: ohw)
+                    oy0 = oy1
+                }
+            } else {
+                sgemm(m: mg, n: ohw, k: kg, wg, lda: kg, xg, ldb: ohw, beta: b == nil ? 0 : 1, yg, ldc: ohw)
+            }
+        }
+    }
+}
+
+/// Gradients of conv2d. dx += Wᵀ·dY (through col2im); dw += dY·im2col(x)ᵀ; db += Σ dY.
+/// Each may be nil. Accumulates.
+public func conv2dBackward(dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?,
+                           _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
+                           n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry) {
+    let (oh, ow) = g.outputSize(h: h, w: w)
+    let cg = cin / g.groups, mg = cout / g.groups, kg = cg * g.kh * g.kw, ohw = oh * ow
+    if let db {
+        for img in 0..<n {
+            for c in 0..<cout {
+                let p = dy + (img * cout + c) * ohw
+                var s: Float = 0
+                for i in 0..<ohw { s += p[i] }
+                db[c] += s
+            }
+        }
+    }
+    if dx == nil && dw == nil { return }
+    let rows = bandRows(k: kg, ow: ow, oh: oh)
+    let scratch = g.isPointwise ? nil : Storage(count: kg * rows * ow)
+    for img in 0..<n {
+        let dyi = dy + img * cout * ohw, xi = x + img * cin * h * w
+        for grp in 0..<g.groups {
+            let wg = wt + grp * mg * kg, dyg = dyi + grp * mg * ohw, xg = xi + grp * cg * h * w
+            guard let scratch else {
+                if let dw { sgemm(transB: true, m: mg, n: kg, k: ohw, dyg, lda: ohw, xg, ldb: ohw, beta: 1, dw + grp * mg * kg, ldc: kg) }
+                if let dx { sgemm(transA: true, m: kg, n: ohw, k: mg, wg, lda: kg, dyg, ldb: ohw, beta: 1, dx + img * cin * h * w + grp * cg * h * w, ldc: ohw) }
+                continue
+            }
+            var oy0 = 0
+            while oy0 < oh {
+                let oy1 = min(oh, oy0 + rows), cols = (oy1 - oy0) * ow
+                if let dw {
+                    im2col(scratch.pointer, xg, channels: cg, h: h, w: w, oh: oh, ow: ow, oy0: oy0, oy1: oy1, g)
+                    sgemm(transB: true, m: mg, n: kg, k: cols, dyg + oy0 * ow, lda: ohw, scratch.pointer, ldb: cols,
+                          beta: 1, dw + grp * mg * kg, ldc: kg)
+                }
+                if let dx {
+                    sgemm(transA: true, m: kg, n: cols, k: mg, wg, lda: kg, dyg + oy0 * ow, ldb: ohw, scratch.pointer, ldc: cols)
+                    col2im(dx + img * cin * h * w + grp * cg * h * w, scratch.pointer, channels: cg, h: h, w: w,
+                           oh: oh, ow: ow, oy0: oy0, oy1: oy1, g)
+                }
+                oy0 = oy1
+            }
+        }
+    }
+}
+
+// MARK: - conv_transpose2d kernels (groups 1)
+
+/// y = conv_transpose(x, w) + b, the adjoint of conv2d in x.  x: (n, cin, h, w);
+/// wt: (cin, cout, kh, kw) as PyTorch stores ConvTranspose2d; y: (n, cout, oh, ow).
+/// Per image: col = Wᵀ·x (cout·kh·kw × h·w), then col2im into y.
+public func convTranspose2dForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
+                                   _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, oh: Int, ow: Int,
+                                   _ g: ConvGeometry) {
+    let k = cout * g.kh * g.kw, hw = h * w, ohw = oh * ow
+    let rows = bandRows(k: k, ow: w, oh: h)
+    let scratch = Storage(count: k * rows * w)
+    for img in 0..<n {
+        let yi = y + img * cout * ohw, xi = x + img * cin * hw
+        if let b { for c in 0..<cout { (yi + c * ohw).update(repeating: b[c], count: ohw) } }
+        else { yi.update(repeating: 0, count: cout * ohw) }
+        var r0 = 0
+        while r0 < h {
+            let r1 = min(h, r0 + rows), cols = (r1 - r0) * w
+            sgemm(transA: true, m: k, n: cols, k: cin, wt, lda: k, xi + r0 * w, ldb: hw, scratch.pointer, ldc: cols)
+            col2im(yi, scratch.pointer, channels: cout, h: oh, w: ow, oh: h, ow: w, oy0: r0, oy1: r1, g)
+            r0 = r1
+        }
+    }
+}
+
+/// Gradients of conv_transpose2d: dx += W·im2col(dy); dw += x·im2col(dy)ᵀ; db += Σ dy. Accumulates.
+public func convTranspose2dBackward(dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?,
+                                    _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
+                                    n: Int, cin: Int, h: Int, w: Int, cout: Int, oh: Int, ow: Int, _ g: ConvGeometry) {
+    let k = cout * g.kh * g.kw, hw = h * w, ohw = oh * ow
+    if let db {
+        for img in 0..<n { for c in 0..<cout {
+            let p = dy + (img * cout + c) * ohw
+            var s: Float = 0
+            for i in 0..<ohw { s += p[i] }
+            db[c] += s
+        } }
+    }
+    if dx == nil && dw == nil { return }
+    let rows = bandRows(k: k, ow: w, oh: h)
+    let scratch = Storage(count: k * rows * w)
+    for img in 0..<n {
+        let dyi = dy + img * cout * ohw, xi = x + img * cin * hw
+        var r0 = 0
+        while r0 < h {
+            let r1 = min(h, r0 + rows), cols = (r1 - r0) * w
+            im2col(scratch.pointer, dyi, channels: cout, h: oh, w: ow, oh: h, ow: w, oy0: r0, oy1: r1, g)
+            if let dx { sgemm(m: cin, n: cols, k: k, wt, lda: k, scratch.pointer, ldb: cols, beta: 1, dx + img * cin * hw + r0 * w, ldc: hw) }
+            if let dw { sgemm(transB: true, m: cin, n: k, k: cols, xi + r0 * w, lda: hw, scratch.pointer, ldb: cols, beta: 1, dw, ldc: k) }
+            r0 = r1
+        }
+    }
+}
+
+// MARK: - Tensor ops
+
+extension Tensor {
+    /// 2-D convolution.  self: (N, Cin, H, W); weight: (Cout, Cin/groups, kh, kw); bias: (Cout).
+    public func conv2d(_ weight: Tensor, _ bias: Tensor?, _ g: ConvGeometry) -> Tensor {
+        let x = self
+        require(x.rank == 4 && weight.rank == 4, "conv2d", "input \(describe(x.shape)) and weight \(describe(weight.shape)) must be 4-D")
+        let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let cout = weight.shape[0]
+        require(cin % g.groups == 0 && cout % g.groups == 0 && weight.shape[1] * g.groups == cin
+                && weight.shape[2] == g.kh && weight.shape[3] == g.kw, "conv2d",
+                "input \(describe(x.shape)) does not fit weight \(describe(weight.shape)) with \(g)")
+        if let bias { require(bias.count == cout, "conv2d", "bias \(describe(bias.shape)) for \(cout) output channels") }
+        let (oh, ow) = g.outputSize(h: h, w: w)
+        require(oh > 0 && ow > 0, "conv2d", "input \(describe(x.shape)) too small for \(g)")
+        let y = Tensor(uninitialized: [n, cout, oh, ow])
+        conv2dForward(y.data, x.data, weight.data, bias?.data, n: n, cin: cin, h: h, w: w, cout: cout, g)
+        Tape.record(y, inputs: bias.map { [x, weight, $0] } ?? [x, weight]) { dy in
+            conv2dBackward(dx: x.gradIfNeeded, dw: weight.gradIfNeeded, db: bias?.gradIfNeeded, dy, x.data, weight.data,
+                           n: n, cin: cin, h: h, w: w, cout: cout, g)
+        }
+        return y
+    }
+
+    /// Transposed 2-D convolution (groups 1).  self: (N, Cin, H, W); weight: (Cin, Cout, kh, kw).
+    public func convTranspose2d(_ weight: Tensor, _ bias: Tensor?, _ g: ConvGeometry, outputPadding: Int = 0) -> Tensor {
+        let x = self
+        require(x.rank == 4 && weight.rank == 4 && g.groups == 1 && weight.shape[0] == x.shape[1]
+                && weight.shape[2] == g.kh && weight.shape[3] == g.kw, "convTranspose2d",
+                "input \(describe(x.shape)) does not fit weight \(describe(weight.shape)) with \(g)")
+        let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let cout = weight.shape[1]
+        if let bias { require(bias.count == cout, "convTranspose2d", "bias \(describe(bias.shape)) for \(cout) output channels") }
+        let (oh, ow) = g.transposedOutputSize(h: h, w: w, outputPadding: outputPadding)
+        let y = Tensor(uninitialized: [n, cout, oh, ow])
+        convTranspose2dForward(y.data, x.data, weight.data, bias?.data, n: n, cin: cin, h: h, w: w, cout: cout, oh: oh, ow: ow, g)
+        Tape.record(y, inputs: bias.map { [x, weight, $0] } ?? [x, weight]) { dy in
+            convTranspose2dBackward(dx: x.gradIfNeeded, dw: weight.gradIfNeeded, db: bias?.gradIfNeeded, dy, x.data, weight.data,
+                                    n: n, cin: cin, h: h, w: w, cout: cout, oh: oh, ow: ow, g)
+        }
+        return y
+    }
+}
