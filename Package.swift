@@ -11,6 +11,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     ],
     targets: [
         // System OpenBLAS through pkg-config; only `Tensor` imports it.
@@ -18,7 +19,7 @@ let package = Package(
         // C only: PNG/JPEG decode and encode behind setjmp, and malloc tuning.
         .target(name: "CSupport", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
         .target(name: "Tensor", dependencies: ["COpenBLAS"]),
-        .target(name: "NN", dependencies: ["Tensor"]),
+        .target(name: "NN", dependencies: ["Tensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .target(name: "FlowNets", dependencies: ["Tensor", "NN"]),
         .target(name: "FlowData", dependencies: ["Tensor", "CSupport"]),
         .target(name: "Losses", dependencies: ["Tensor"]),
