@@ -1,1 +1,0 @@
-// Losses: photometric, occlusion, smoothness, distillation.
