@@ -1,1 +1,0 @@
-// FlowNets: FastFlowNet (teacher) and RAFT / RAFT-small (students).

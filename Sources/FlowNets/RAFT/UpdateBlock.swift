@@ -1,0 +1,158 @@
+import Tensor
+import NN
+
+/// RAFT's motion encoder (facts §5.3; §5.5 for the small one). Keys `convc1`, (`convc2`),
+/// `convf1`, `convf2`, `conv`. Output: [motion features, flow], 128 (full) or 82 (small) channels.
+public final class MotionEncoder: Module {
+    public let convc1: Conv2d
+    public let convc2: Conv2d?
+    public let convf1: Conv2d, convf2: Conv2d, conv: Conv2d
+
+    public init(corrChannels: Int, small: Bool) {
+        if small {
+            convc1 = Conv2d(corrChannels, 96, kernel: 1)
+            convc2 = nil
+            convf1 = Conv2d(2, 64, kernel: 7, padding: 3)
+            convf2 = Conv2d(64, 32, kernel: 3, padding: 1)
+            conv = Conv2d(128, 80, kernel: 3, padding: 1)
+        } else {
+            convc1 = Conv2d(corrChannels, 256, kernel: 1)
+            convc2 = Conv2d(256, 192, kernel: 3, padding: 1)
+            convf1 = Conv2d(2, 128, kernel: 7, padding: 3)
+            convf2 = Conv2d(128, 64, kernel: 3, padding: 1)
+            conv = Conv2d(64 + 192, 128 - 2, kernel: 3, padding: 1)
+        }
+    }
+
+    public var children: [(String, any Module)] {
+        [("convc1", convc1)] + (convc2.map { [("convc2", $0)] } ?? []) + [("convf1", convf1), ("convf2", convf2), ("conv", conv)]
+    }
+
+    /// Output channels including the two flow channels.
+    public var outChannels: Int { conv.weight.shape[0] + 2 }
+
+    /// flow: (N, 2, h, w); corr: (N, corrChannels, h, w) → (N, outChannels, h, w)
+    public func callAsFunction(flow: Tensor, corr: Tensor) -> Tensor {
+        var cor = convc1(corr).relu()
+        if let convc2 { cor = convc2(cor).relu() }
+        let flo = convf2(convf1(flow).relu()).relu()
+        let out = conv(Tensor.concat([cor, flo], dim: 1)).relu()
+        return Tensor.concat([out, flow], dim: 1)
+    }
+}
+
+/// Convolutional GRU with 3×3 convs (RAFT-small). Keys `convz`, `convr`, `convq`.
+public final class ConvGRU: Module {
+    public let convz: Conv2d, convr: Conv2d, convq: Conv2d
+
+    public init(hiddenDim: Int, inputDim: Int) {
+        convz = Conv2d(hiddenDim + inputDim, hiddenDim, kernel: 3, padding: 1)
+        convr = Conv2d(hiddenDim + inputDim, hiddenDim, kernel: 3, padding: 1)
+        convq = Conv2d(hiddenDim + inputDim, hiddenDim, kernel: 3, padding: 1)
+    }
+
+    public var children: [(String, any Module)] { [("convz", convz), ("convr", convr), ("convq", convq)] }
+
+    /// h: (N, hidden, h, w); x: (N, input, h, w) → new h
+    public func callAsFunction(_ h: Tensor, _ x: Tensor) -> Tensor {
+        gruStep(h, x, convz, convr, convq)
+    }
+}
+
+/// One GRU update: z = σ(Wz[h,x]), r = σ(Wr[h,x]), q = tanh(Wq[r⊙h, x]), h' = (1−z)⊙h + z⊙q.
+@inline(__always)
+func gruStep(_ h: Tensor, _ x: Tensor, _ convz: Conv2d, _ convr: Conv2d, _ convq: Conv2d) -> Tensor {
+    let hx = Tensor.concat([h, x], dim: 1)
+    let z = convz(hx).sigmoid()
+    let r = convr(hx).sigmoid()
+    let q = convq(Tensor.concat([r * h, x], dim: 1)).tanh()
+    return h + z * (q - h)
+}
+
+/// Separable convolutional GRU (full RAFT): a horizontal pass with 1×5 convs, then a vertical
+/// pass with 5×1 convs. Keys `convz1`, `convr1`, `convq1`, `convz2`, `convr2`, `convq2`.
+public final class SepConvGRU: Module {
+    public let convz1: Conv2d, convr1: Conv2d, convq1: Conv2d
+    public let convz2: Conv2d, convr2: Conv2d, convq2: Conv2d
+
+    public init(hiddenDim: Int, inputDim: Int) {
+        let c = hiddenDim + inputDim
+        convz1 = Conv2d(c, hiddenDim, kernel: (1, 5), padding: (0, 2))
+        convr1 = Conv2d(c, hiddenDim, kernel: (1, 5), padding: (0, 2))
+        convq1 = Conv2d(c, hiddenDim, kernel: (1, 5), padding: (0, 2))
+        convz2 = Conv2d(c, hiddenDim, kernel: (5, 1), padding: (2, 0))
+        convr2 = Conv2d(c, hiddenDim, kernel: (5, 1), padding: (2, 0))
+        convq2 = Conv2d(c, hiddenDim, kernel: (5, 1), padding: (2, 0))
+    }
+
+    public var children: [(String, any Module)] {
+        [("convz1", convz1), ("convr1", convr1), ("convq1", convq1), ("convz2", convz2), ("convr2", convr2), ("convq2", convq2)]
+    }
+
+    public func callAsFunction(_ h: Tensor, _ x: Tensor) -> Tensor {
+        let h1 = gruStep(h, x, convz1, convr1, convq1)
+        return gruStep(h1, x, convz2, convr2, convq2)
+    }
+}
+
+/// Flow head: 3×3 conv, ReLU, 3×3 conv to Δflow. Keys `conv1`, `conv2`.
+public final class FlowHead: Module {
+    public let conv1: Conv2d, conv2: Conv2d
+    public init(inputDim: Int, hiddenDim: Int) {
+        conv1 = Conv2d(inputDim, hiddenDim, kernel: 3, padding: 1)
+        conv2 = Conv2d(hiddenDim, 2, kernel: 3, padding: 1)
+    }
+    public var children: [(String, any Module)] { [("conv1", conv1), ("conv2", conv2)] }
+    public func callAsFunction(_ x: Tensor) -> Tensor { conv2(conv1(x).relu()) }
+}
+
+/// Convex-upsampling mask head, `nn.Sequential(conv3×3, ReLU, conv1×1)`: keys `0.*`, `2.*`.
+/// Its output is scaled by 0.25.
+public final class MaskHead: Module {
+    public let conv0: Conv2d, conv2: Conv2d
+    public init(inputDim: Int, factor: Int = 8) {
+        conv0 = Conv2d(inputDim, 256, kernel: 3, padding: 1)
+        conv2 = Conv2d(256, factor * factor * 9, kernel: 1)
+    }
+    public var children: [(String, any Module)] { [("0", conv0), ("2", conv2)] }
+    public func callAsFunction(_ x: Tensor) -> Tensor { conv2(conv0(x).relu()) * 0.25 }
+}
+
+/// RAFT's update block: motion encoder, GRU, flow head (and mask head for full RAFT).
+/// Keys `encoder.*`, `gru.*`, `flow_head.*`, `mask.*`.
+public final class UpdateBlock: Module {
+    public let encoder: MotionEncoder
+    public let gru: any Module
+    public let flowHead: FlowHead
+    public let mask: MaskHead?
+    let step: (Tensor, Tensor) -> Tensor
+
+    public init(small: Bool, corrChannels: Int, hiddenDim: Int, contextDim: Int) {
+        encoder = MotionEncoder(corrChannels: corrChannels, small: small)
+        let inputDim = contextDim + encoder.outChannels
+        if small {
+            let g = ConvGRU(hiddenDim: hiddenDim, inputDim: inputDim)
+            gru = g; step = { g($0, $1) }
+            flowHead = FlowHead(inputDim: hiddenDim, hiddenDim: 128)
+            mask = nil
+        } else {
+            let g = SepConvGRU(hiddenDim: hiddenDim, inputDim: inputDim)
+            gru = g; step = { g($0, $1) }
+            flowHead = FlowHead(inputDim: hiddenDim, hiddenDim: 256)
+            mask = MaskHead(inputDim: hiddenDim)
+        }
+    }
+
+    public var children: [(String, any Module)] {
+        [("encoder", encoder), ("gru", gru), ("flow_head", flowHead)] + (mask.map { [("mask", $0)] } ?? [])
+    }
+
+    /// net: hidden state; inp: context features; corr: lookup; flow: current flow at 1/8.
+    /// → (new hidden state, mask logits × 0.25 or nil, Δflow)
+    public func callAsFunction(net: Tensor, inp: Tensor, corr: Tensor, flow: Tensor) -> (Tensor, Tensor?, Tensor) {
+        let motion = encoder(flow: flow, corr: corr)
+        let h = step(net, Tensor.concat([inp, motion], dim: 1))
+        let delta = flowHead(h)
+        return (h, mask.map { $0(h) }, delta)
+    }
+}

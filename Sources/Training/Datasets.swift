@@ -1,0 +1,41 @@
+import Foundation
+import Tensor
+import FlowData
+
+/// The first `limit` pairs of a dataset.
+struct Subset: FlowDataset {
+    let name: String
+    let pairs: [FlowPair]
+    init(_ d: FlowDataset, limit: Int) {
+        name = d.name
+        pairs = limit > 0 ? Array(d.pairs.prefix(limit)) : d.pairs
+    }
+}
+
+public enum DatasetFactory {
+    /// Opens the dataset a spec names (generating the synthetic one on first use).
+    public static func open(_ spec: DatasetSpec, log: (String) -> Void = { _ in }) throws -> FlowDataset {
+        let split: DatasetSplit = spec.split == "train" ? .train : spec.split == "val" ? .validation : .all
+        let d: FlowDataset
+        switch spec.kind {
+        case "synthetic":
+            if !FileManager.default.fileExists(atPath: spec.root + "/split.txt") {
+                log("generating the synthetic dataset into \(spec.root) (\(spec.generate.pairs) pairs, \(spec.generate.height)×\(spec.generate.width), seed \(spec.generate.seed))")
+                let t0 = Date()
+                try SyntheticDataset.generate(spec.generate, to: spec.root)
+                log(String(format: "generated in %.1f s", Date().timeIntervalSince(t0)))
+            }
+            d = try FlyingChairs(root: spec.root, split: split)
+        case "chairs": d = try FlyingChairs(root: spec.root, split: split)
+        case "sintel": d = try Sintel(root: spec.root, pass: spec.pass == "final" ? .final : .clean, part: .training, split: split)
+        case "kitti2015": d = try KITTIFlow(root: spec.root, year: .kitti2015)
+        case "kitti2012": d = try KITTIFlow(root: spec.root, year: .kitti2012)
+        case "kitti-multiview": d = try KITTIMultiview(root: spec.root, year: .kitti2015)
+        case "middlebury": d = try Middlebury(root: spec.root)
+        case "frames": d = try FramesFolder(root: spec.root)
+        default: throw DataError(path: spec.root, reason: "unknown dataset kind '\(spec.kind)'")
+        }
+        guard !d.pairs.isEmpty else { throw DataError(path: spec.root, reason: "\(d.name) has no image pairs for split '\(spec.split)'") }
+        return Subset(d, limit: spec.maxPairs)
+    }
+}

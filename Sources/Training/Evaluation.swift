@@ -1,0 +1,32 @@
+import Foundation
+import Tensor
+import FlowData
+import Losses
+
+/// Runs a net over a dataset's pairs in order (no augmentation) and measures flow accuracy.
+public enum Evaluation {
+    public static func run(_ net: TrainableFlowNet, on dataset: FlowDataset, maxPairs: Int = 0,
+                           visualize: String? = nil, progress: (Int, Int) -> Void = { _, _ in }) throws -> FlowMetrics {
+        var metrics = FlowMetrics()
+        let pairs = maxPairs > 0 ? Array(dataset.pairs.prefix(maxPairs)) : dataset.pairs
+        for (i, pair) in pairs.enumerated() {
+            let sample = try pair.load()
+            guard let gt = sample.flow else { throw DataError(path: pair.image1, reason: "no ground-truth flow to evaluate against") }
+            let (h, w) = (sample.height, sample.width)
+            let i1 = Tensor(shape: [1, 3, h, w], values: sample.image1.pixels)
+            let i2 = Tensor(shape: [1, 3, h, w], values: sample.image2.pixels)
+            let pred = net.infer(i1, i2)
+            let gtT = Tensor(shape: [1, 2, h, w], values: gt.uv)
+            let valid = Tensor(shape: [1, 1, h, w], values: gt.valid)
+            let occ = sample.occlusion.map { Tensor(shape: [1, 1, h, w], values: $0) }
+            metrics.add(pred: pred, gt: gtT, valid: valid, occluded: occ)
+            if let visualize {
+                try FileManager.default.createDirectory(atPath: visualize, withIntermediateDirectories: true)
+                let field = FlowField(width: w, height: h, uv: pred.toArray(), valid: [Float](repeating: 1, count: h * w))
+                try FlowViz.writePNG(field, to: visualize + "/" + pair.id.replacingOccurrences(of: "/", with: "_") + ".png")
+            }
+            progress(i + 1, pairs.count)
+        }
+        return metrics
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import Tensor
+import NN
+import FlowNets
+
+/// The teacher and student as the trainer sees them: images are (B, 3, H, W) RGB in [0, 1].
+public protocol TrainableFlowNet: AnyObject {
+    var module: any Module { get }
+    /// Training forward. FastFlowNet: [full-resolution flow (20 × upsampled flow2), flow3 … flow6 in
+    /// pixels of their own resolution]; RAFT: the full-resolution flow after every iteration.
+    func trainForward(_ image1: Tensor, _ image2: Tensor) -> [Tensor]
+    /// Inference without gradients: full-resolution flow in pixels (any image size).
+    func infer(_ image1: Tensor, _ image2: Tensor) -> Tensor
+}
+
+/// FastFlowNet with MDFlow's input convention (RGB/255 minus the per-sample scalar mean).
+public final class TeacherNet: TrainableFlowNet {
+    public let net: FastFlowNet
+    public var module: any Module { net }
+    public init(_ net: FastFlowNet) { self.net = net }
+
+    public func trainForward(_ image1: Tensor, _ image2: Tensor) -> [Tensor] {
+        let h = image1.shape[2], w = image1.shape[3]
+        // The mean is data, not a function of the weights: centralize without recording.
+        let input = Tape.noGrad { FastFlowNet.preprocess(image1.detached(), image2.detached(), convention: .mdflow) }
+        let outs = net(input)                                            // flow2 … flow6, px/20
+        var flows = [outs[0].resizeBilinear(height: h, width: w, alignCorners: false) * FastFlowNet.flowScale]
+        for (i, f) in outs.dropFirst().enumerated() {
+            flows.append(f * (FastFlowNet.flowScale / Float(1 << (i + 3))))   // level l = i + 3
+        }
+        return flows
+    }
+
+    public func infer(_ image1: Tensor, _ image2: Tensor) -> Tensor {
+        net.setTraining(false)
+        return net.predict(image1, image2, convention: .mdflow)
+    }
+}
+
+/// RAFT or RAFT-small (inputs scaled to 0..255 as the net expects).
+public final class StudentNet: TrainableFlowNet {
+    public let net: RAFT
+    public var trainIters: Int, evalIters: Int
+    public var module: any Module { net }
+    public init(_ net: RAFT, trainIters: Int, evalIters: Int) { self.net = net; self.trainIters = trainIters; self.evalIters = evalIters }
+
+    public func trainForward(_ image1: Tensor, _ image2: Tensor) -> [Tensor] {
+        let (a, b) = Tape.noGrad { (image1.detached() * 255, image2.detached() * 255) }
+        return net(a, b, iters: trainIters).predictions
+    }
+
+    public func infer(_ image1: Tensor, _ image2: Tensor) -> Tensor {
+        Tape.noGrad { net.predict(image1.detached() * 255, image2.detached() * 255, iters: evalIters) }
+    }
+}
+
+public enum NetFactory {
+    /// The teacher, seeded or loaded from `spec.weights`.
+    public static func teacher(_ spec: NetSpec, seed: UInt64) throws -> TeacherNet {
+        let net = FastFlowNet()
+        net.initialize(seed: seed)
+        if !spec.weights.isEmpty { try net.load(try WeightsFile.read(spec.weights), source: spec.weights) }
+        return TeacherNet(net)
+    }
+
+    /// The student (RAFT or RAFT-small), seeded or loaded.
+    public static func student(_ spec: NetSpec, seed: UInt64) throws -> StudentNet {
+        let net = RAFT(small: spec.arch == "raft-small")
+        net.initialize(seed: seed)
+        if !spec.weights.isEmpty { try net.load(try WeightsFile.read(spec.weights), source: spec.weights) }
+        return StudentNet(net, trainIters: spec.iters, evalIters: spec.evalIters)
+    }
+}
+
+/// Reads weights from .safetensors or a torch .pth.
+public enum WeightsFile {
+    public static func read(_ path: String) throws -> [String: Tensor] {
+        return try SafeTensors.read(URL(fileURLWithPath: path)).tensors
+    }
+}

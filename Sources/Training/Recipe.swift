@@ -1,0 +1,386 @@
+import Foundation
+import Yams
+import FlowData
+import Losses
+
+/// A refused recipe: the file, the key path, and what is wrong.
+public struct RecipeError: Error, CustomStringConvertible {
+    public let file: String, path: String, message: String
+    public init(file: String, path: String, _ message: String) { self.file = file; self.path = path; self.message = message }
+    public var description: String { path.isEmpty ? "\(file): \(message)" : "\(file): \(path): \(message)" }
+}
+
+// MARK: - The recipe model. Every key has a documented default (Recipes/README.md).
+
+/// A dataset: which adapter reads `root`, and which split.
+public struct DatasetSpec: Codable, Equatable, Sendable {
+    /// synthetic | chairs | sintel | kitti2015 | kitti2012 | kitti-multiview | middlebury | frames
+    public var kind = "synthetic"
+    public var root = "Datasets/synthetic"
+    /// train | val | all
+    public var split = "train"
+    /// Sintel pass: clean | final.
+    public var pass = "clean"
+    /// Use at most this many pairs (0: all).
+    public var maxPairs = 0
+    /// For kind synthetic: generate the dataset into `root` when it is missing.
+    public var generate = SyntheticConfig(pairs: 600, height: 192, width: 256, seed: 1)
+    public init() {}
+}
+
+public struct DataSpec: Codable, Equatable, Sendable {
+    public var train = DatasetSpec()
+    public var val: DatasetSpec = { var d = DatasetSpec(); d.split = "val"; return d }()
+    /// Skip (and count) unreadable training files instead of stopping.
+    public var skipBadFiles = false
+    /// Loader threads (0: all cores).
+    public var workers = 0
+    public init() {}
+}
+
+/// A network and its options.
+public struct NetSpec: Codable, Equatable, Sendable {
+    /// fastflownet | raft | raft-small
+    public var arch = "fastflownet"
+    /// Initial weights (.safetensors or .pth); empty: seeded random initialization.
+    public var weights = ""
+    /// RAFT refinement iterations in training.
+    public var iters = 8
+    /// RAFT iterations at evaluation and pseudo-labelling.
+    public var evalIters = 12
+    public init() {}
+    public init(arch: String) { self.arch = arch }
+}
+
+public struct OptimizerSpec: Codable, Equatable, Sendable {
+    /// adam | adamw
+    public var kind = "adam"
+    public var lr = 1e-4
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.999
+    public var eps: Float = 1e-7
+    /// Weight decay on weights (Adam: L2; AdamW: decoupled).
+    public var weightDecay: Float = 1e-6
+    /// Weight decay on biases (ARFlow: 0).
+    public var biasDecay: Float = 0
+    /// Global gradient-norm clip (0: off).
+    public var clip: Float = 0
+    /// onecycle | constant | step
+    public var schedule = "constant"
+    /// OneCycle warm-up fraction.
+    public var pctStart = 0.05
+    /// StepLR period and factor.
+    public var stepSize = 1000
+    public var gamma = 0.5
+    public init() {}
+}
+
+/// The "A" operator: a random spatial transform applied jointly to images, flows and masks, then
+/// photometric jitter on the images.
+public struct SelfAugmentSpec: Codable, Equatable, Sendable {
+    public var spatial = SpatialTransformConfig.sintel
+    public var photometric = PhotometricConfig.arflowSintel
+    public init() {}
+}
+
+/// Loss terms. Defaults: ARFlow's Sintel configuration where the facts list one.
+public struct LossSpec: Codable, Equatable, Sendable {
+    /// Photometric weights (ARFlow stage B: census only).
+    public var photometric = Photometric.Weights(l1: 0, ssim: 0, census: 1)
+    /// Warm-up steps with L1+SSIM and the range-map occlusion (ARFlow stage A; 0: none).
+    public var warmupSteps = 0
+    public var warmupPhotometric = Photometric.Weights(l1: 0.15, ssim: 0.85, census: 0)
+    /// Weights over FastFlowNet's outputs: [full resolution (20·upsampled flow2), flow3, flow4, flow5, flow6].
+    public var scaleWeights: [Float] = [1, 1, 1, 1, 0]
+    /// 1 or 2.
+    public var smoothOrder = 1
+    /// Smoothness weight on the finest flow (divided by min(h, w)). ARFlow Sintel: 50 in its code's
+    /// first-order form, which carries one more ½ than ours: 25 here.
+    public var smoothWeight: Float = 25
+    public var smoothAlpha: Float = 10
+    /// Forward–backward occlusion constants.
+    public var occAlpha1: Float = 0.01
+    public var occAlpha2: Float = 0.5
+    /// Self-supervision (augmentation as regularization) weight; 0: off.
+    public var selfSupWeight: Float = 0.01
+    /// Robust supervised form (|x| + ε)^q used by self-supervision and distillation.
+    public var robustEps: Float = 0.01
+    public var robustQ: Float = 0.4
+    /// Distillation weight (student → teacher multi-target; teacher → student uses 1).
+    public var distillWeight: Float = 1
+    /// RAFT sequence-loss decay.
+    public var sequenceGamma: Float = 0.8
+    /// Also distil the backward direction.
+    public var bidirectional = false
+    /// Reliable-mask rule for teacher → student: threshold | quantile.
+    public var confidence = "threshold"
+    /// Census-distance threshold τ (soft Hamming in [0, 1)).
+    public var tau: Float = 0.25
+    /// Quantile rule: keep this fraction of the non-occluded pixels with the lowest distance.
+    public var quantile: Float = 0.8
+    public init() {}
+}
+
+/// One stage of the MDFlow cycle.
+public struct StageSpec: Codable, Equatable, Sendable {
+    /// unsupervised | distill-to-student | distill-to-teacher
+    public var kind = "unsupervised"
+    public var name = ""
+    public var steps = 1000
+    public var batch = 4
+    /// Crop [height, width] taken by the loader (FastFlowNet: multiples of 64).
+    public var crop: [Int] = [128, 192]
+    /// Pair-level loader augmentation (flips, frame swap; the crop above wins).
+    public var pairAugment = PairAugmentConfig()
+    public var selfAugment = SelfAugmentSpec()
+    public var optimizer = OptimizerSpec()
+    public var loss = LossSpec()
+    public init() {}
+
+    /// Defaults per kind: RAFT's optimizer for the student (AdamW, OneCycle, clip 1).
+    public static func defaults(kind: String) -> StageSpec {
+        var s = StageSpec()
+        s.kind = kind
+        if kind == "distill-to-student" {
+            s.optimizer.kind = "adamw"; s.optimizer.lr = 4e-4; s.optimizer.eps = 1e-8
+            s.optimizer.weightDecay = 1e-4; s.optimizer.biasDecay = 1e-4; s.optimizer.clip = 1
+            s.optimizer.schedule = "onecycle"
+        }
+        return s
+    }
+
+    static let kinds = ["unsupervised", "distill-to-student", "distill-to-teacher"]
+}
+
+public struct CheckpointSpec: Codable, Equatable, Sendable {
+    /// Save every N steps (0: only at stage ends and on interruption).
+    public var every = 200
+    /// Step folders kept (stage snapshots are always kept).
+    public var keep = 3
+    public init() {}
+}
+
+public struct ValidationSpec: Codable, Equatable, Sendable {
+    /// Validate every N steps (0: only at stage ends).
+    public var every = 0
+    /// At most this many validation pairs (0: all).
+    public var maxPairs = 0
+    /// Also validate the student.
+    public var student = true
+    public init() {}
+}
+
+public struct Recipe: Codable, Equatable, Sendable {
+    public var name = "mdflow"
+    public var seed: UInt64 = 1
+    /// Threads for kernels and BLAS (0: all cores).
+    public var threads = 0
+    public var data = DataSpec()
+    public var teacher = NetSpec(arch: "fastflownet")
+    public var student = NetSpec(arch: "raft-small")
+    /// Stages in order; distillation stages are repeated `rounds` times after the others.
+    public var stages: [StageSpec] = StageSpec.kinds.map(StageSpec.defaults(kind:))
+    public var rounds = 1
+    public var checkpoint = CheckpointSpec()
+    public var validation = ValidationSpec()
+    /// Progress line every N steps.
+    public var logEvery = 10
+    public init() {}
+
+    /// The run order with rounds expanded: non-distillation stages first, then `rounds` copies of
+    /// the distillation stages in their listed order.
+    public var expandedStages: [StageSpec] {
+        let first = stages.filter { !$0.kind.hasPrefix("distill") }
+        let distill = stages.filter { $0.kind.hasPrefix("distill") }
+        var out = first
+        for r in 0..<max(rounds, 0) {
+            for var s in distill {
+                if s.name.isEmpty { s.name = "\(s.kind) r\(r + 1)" } else if rounds > 1 { s.name += " r\(r + 1)" }
+                out.append(s)
+            }
+        }
+        return out.enumerated().map { i, s in var s = s; if s.name.isEmpty { s.name = s.kind }; _ = i; return s }
+    }
+}
+
+// MARK: - Strict loading
+
+extension Recipe {
+    /// Reads a recipe file, applies `--set` overrides, fills defaults and checks every value.
+    public static func load(path: String, overrides: [String] = []) throws -> Recipe {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw RecipeError(file: path, path: "", "cannot read the recipe file")
+        }
+        return try parse(text, file: path, overrides: overrides)
+    }
+
+    /// Parses recipe YAML (see `load`).
+    public static func parse(_ text: String, file: String, overrides: [String] = []) throws -> Recipe {
+        var user: Node
+        do { user = try Yams.compose(yaml: text) ?? Node.mapping([:]) }
+        catch { throw RecipeError(file: file, path: "", "not valid YAML: \(error)") }
+        guard user.mapping != nil else { throw RecipeError(file: file, path: "", "the top level must be a mapping of keys") }
+        for o in overrides { user = try applyOverride(o, to: user, file: file) }
+
+        let merged = try overlay(user, on: try encodeNode(Recipe()), path: [], file: file)
+        let recipe: Recipe
+        do { recipe = try YAMLDecoder().decode(Recipe.self, from: merged) }
+        catch let e as DecodingError { throw RecipeError(file: file, path: keyPath(of: e), describe(e)) }
+        // Strictness: every key the user wrote must exist in the decoded, re-encoded recipe.
+        try checkKnown(user, against: try encodeNode(recipe), path: [], file: file)
+        try recipe.validate(file: file)
+        return recipe
+    }
+
+    /// The recipe with defaults filled in, as YAML (written next to the checkpoints).
+    public func resolvedYAML() throws -> String { try YAMLEncoder().encode(self) }
+
+    static func encodeNode<T: Encodable>(_ v: T) throws -> Node {
+        try Yams.compose(yaml: try YAMLEncoder().encode(v)) ?? Node.mapping([:])
+    }
+
+    /// `user` laid over `defaults`: mappings merge key by key; `stages` entries merge over the
+    /// defaults of their kind; anything else is the user's.
+    static func overlay(_ user: Node, on defaults: Node, path: [String], file: String) throws -> Node {
+        if path == ["stages"], let seq = user.sequence {
+            var items: [Node] = []
+            for (i, item) in seq.enumerated() {
+                guard let m = item.mapping else { throw RecipeError(file: file, path: "stages.\(i)", "a stage must be a mapping") }
+                let kind = m["kind"]?.string ?? "unsupervised"
+                guard StageSpec.kinds.contains(kind) else {
+                    throw RecipeError(file: file, path: "stages.\(i).kind", "unknown stage kind '\(kind)'; expected one of \(StageSpec.kinds.joined(separator: ", "))")
+                }
+                items.append(try overlay(item, on: try encodeNode(StageSpec.defaults(kind: kind)), path: ["stages", "\(i)"], file: file))
+            }
+            return Node.sequence(Node.Sequence(items))
+        }
+        guard let um = user.mapping, let dm = defaults.mapping else { return user }
+        var out = dm
+        for (k, v) in um {
+            guard let key = k.string else { throw RecipeError(file: file, path: path.joined(separator: "."), "keys must be strings") }
+            if let d = dm[key] { out[key] = try overlay(v, on: d, path: path + [key], file: file) } else { out[key] = v }
+        }
+        return Node.mapping(out)
+    }
+
+    static func checkKnown(_ user: Node, against resolved: Node, path: [String], file: String) throws {
+        if let um = user.mapping {
+            guard let rm = resolved.mapping else { return }
+            for (k, v) in um {
+                let key = k.string ?? "?"
+                guard let r = rm[key] else {
+                    let known = rm.keys.compactMap(\.string).sorted().joined(separator: ", ")
+                    throw RecipeError(file: file, path: (path + [key]).joined(separator: "."), "unknown key (known here: \(known))")
+                }
+                try checkKnown(v, against: r, path: path + [key], file: file)
+            }
+        } else if let us = user.sequence, let rs = resolved.sequence {
+            for (i, v) in us.enumerated() where i < rs.count { try checkKnown(v, against: rs[i], path: path + ["\(i)"], file: file) }
+        }
+    }
+
+    /// `a.b.0.c=value`: sets that key in the user's tree (creating mappings on the way).
+    static func applyOverride(_ o: String, to root: Node, file: String) throws -> Node {
+        guard let eq = o.firstIndex(of: "="), eq != o.startIndex else {
+            throw RecipeError(file: file, path: "", "--set expects key.path=value, got '\(o)'")
+        }
+        let keys = o[..<eq].split(separator: ".").map(String.init)
+        let valueText = String(o[o.index(after: eq)...])
+        let value = (try? Yams.compose(yaml: valueText)) ?? nil ?? Node(valueText)
+        func set(_ node: Node, _ rest: ArraySlice<String>) throws -> Node {
+            guard let k = rest.first else { return value }
+            if var seq = node.sequence {
+                guard let i = Int(k), i >= 0, i < seq.count else {
+                    throw RecipeError(file: file, path: keys.joined(separator: "."), "--set: '\(k)' is not an index of a list of \(seq.count)")
+                }
+                seq[i] = try set(seq[i], rest.dropFirst())
+                return Node.sequence(seq)
+            }
+            if Int(k) != nil && keys.first == "stages" && rest.count == keys.count - 1 {
+                // stages.N.… on a recipe that lists no stages: index into the default stages.
+                let defaults = try encodeNode(Recipe())
+                if let seq = defaults.mapping?["stages"] { return try set(seq, rest) }
+            }
+            var m = node.mapping ?? Node.Mapping([])
+            m[k] = try set(m[k] ?? Node.mapping([:]), rest.dropFirst())
+            return Node.mapping(m)
+        }
+        return try set(root, keys[...])
+    }
+
+    static func keyPath(of e: DecodingError) -> String {
+        let ctx: DecodingError.Context
+        switch e {
+        case .typeMismatch(_, let c), .valueNotFound(_, let c), .dataCorrupted(let c): ctx = c
+        case .keyNotFound(let k, let c): return (c.codingPath + [k]).map(pathComponent).joined(separator: ".")
+        @unknown default: return ""
+        }
+        return ctx.codingPath.map(pathComponent).joined(separator: ".")
+    }
+
+    static func pathComponent(_ k: CodingKey) -> String { k.intValue.map(String.init) ?? k.stringValue }
+
+    static func describe(_ e: DecodingError) -> String {
+        switch e {
+        case .typeMismatch(let t, _): return "wrong type (expected \(t))"
+        case .valueNotFound(let t, _): return "missing value (expected \(t))"
+        case .keyNotFound(let k, _): return "missing key '\(k.stringValue)'"
+        case .dataCorrupted(let c): return "invalid value: \(c.debugDescription)"
+        @unknown default: return "\(e)"
+        }
+    }
+}
+
+// MARK: - Validation
+
+extension Recipe {
+    static let datasetKinds = ["synthetic", "chairs", "sintel", "kitti2015", "kitti2012", "kitti-multiview", "middlebury", "frames"]
+    static let archs = ["fastflownet", "raft", "raft-small"]
+
+    /// Refuses impossible values, naming the key.
+    public func validate(file: String) throws {
+        func fail(_ path: String, _ msg: String) -> RecipeError { RecipeError(file: file, path: path, msg) }
+        if threads < 0 { throw fail("threads", "must be ≥ 0") }
+        if rounds < 0 { throw fail("rounds", "must be ≥ 0") }
+        if logEvery < 1 { throw fail("logEvery", "must be ≥ 1") }
+        if checkpoint.every < 0 { throw fail("checkpoint.every", "must be ≥ 0") }
+        if checkpoint.keep < 1 { throw fail("checkpoint.keep", "must be ≥ 1") }
+        for (key, d) in [("data.train", data.train), ("data.val", data.val)] {
+            if !Recipe.datasetKinds.contains(d.kind) { throw fail("\(key).kind", "unknown dataset kind '\(d.kind)'; expected one of \(Recipe.datasetKinds.joined(separator: ", "))") }
+            if !["train", "val", "all"].contains(d.split) { throw fail("\(key).split", "expected train, val or all, got '\(d.split)'") }
+            if !["clean", "final"].contains(d.pass) { throw fail("\(key).pass", "expected clean or final, got '\(d.pass)'") }
+            if d.maxPairs < 0 { throw fail("\(key).maxPairs", "must be ≥ 0") }
+            if d.kind == "synthetic" {
+                if let p = d.generate.problems().first { throw fail("\(key).generate", p) }
+            } else if !FileManager.default.fileExists(atPath: d.root) {
+                throw fail("\(key).root", "dataset folder '\(d.root)' does not exist")
+            }
+        }
+        for (key, n) in [("teacher", teacher), ("student", student)] {
+            if !Recipe.archs.contains(n.arch) { throw fail("\(key).arch", "unknown network '\(n.arch)'; expected one of \(Recipe.archs.joined(separator: ", "))") }
+            if n.iters < 1 || n.evalIters < 1 { throw fail("\(key).iters", "iterations must be ≥ 1") }
+            if !n.weights.isEmpty && !FileManager.default.fileExists(atPath: n.weights) { throw fail("\(key).weights", "weights file '\(n.weights)' does not exist") }
+        }
+        if teacher.arch != "fastflownet" { throw fail("teacher.arch", "the teacher (the deployed net) must be fastflownet") }
+        if stages.isEmpty { throw fail("stages", "at least one stage is needed") }
+        for (i, s) in stages.enumerated() {
+            let p = "stages.\(i)"
+            if s.steps < 0 { throw fail("\(p).steps", "must be ≥ 0") }
+            if s.batch < 1 { throw fail("\(p).batch", "must be ≥ 1") }
+            if s.crop.count != 2 || s.crop.contains(where: { $0 < 1 }) { throw fail("\(p).crop", "must be [height, width] with positive values") }
+            let trains = s.kind == "distill-to-student" ? student.arch : teacher.arch
+            let multiple = trains == "fastflownet" ? 64 : 8
+            // Every stage feeds the teacher (pseudo-labels or training), so FastFlowNet's rule always holds.
+            if s.crop[0] % 64 != 0 || s.crop[1] % 64 != 0 { throw fail("\(p).crop", "FastFlowNet needs sizes that are multiples of 64, got \(s.crop)") }
+            if s.crop[0] % multiple != 0 || s.crop[1] % multiple != 0 { throw fail("\(p).crop", "\(trains) needs multiples of \(multiple), got \(s.crop)") }
+            if !["adam", "adamw"].contains(s.optimizer.kind) { throw fail("\(p).optimizer.kind", "expected adam or adamw, got '\(s.optimizer.kind)'") }
+            if !(s.optimizer.lr > 0) { throw fail("\(p).optimizer.lr", "must be > 0") }
+            if !["constant", "step", "onecycle"].contains(s.optimizer.schedule) { throw fail("\(p).optimizer.schedule", "expected constant, step or onecycle, got '\(s.optimizer.schedule)'") }
+            if s.loss.scaleWeights.count != 5 { throw fail("\(p).loss.scaleWeights", "needs 5 weights (full, flow3, flow4, flow5, flow6), got \(s.loss.scaleWeights.count)") }
+            if ![1, 2].contains(s.loss.smoothOrder) { throw fail("\(p).loss.smoothOrder", "must be 1 or 2") }
+            if !["threshold", "quantile"].contains(s.loss.confidence) { throw fail("\(p).loss.confidence", "expected threshold or quantile, got '\(s.loss.confidence)'") }
+            if !(s.loss.quantile > 0 && s.loss.quantile <= 1) { throw fail("\(p).loss.quantile", "must be in (0, 1]") }
+            if let prob = s.selfAugment.spatial.problems().first { throw fail("\(p).selfAugment.spatial", prob) }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+import Foundation
+import Tensor
+import Losses
+import FlowData
+
+/// The loss of one training step and its named terms (for logging).
+public struct StepLoss {
+    public var total: Tensor
+    public var terms: [String: Float]
+}
+
+/// The MDFlow losses, stage by stage (DESIGN §3).
+public enum StageLosses {
+    /// Robust masked supervised loss (ARFlow): mean((|pred − target| + ε)^q · m) / (mean(m) + 1e-7).
+    /// pred, target: (B, 2, H, W); mask: (B, 1, H, W) → [1]
+    public static func robust(_ pred: Tensor, _ target: Tensor, mask: Tensor, eps: Float, q: Float) -> Tensor {
+        let m = mask.detached()
+        var mean = 0.0
+        for i in 0..<m.count { mean += Double(m.data[i]) }
+        mean /= Double(max(m.count, 1))
+        let d = (pred - target.detached()).abs()
+        let r = q == 1 && eps == 0 ? d : (d + eps).pow(q)
+        return (r * m).mean() * Float(1 / (mean + 1e-7))
+    }
+
+    /// Nearest downsampling of a mask (F.interpolate(mode='nearest')).  (B, 1, H, W) → (B, 1, h, w)
+    public static func nearest(_ m: Tensor, height h: Int, width w: Int) -> Tensor {
+        let b = m.shape[0], c = m.shape[1], H = m.shape[2], W = m.shape[3]
+        if H == h && W == w { return m }
+        let out = Tensor(uninitialized: [b, c, h, w])
+        for p in 0..<(b * c) {
+            for y in 0..<h {
+                let sy = min(H - 1, y * H / h)
+                for x in 0..<w { out.data[(p * h + y) * w + x] = m.data[(p * H + sy) * W + min(W - 1, x * W / w)] }
+            }
+        }
+        return out
+    }
+
+    /// Photometric + smoothness on a bidirectional FastFlowNet forward (ARFlow's unFlowLoss).
+    /// `flows`: the teacher's outputs on ([I1; I2], [I2; I1]) (batch 2B). Returns the loss, the
+    /// visibility masks (2B, 1, H, W) and terms.
+    static func unsupervised(flows: [Tensor], a: Tensor, b: Tensor, spec: LossSpec, warmup: Bool) -> (Tensor, Tensor, [String: Float]) {
+        let full = flows[0]
+        let n2 = full.shape[0], n = n2 / 2, h = full.shape[2], w = full.shape[3]
+        let ff = full.slice(dim: 0, start: 0, length: n), fb = full.slice(dim: 0, start: n, length: n)
+        let visible: Tensor = Tape.noGrad {
+            if warmup {
+                return Tensor.concat([Occlusion.rangeMap(fb.detached()), Occlusion.rangeMap(ff.detached())], dim: 0)
+            }
+            return Tensor.concat([Occlusion.forwardBackward(ff.detached(), fb.detached(), alpha1: spec.occAlpha1, alpha2: spec.occAlpha2),
+                                  Occlusion.forwardBackward(fb.detached(), ff.detached(), alpha1: spec.occAlpha1, alpha2: spec.occAlpha2)], dim: 0)
+        }
+        let weights = warmup ? spec.warmupPhotometric : spec.photometric
+        var loss: Tensor? = nil
+        var photo: Float = 0
+        for (s, flow) in flows.enumerated() where spec.scaleWeights[s] > 0 {
+            let hs = flow.shape[2], ws = flow.shape[3]
+            let (i1, i2) = Tape.noGrad { s == 0 ? (a, b) : (a.resizeArea(height: hs, width: ws), b.resizeArea(height: hs, width: ws)) }
+            let recon = warp(i2, by: flow, padding: .border)
+            let l = Photometric.loss(i1, recon, mask: nearest(visible, height: hs, width: ws), weights: weights) * spec.scaleWeights[s]
+            photo += l.item
+            loss = loss.map { $0 + l } ?? l
+        }
+        var terms: [String: Float] = ["photo": photo]
+        if spec.smoothWeight > 0 {
+            let scaled = full * (1 / Float(min(h, w)))
+            let sm = spec.smoothOrder == 1 ? Smoothness.firstOrder(scaled, a, alpha: spec.smoothAlpha)
+                                           : Smoothness.secondOrder(scaled, a, alpha: spec.smoothAlpha)
+            let l = sm * spec.smoothWeight
+            terms["smooth"] = l.item
+            loss = loss.map { $0 + l } ?? l
+        }
+        var vis = 0.0
+        for i in 0..<visible.count { vis += Double(visible.data[i]) }
+        terms["visible"] = Float(vis / Double(visible.count))
+        return (loss ?? Tensor.zeros([1]), visible, terms)
+    }
+
+    /// Stage 1 (and the teacher's own term in stage 3): unsupervised loss of the teacher, plus
+    /// self-supervision on A(I) against A(F detached) masked by A(O), plus (stage 3) distillation
+    /// from the student's flow on the same augmented pass masked by A(O_T).
+    public static func teacherStep(teacher: TrainableFlowNet, image1: Tensor, image2: Tensor, stage: StageSpec, step: Int,
+                                   studentFlow: Tensor?, rng: inout RandomGenerator) -> StepLoss {
+        let spec = stage.loss
+        let n = image1.shape[0]
+        let a = Tensor.concat([image1, image2], dim: 0), b = Tensor.concat([image2, image1], dim: 0)
+        let flows = teacher.trainForward(a, b)
+        var (loss, visible, terms) = unsupervised(flows: flows, a: a, b: b, spec: spec, warmup: step < spec.warmupSteps)
+        let wSelf = spec.selfSupWeight, wDistill = studentFlow == nil ? 0 : spec.distillWeight
+        if wSelf > 0 || wDistill > 0 {
+            let aug = SelfAugmentation(stage.selfAugment, image1: image1, image2: image2, rng: &rng)
+            let pred = teacher.trainForward(aug.image1, aug.image2)[0]
+            let visF = visible.slice(dim: 0, start: 0, length: n)
+            if wSelf > 0 {
+                let ff = flows[0].slice(dim: 0, start: 0, length: n)
+                let (t, m) = aug.target(flow: ff.detached(), mask: visF)
+                let l = robust(pred, t, mask: m, eps: spec.robustEps, q: spec.robustQ) * wSelf
+                terms["selfsup"] = l.item
+                loss = loss + l
+            }
+            if let studentFlow, wDistill > 0 {
+                let (t, m) = aug.target(flow: studentFlow, mask: visF)
+                let l = robust(pred, t, mask: m, eps: spec.robustEps, q: spec.robustQ) * wDistill
+                terms["distill"] = l.item
+                loss = loss + l
+            }
+        }
+        return StepLoss(total: loss, terms: terms)
+    }
+
+    /// The reliable mask: non-occluded ∧ census distance(I1, warp(I2, F)) ≤ τ (or the quantile
+    /// rule). Returns (mask (B,1,H,W), fraction of reliable pixels).
+    public static func reliableMask(image1: Tensor, image2: Tensor, forward: Tensor, backward: Tensor, spec: LossSpec) -> (Tensor, Float) {
+        Tape.noGrad {
+            let visible = Occlusion.forwardBackward(forward, backward, alpha1: spec.occAlpha1, alpha2: spec.occAlpha2)
+            let recon = warp(image2, by: forward, padding: .border)
+            let d = Photometric.census(image1, recon)
+            var tau = spec.tau
+            if spec.confidence == "quantile" {
+                var values: [Float] = []
+                for i in 0..<d.count where visible.data[i] > 0.5 { values.append(d.data[i]) }
+                values.sort()
+                tau = values.isEmpty ? 0 : values[min(values.count - 1, Int(Float(values.count) * spec.quantile))]
+            }
+            let m = Tensor(uninitialized: visible.shape)
+            var kept = 0
+            for i in 0..<m.count {
+                let ok = visible.data[i] > 0.5 && d.data[i] <= tau
+                m.data[i] = ok ? 1 : 0
+                if ok { kept += 1 }
+            }
+            return (m, Float(kept) / Float(max(m.count, 1)))
+        }
+    }
+
+    /// Stage 2: the frozen teacher's flows, filtered by the reliable mask, supervise the student
+    /// on A(I) with RAFT's sequence weighting γ^(N−i).
+    public static func studentStep(teacher: TrainableFlowNet, student: TrainableFlowNet, image1: Tensor, image2: Tensor,
+                                   stage: StageSpec, rng: inout RandomGenerator) -> StepLoss {
+        let spec = stage.loss
+        let n = image1.shape[0]
+        let both = teacher.infer(Tensor.concat([image1, image2], dim: 0), Tensor.concat([image2, image1], dim: 0))
+        let ff = both.slice(dim: 0, start: 0, length: n), fb = both.slice(dim: 0, start: n, length: n)
+        var (mask, fraction) = reliableMask(image1: image1, image2: image2, forward: ff, backward: fb, spec: spec)
+        var targets = [(ff, mask)]
+        var frames = [(image1, image2)]
+        if spec.bidirectional {
+            let (mb, fr) = reliableMask(image1: image2, image2: image1, forward: fb, backward: ff, spec: spec)
+            targets.append((fb, mb)); frames.append((image2, image1))
+            fraction = (fraction + fr) / 2
+        }
+        _ = mask
+        var loss: Tensor? = nil
+        for (k, (f, m)) in targets.enumerated() {
+            let aug = SelfAugmentation(stage.selfAugment, image1: frames[k].0, image2: frames[k].1, rng: &rng)
+            let (t, tm) = aug.target(flow: f, mask: m)
+            let preds = student.trainForward(aug.image1, aug.image2)
+            let count = preds.count
+            for (i, p) in preds.enumerated() {
+                let w = Float(Foundation.pow(Double(spec.sequenceGamma), Double(count - 1 - i)))
+                let l = robust(p, t, mask: tm, eps: spec.robustEps, q: spec.robustQ) * w
+                loss = loss.map { $0 + l } ?? l
+            }
+        }
+        mask = targets[0].1
+        let total = loss! * (1 / Float(targets.count))
+        return StepLoss(total: total, terms: ["distill": total.item, "reliable": fraction])
+    }
+}

@@ -1,0 +1,338 @@
+import Foundation
+import Tensor
+import NN
+import FlowData
+import Losses
+import CSupport
+
+/// Set by SIGINT/SIGTERM; the trainer checkpoints and stops after the current step.
+nonisolated(unsafe) private var stopSignal: Int32 = 0
+
+/// A training run that stopped on request (exit code 130) rather than by finishing.
+public struct TrainingInterrupted: Error, CustomStringConvertible {
+    public let checkpoint: String
+    public var description: String { "interrupted; checkpoint written to \(checkpoint) (resume with --resume)" }
+}
+
+/// A run that cannot go on (too many non-finite steps, bad data).
+public struct TrainingError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
+/// Runs the MDFlow cycle a recipe describes: stages in order, checkpoints, exact resume,
+/// validation, progress and metrics.
+public final class Trainer {
+    public let recipe: Recipe
+    public let runDir: URL
+    public let teacher: TeacherNet
+    public let student: StudentNet
+    public private(set) var state = TrainState()
+    let stages: [StageSpec]
+    let train: FlowDataset
+    let val: FlowDataset?
+    let log: (String) -> Void
+    let metricsHandle: FileHandle
+    var optimizer: Adam?
+    /// Consecutive non-finite steps tolerated before the run stops.
+    public var maxNonFinite = 5
+    /// For tests: stop (as if signalled) after this many steps of this process.
+    public var stopAfterSteps: Int? = nil
+
+    /// Prepares a run in `runDir`: a new one, or (with `resume`) the continuation of the run whose
+    /// latest checkpoint `resume` names. A different recipe is refused unless `force`.
+    public init(recipe: Recipe, runDir: URL, resume: Bool, force: Bool = false, log: @escaping (String) -> Void = { print($0) }) throws {
+        self.recipe = recipe
+        self.runDir = runDir
+        self.log = log
+        self.stages = recipe.expandedStages
+        mdflow_tune_malloc()
+        if recipe.threads > 0 { Runtime.setThreads(recipe.threads) }
+
+        let fm = FileManager.default
+        let resolved = try recipe.resolvedYAML()
+        let hash = Trainer.hash(resolved)
+        var resumeFolder: URL? = nil
+        if resume {
+            let folder = try Checkpoint.resolve(runDir.path)
+            let saved = try Checkpoint.readState(folder)
+            if saved.recipeHash != hash && !force {
+                let old = (try? String(contentsOf: runDir.appendingPathComponent("recipe.yaml"), encoding: .utf8)) ?? ""
+                let diff = Trainer.differingKeys(old, resolved)
+                throw TrainingError("\(runDir.path): the recipe differs from the one this run was started with (keys: \(diff.isEmpty ? "unknown" : diff.joined(separator: ", "))); pass --force to resume anyway")
+            }
+            state = saved
+            resumeFolder = folder
+        } else {
+            if fm.fileExists(atPath: runDir.appendingPathComponent(Checkpoint.latestFile).path) {
+                throw TrainingError("\(runDir.path) already holds a run; pass --resume to continue it or choose another --run-dir")
+            }
+            try fm.createDirectory(at: runDir, withIntermediateDirectories: true)
+            try Checkpoint.writeAtomically(Data(resolved.utf8), to: runDir.appendingPathComponent("recipe.yaml"))
+            state.recipeHash = hash
+        }
+
+        train = try DatasetFactory.open(recipe.data.train, log: log)
+        val = try? DatasetFactory.open(recipe.data.val, log: log)
+        teacher = try NetFactory.teacher(recipe.teacher, seed: recipe.seed)
+        student = try NetFactory.student(recipe.student, seed: recipe.seed &+ 1)
+        if let folder = resumeFolder {
+            try teacher.net.load(SafeTensors.read(folder.appendingPathComponent("teacher.safetensors")).tensors, source: folder.path + "/teacher.safetensors")
+            try student.net.load(SafeTensors.read(folder.appendingPathComponent("student.safetensors")).tensors, source: folder.path + "/student.safetensors")
+            log("resuming \(runDir.path) at stage \(state.stageIndex + 1)/\(stages.count), step \(state.stageStep) (from \(folder.lastPathComponent))")
+        }
+        let metricsURL = runDir.appendingPathComponent("metrics.jsonl")
+        if !fm.fileExists(atPath: metricsURL.path) { fm.createFile(atPath: metricsURL.path, contents: nil) }
+        guard let h = try? FileHandle(forWritingTo: metricsURL) else { throw TrainingError("\(metricsURL.path): cannot open for appending") }
+        h.seekToEndOfFile()
+        metricsHandle = h
+    }
+
+    deinit { try? metricsHandle.close() }
+
+    static func hash(_ s: String) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return String(format: "%016llx", h)
+    }
+
+    /// Dotted key paths whose lines differ between two resolved recipes.
+    static func differingKeys(_ a: String, _ b: String) -> [String] {
+        func flatten(_ text: String) -> [String: String] {
+            var out: [String: String] = [:], stack: [(Int, String)] = []
+            for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+                let indent = line.prefix(while: { $0 == " " || $0 == "-" }).count
+                let body = line.dropFirst(indent)
+                guard let colon = body.firstIndex(of: ":") else { continue }
+                let key = String(body[..<colon]), value = String(body[body.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+                while let last = stack.last, last.0 >= indent { stack.removeLast() }
+                let path = (stack.map(\.1) + [key]).joined(separator: ".")
+                if value.isEmpty { stack.append((indent, key)) } else { out[path, default: ""] += value + ";" }
+            }
+            return out
+        }
+        let fa = flatten(a), fb = flatten(b)
+        return Set(fa.keys).union(fb.keys).filter { fa[$0] != fb[$0] }.sorted()
+    }
+
+    // MARK: - Running
+
+    /// Runs (or continues) every stage; returns the validation history.
+    @discardableResult
+    public func run() throws -> [StageResult] {
+        signal(SIGINT) { _ in stopSignal = 1 }
+        signal(SIGTERM) { _ in stopSignal = 1 }
+        defer { signal(SIGINT, SIG_DFL); signal(SIGTERM, SIG_DFL) }
+        var stepsThisProcess = 0
+        log("run \(runDir.path): \(stages.count) stage(s); teacher \(recipe.teacher.arch) (\(teacher.net.parameterCount) parameters), student \(recipe.student.arch) (\(student.net.parameterCount) parameters); \(train.name): \(train.pairs.count) training pairs; \(Runtime.threads) thread(s)")
+        while state.stageIndex < stages.count {
+            let k = state.stageIndex
+            let stage = stages[k]
+            if state.stageStep < stage.steps {
+                try runStage(k, stage, stepsThisProcess: &stepsThisProcess)
+            }
+            if !state.history.contains(where: { $0.stage == k }) { try finishStage(k, stage) }
+            state.stageIndex += 1
+            state.stageStep = 0
+            state.loader = nil
+            state.optimizerStep = 0
+            optimizer = nil
+        }
+        printSummary()
+        return state.history
+    }
+
+    func trainedNet(_ stage: StageSpec) -> TrainableFlowNet { stage.kind == "distill-to-student" ? student : teacher }
+
+    func makeOptimizer(_ stage: StageSpec) -> Adam {
+        let o = stage.optimizer
+        let params = trainedNet(stage).module.namedParameters()
+        let weights = params.filter { !$0.0.hasSuffix(".bias") }, biases = params.filter { $0.0.hasSuffix(".bias") }
+        return Adam([.init(weights, weightDecay: o.weightDecay), .init(biases, weightDecay: o.biasDecay)],
+                    lr: o.lr, betas: (o.beta1, o.beta2), eps: o.eps, decoupled: o.kind == "adamw")
+    }
+
+    func schedule(_ stage: StageSpec) -> LRSchedule {
+        let o = stage.optimizer
+        switch o.schedule {
+        case "onecycle": return OneCycleLR(maxLR: o.lr, totalSteps: stage.steps + 100, pctStart: o.pctStart)
+        case "step": return StepLR(base: o.lr, stepSize: o.stepSize, gamma: o.gamma)
+        default: return ConstantLR(o.lr)
+        }
+    }
+
+    func stageSeed(_ k: Int) -> UInt64 { recipe.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(k + 1) &* 1_000_003 }
+
+    func runStage(_ k: Int, _ stage: StageSpec, stepsThisProcess: inout Int) throws {
+        let opt = makeOptimizer(stage)
+        if state.stageStep > 0 {
+            let folder = try Checkpoint.resolve(runDir.path)
+            let (t, meta) = try SafeTensors.read(folder.appendingPathComponent("optimizer.safetensors"))
+            try opt.load(t, step: Int(meta["step"] ?? "0") ?? 0, source: folder.path + "/optimizer.safetensors")
+        } else {
+            state.rng = RandomGenerator(seed: stageSeed(k))
+        }
+        optimizer = opt
+        let sched = schedule(stage)
+        var pair = stage.pairAugment
+        pair.crop = stage.crop
+        let loader = try DataLoader(dataset: train, config: loaderConfig(stage), augmentation: AugmentationConfig(pair: pair),
+                                    seed: stageSeed(k) ^ 0x5A5A, resumeFrom: state.loader)
+        defer { loader.stop() }
+        let net = trainedNet(stage)
+        teacher.net.setTraining(true)
+        student.net.setTraining(stage.kind == "distill-to-student")
+        let params = net.module.namedParameters().map(\.1)
+        let title = "stage \(k + 1)/\(stages.count) \(stage.name)"
+        log("\(title): \(stage.steps) steps, batch \(stage.batch), crop \(stage.crop[0])×\(stage.crop[1]), \(stage.optimizer.kind) lr \(stage.optimizer.lr) (\(stage.optimizer.schedule))")
+        let t0 = Timing.now()
+        let startStep = state.stageStep
+        var lastLog = t0
+        while state.stageStep < stage.steps {
+            let step = state.stageStep
+            let batch = try loader.next()
+            for s in batch.skipped { log("skipped \(s)") }
+            opt.lr = sched.lr(at: step)
+            var rng = state.rng
+            let loss = computeLoss(stage, step: step, batch: batch, rng: &rng)
+            var finite = loss.total.isFinite
+            var gradNorm: Float = 0
+            if finite {
+                Tape.backward(loss.total)
+                gradNorm = clipGradNorm(params, maxNorm: stage.optimizer.clip > 0 ? stage.optimizer.clip : .infinity)
+                finite = gradNorm.isFinite
+            } else {
+                Tape.clear()
+            }
+            if finite {
+                opt.update()
+                state.nonFiniteStreak = 0
+            } else {
+                state.skippedSteps += 1
+                state.nonFiniteStreak += 1
+                log("\(title): step \(step + 1): non-finite \(loss.total.isFinite ? "gradient" : "loss"); step skipped, weights untouched (\(state.nonFiniteStreak) in a row)")
+            }
+            for p in params { p.freeGrad() }
+            // Gradients of the frozen net may have been allocated by shared ops; drop them too.
+            for (_, p) in (net === teacher ? student.net.namedParameters() : teacher.net.namedParameters()) { p.freeGrad() }
+            if state.nonFiniteStreak >= maxNonFinite {
+                throw TrainingError("\(title): \(state.nonFiniteStreak) non-finite steps in a row at step \(step + 1); stopping (the latest checkpoint in \(runDir.path) is intact)")
+            }
+            state.rng = rng
+            state.loader = batch.end
+            state.stageStep += 1
+            state.globalStep += 1
+            state.optimizerStep = opt.step
+            stepsThisProcess += 1
+
+            let now = Timing.now()
+            let done = state.stageStep - startStep
+            let rate = Double(done * stage.batch) / max(now - t0, 1e-9)
+            var record: [String: Any] = ["type": "train", "stage": k + 1, "stage_name": stage.name, "step": state.stageStep,
+                                         "global_step": state.globalStep, "loss": Double(loss.total.item), "lr": opt.lr,
+                                         "grad_norm": Double(gradNorm), "pairs_per_s": rate]
+            for (key, v) in loss.terms { record[key] = Double(v) }
+            writeMetrics(record)
+            if state.stageStep % recipe.logEvery == 0 || state.stageStep == stage.steps || now - lastLog > 30 {
+                lastLog = now
+                let eta = Double(stage.steps - state.stageStep) * (now - t0) / Double(max(done, 1))
+                let terms = loss.terms.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4g", $0.value))" }.joined(separator: " ")
+                log("\(title) step \(state.stageStep)/\(stage.steps)  loss \(String(format: "%.4f", loss.total.item))  \(terms)  lr \(String(format: "%.2e", opt.lr))  \(String(format: "%.1f", rate)) pairs/s  ETA \(Trainer.duration(eta))")
+            }
+            let interrupted = stopSignal != 0 || (stopAfterSteps.map { stepsThisProcess >= $0 } ?? false)
+            if interrupted || (recipe.checkpoint.every > 0 && state.stageStep % recipe.checkpoint.every == 0 && state.stageStep < stage.steps) {
+                let name = try save()
+                if interrupted { throw TrainingInterrupted(checkpoint: runDir.appendingPathComponent(name).path) }
+            }
+            if recipe.validation.every > 0 && state.stageStep % recipe.validation.every == 0 && state.stageStep < stage.steps {
+                _ = try validate(k, stage, final: false)
+            }
+        }
+    }
+
+    func loaderConfig(_ stage: StageSpec) -> LoaderConfig {
+        var c = LoaderConfig(batchSize: stage.batch)
+        c.skipBadFiles = recipe.data.skipBadFiles
+        c.workers = recipe.data.workers
+        c.loadGroundTruth = false
+        return c
+    }
+
+    func computeLoss(_ stage: StageSpec, step: Int, batch: Batch, rng: inout RandomGenerator) -> StepLoss {
+        switch stage.kind {
+        case "distill-to-student":
+            return StageLosses.studentStep(teacher: teacher, student: student, image1: batch.image1, image2: batch.image2, stage: stage, rng: &rng)
+        case "distill-to-teacher":
+            let fs = student.infer(batch.image1, batch.image2)
+            teacher.net.setTraining(true)
+            return StageLosses.teacherStep(teacher: teacher, image1: batch.image1, image2: batch.image2, stage: stage, step: step,
+                                           studentFlow: fs, rng: &rng)
+        default:
+            return StageLosses.teacherStep(teacher: teacher, image1: batch.image1, image2: batch.image2, stage: stage, step: step,
+                                           studentFlow: nil, rng: &rng)
+        }
+    }
+
+    /// Writes a step checkpoint and moves `latest`; returns its folder name.
+    @discardableResult
+    func save(extraFolder: String? = nil) throws -> String {
+        let name = String(format: "step-%07d", state.globalStep)
+        let files = try Checkpoint.files(teacher: teacher.net, student: student.net, optimizer: optimizer, state: state)
+        try Checkpoint.writeFolder(runDir, name: name, files: files)
+        if let extraFolder {
+            let stagesDir = runDir.appendingPathComponent("stages")
+            try FileManager.default.createDirectory(at: stagesDir, withIntermediateDirectories: true)
+            try Checkpoint.writeFolder(stagesDir, name: extraFolder, files: files)
+        }
+        try Checkpoint.writeAtomically(Data((name + "\n").utf8), to: runDir.appendingPathComponent(Checkpoint.latestFile))
+        Checkpoint.prune(runDir, keep: recipe.checkpoint.keep)
+        return name
+    }
+
+    /// Validates at a stage end, records the result, and writes the stage snapshot.
+    func finishStage(_ k: Int, _ stage: StageSpec) throws {
+        let t0 = Timing.now()
+        let (te, se) = try validate(k, stage, final: true)
+        state.history.append(StageResult(stage: k, name: stage.name, teacherEPE: te, studentEPE: se, seconds: Timing.now() - t0))
+        optimizer = nil
+        try save(extraFolder: String(k + 1))
+    }
+
+    func validate(_ k: Int, _ stage: StageSpec, final: Bool) throws -> (Double, Double?) {
+        guard let val else { return (.nan, nil) }
+        let mt = try Evaluation.run(teacher, on: val, maxPairs: recipe.validation.maxPairs)
+        var ms: FlowMetrics? = nil
+        if recipe.validation.student && stage.kind != "unsupervised" {
+            ms = try Evaluation.run(student, on: val, maxPairs: recipe.validation.maxPairs)
+        }
+        teacher.net.setTraining(true)
+        var record: [String: Any] = ["type": "val", "stage": k + 1, "stage_name": stage.name, "global_step": state.globalStep,
+                                     "final": final, "teacher": mt.summary]
+        if let ms { record["student"] = ms.summary }
+        writeMetrics(record)
+        log("validation after \(stage.name) (\(val.name), \(mt.images) pairs): teacher EPE \(String(format: "%.3f", mt.epe))" +
+            (ms.map { ", student EPE \(String(format: "%.3f", $0.epe))" } ?? ""))
+        return (mt.epe, ms?.epe)
+    }
+
+    func writeMetrics(_ record: [String: Any]) {
+        guard let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) else { return }
+        metricsHandle.write(data)
+        metricsHandle.write(Data("\n".utf8))
+    }
+
+    func printSummary() {
+        var s = "\nteacher validation EPE after each stage (\(val?.name ?? "no validation set")):\n"
+        s += "| # | stage | teacher EPE | student EPE |\n|---|---|---|---|\n"
+        for r in state.history {
+            s += "| \(r.stage + 1) | \(r.name) | \(String(format: "%.3f", r.teacherEPE)) | \(r.studentEPE.map { String(format: "%.3f", $0) } ?? "–") |\n"
+        }
+        log(s)
+    }
+
+    static func duration(_ s: Double) -> String {
+        guard s.isFinite else { return "?" }
+        let t = Int(s.rounded())
+        return t >= 3600 ? "\(t / 3600)h\(String(format: "%02d", (t % 3600) / 60))m" : t >= 60 ? "\(t / 60)m\(String(format: "%02d", t % 60))s" : "\(t)s"
+    }
+}

@@ -1,1 +1,0 @@
-// Training: recipes, stages, trainer, checkpoints (issue 4).
