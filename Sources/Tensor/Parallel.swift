@@ -8,21 +8,22 @@ public struct SendablePointer<T>: @unchecked Sendable {
     public init(_ base: UnsafeMutablePointer<T>) { self.base = base }
 }
 
-/// Who owns the cores. One owner at a time: GEMMs are called from one thread and use OpenBLAS's
-/// threads; non-GEMM kernels split work with `parallelFor`, never around a GEMM.
+/// Who owns the cores: `parallelFor` alone. OpenBLAS is kept single-threaded and `sgemm` splits
+/// large products across these threads itself (see BLAS.swift), so no pool of spinning BLAS
+/// threads competes with the kernels.
 public enum Runtime {
     nonisolated(unsafe) private static var _threads: Int = {
         let n = ProcessInfo.processInfo.activeProcessorCount
         return max(1, n)
     }()
 
-    /// Threads used by kernels and by OpenBLAS.
+    /// Threads used by kernels and GEMMs.
     public static var threads: Int { _threads }
 
-    /// Sets the thread count for both `parallelFor` and OpenBLAS.
+    /// Sets the thread count for `parallelFor` and GEMM splitting.
     public static func setThreads(_ n: Int) {
         _threads = max(1, n)
-        openblas_set_num_threads(Int32(_threads))
+        _ = blasSingleThreaded
     }
 
     /// OpenBLAS's build string, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH … Zen".

@@ -36,8 +36,11 @@ public final class Trainer {
     var optimizer: Adam?
     /// Consecutive non-finite steps tolerated before the run stops.
     public var maxNonFinite = 5
-    /// For tests: stop (as if signalled) after this many steps of this process.
+    /// For tests: stop (as if signalled: checkpoint, then `TrainingInterrupted`) after this many
+    /// steps of this process.
     public var stopAfterSteps: Int? = nil
+    /// For tests: die like SIGKILL (no checkpoint) after this many steps of this process.
+    public var killAfterSteps: Int? = nil
 
     /// Prepares a run in `runDir`: a new one, or (with `resume`) the continuation of the run whose
     /// latest checkpoint `resume` names. A different recipe is refused unless `force`.
@@ -239,6 +242,7 @@ public final class Trainer {
                 let terms = loss.terms.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4g", $0.value))" }.joined(separator: " ")
                 log("\(title) step \(state.stageStep)/\(stage.steps)  loss \(String(format: "%.4f", loss.total.item))  \(terms)  lr \(String(format: "%.2e", opt.lr))  \(String(format: "%.1f", rate)) pairs/s  ETA \(Trainer.duration(eta))")
             }
+            if let kill = killAfterSteps, stepsThisProcess >= kill { throw TrainingError("killed (test hook) after \(kill) steps") }
             let interrupted = stopSignal != 0 || (stopAfterSteps.map { stepsThisProcess >= $0 } ?? false)
             if interrupted || (recipe.checkpoint.every > 0 && state.stageStep % recipe.checkpoint.every == 0 && state.stageStep < stage.steps) {
                 let name = try save()

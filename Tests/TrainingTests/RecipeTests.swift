@@ -1,0 +1,56 @@
+import Testing
+import Foundation
+import Training
+
+@Suite struct RecipeTests {
+    func refusal(_ yaml: String, overrides: [String] = []) -> String? {
+        do { _ = try Recipe.parse(yaml, file: "bad.yaml", overrides: overrides); return nil }
+        catch { return "\(error)" }
+    }
+
+    @Test func emptyRecipeTakesEveryDefault() throws {
+        let r = try Recipe.parse("name: x\n", file: "x.yaml")
+        #expect(r.stages.map(\.kind) == ["unsupervised", "distill-to-student", "distill-to-teacher"])
+        #expect(r.stages[1].optimizer.kind == "adamw" && r.stages[1].optimizer.schedule == "onecycle")
+        #expect(r.stages[0].loss.robustQ == 0.4 && r.stages[0].loss.occAlpha1 == 0.01)
+    }
+
+    @Test func unknownKeyIsRefusedWithItsPath() {
+        let e = refusal("stages:\n  - kind: unsupervised\n    stpes: 10\n")
+        #expect(e?.contains("bad.yaml") == true && e?.contains("stages.0.stpes") == true && e?.contains("unknown key") == true, "\(e ?? "accepted")")
+        let top = refusal("seeed: 3\n")
+        #expect(top?.contains("seeed") == true)
+        let nested = refusal("stages:\n  - kind: unsupervised\n    selfAugment: {spatial: {zooom: [1, 2, 1, 1]}}\n")
+        #expect(nested?.contains("stages.0.selfAugment.spatial.zooom") == true, "\(nested ?? "accepted")")
+    }
+
+    @Test func wrongTypeIsRefusedWithItsPath() {
+        let e = refusal("stages:\n  - kind: unsupervised\n    steps: many\n")
+        #expect(e?.contains("stages.0.steps") == true && e?.contains("wrong type") == true, "\(e ?? "accepted")")
+    }
+
+    @Test func missingDatasetIsRefused() {
+        let e = refusal("data:\n  train: {kind: chairs, root: /nonexistent/chairs}\n")
+        #expect(e?.contains("data.train.root") == true && e?.contains("/nonexistent/chairs") == true, "\(e ?? "accepted")")
+    }
+
+    @Test func impossibleValuesAreRefused() {
+        #expect(refusal("stages:\n  - {kind: unsupervised, crop: [100, 192]}\n")?.contains("multiples of 64") == true)
+        #expect(refusal("stages:\n  - {kind: unsupervised, batch: 0}\n")?.contains("stages.0.batch") == true)
+        #expect(refusal("stages:\n  - {kind: distill-sideways}\n")?.contains("unknown stage kind") == true)
+        #expect(refusal("teacher: {arch: raft}\n")?.contains("teacher.arch") == true)
+    }
+
+    @Test func overridesSetNestedKeysAndAreCheckedToo() throws {
+        let r = try Recipe.parse("name: x\n", file: "x.yaml", overrides: ["stages.1.steps=7", "rounds=2", "stages.0.loss.tau=0.5"])
+        #expect(r.stages[1].steps == 7 && r.rounds == 2 && r.stages[0].loss.tau == 0.5)
+        #expect(r.expandedStages.count == 5)
+        #expect(refusal("name: x\n", overrides: ["stages.0.nope=1"])?.contains("stages.0.nope") == true)
+    }
+
+    @Test func resolvedRecipeRoundTrips() throws {
+        let r = try Recipe.parse("name: rt\nrounds: 2\n", file: "rt.yaml")
+        let again = try Recipe.parse(try r.resolvedYAML(), file: "resolved.yaml")
+        #expect(again == r)
+    }
+}

@@ -1,0 +1,97 @@
+import Testing
+import Foundation
+import Tensor
+import NN
+import Training
+import TestSupport
+
+/// End-to-end runs of Recipes/smoke.yaml (every stage, a few steps, 64×128).
+@Suite(.serialized) struct TrainerTests {
+    static let root = Fixtures.packageRoot
+
+    func recipe(_ extra: [String] = []) throws -> Recipe {
+        // The smoke dataset lives in a temp folder so tests never touch the user's Datasets/.
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-smoke-data").path
+        return try Recipe.load(path: Self.root.appendingPathComponent("Recipes/smoke.yaml").path,
+                               overrides: ["data.train.root=\(data)", "data.val.root=\(data)"] + extra)
+    }
+
+    func tempRun(_ name: String) -> URL {
+        let u = FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-test-\(name)-\(getpid())")
+        try? FileManager.default.removeItem(at: u)
+        return u
+    }
+
+    func weights(_ t: Trainer) -> [String: [Float]] {
+        var d: [String: [Float]] = [:]
+        for (k, v) in t.teacher.net.stateDict() { d["teacher." + k] = v.toArray() }
+        for (k, v) in t.student.net.stateDict() { d["student." + k] = v.toArray() }
+        return d
+    }
+
+    @Test func smokeRecipeRunsEveryStageAndWritesTheRunLayout() throws {
+        let dir = tempRun("smoke")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let t = try Trainer(recipe: try recipe(), runDir: dir, resume: false, log: { _ in })
+        let history = try t.run()
+        #expect(history.count == 3)
+        #expect(history.allSatisfy { $0.teacherEPE.isFinite })
+        let fm = FileManager.default
+        for f in ["recipe.yaml", "metrics.jsonl", "latest", "stages/1/teacher.safetensors", "stages/2/student.safetensors",
+                  "stages/3/optimizer.safetensors", "stages/3/state.json"] {
+            #expect(fm.fileExists(atPath: dir.appendingPathComponent(f).path), "missing \(f)")
+        }
+        let latest = try String(contentsOf: dir.appendingPathComponent("latest"), encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(latest == "step-0000007")
+        let steps = try fm.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix("step-") }
+        #expect(steps.count <= 2)     // checkpoint.keep
+        // The teacher's weights are PyTorch-keyed safetensors.
+        let saved = try SafeTensors.read(dir.appendingPathComponent("stages/3/teacher.safetensors")).tensors
+        #expect(saved["pconv1_1.0.weight"]?.shape == [16, 3, 3, 3])
+    }
+
+    @Test(arguments: [(stop: 2, kill: false), (stop: 4, kill: false), (stop: 5, kill: true), (stop: 3, kill: true)])
+    func resumedRunMatchesAnUninterruptedOneBitForBit(_ c: (stop: Int, kill: Bool)) throws {
+        let a = tempRun("whole"), b = tempRun("split")
+        defer { try? FileManager.default.removeItem(at: a); try? FileManager.default.removeItem(at: b) }
+        let whole = try Trainer(recipe: try recipe(), runDir: a, resume: false, log: { _ in })
+        try whole.run()
+
+        let first = try Trainer(recipe: try recipe(), runDir: b, resume: false, log: { _ in })
+        if c.kill { first.killAfterSteps = c.stop } else { first.stopAfterSteps = c.stop }
+        #expect(throws: (any Error).self) { try first.run() }
+        let second = try Trainer(recipe: try recipe(), runDir: b, resume: true, log: { _ in })
+        try second.run()
+
+        let wa = weights(whole), wb = weights(second)
+        #expect(wa.keys.sorted() == wb.keys.sorted())
+        var differing: [String] = []
+        for (k, v) in wa where v != wb[k] { differing.append(k) }
+        #expect(differing.isEmpty, "\(differing.count) tensors differ, e.g. \(differing.sorted().prefix(3))")
+        #expect(whole.state.history.map(\.teacherEPE) == second.state.history.map(\.teacherEPE))
+    }
+
+    @Test func resumingWithADifferentRecipeIsRefusedUnlessForced() throws {
+        let dir = tempRun("force")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let t = try Trainer(recipe: try recipe(), runDir: dir, resume: false, log: { _ in })
+        t.stopAfterSteps = 1
+        #expect(throws: (any Error).self) { try t.run() }
+        do {
+            _ = try Trainer(recipe: try recipe(["stages.0.steps=4"]), runDir: dir, resume: true, log: { _ in })
+            Issue.record("a different recipe was accepted")
+        } catch {
+            #expect("\(error)".contains("stages") && "\(error)".contains("--force"), "\(error)")
+        }
+        _ = try Trainer(recipe: try recipe(["stages.0.steps=4"]), runDir: dir, resume: true, force: true, log: { _ in })
+    }
+
+    @Test func aNewRunRefusesAnOccupiedRunDirectory() throws {
+        let dir = tempRun("occupied")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let t = try Trainer(recipe: try recipe(), runDir: dir, resume: false, log: { _ in })
+        t.stopAfterSteps = 1
+        #expect(throws: (any Error).self) { try t.run() }
+        #expect(throws: (any Error).self) { _ = try Trainer(recipe: try recipe(), runDir: dir, resume: false, log: { _ in }) }
+    }
+}
