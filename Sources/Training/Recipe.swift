@@ -207,15 +207,15 @@ public struct Recipe: Codable, Equatable, Sendable {
 
 extension Recipe {
     /// Reads a recipe file, applies `--set` overrides, fills defaults and checks every value.
-    public static func load(path: String, overrides: [String] = []) throws -> Recipe {
+    public static func load(path: String, overrides: [String] = [], checkPaths: Bool = true) throws -> Recipe {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw RecipeError(file: path, path: "", "cannot read the recipe file")
         }
-        return try parse(text, file: path, overrides: overrides)
+        return try parse(text, file: path, overrides: overrides, checkPaths: checkPaths)
     }
 
     /// Parses recipe YAML (see `load`).
-    public static func parse(_ text: String, file: String, overrides: [String] = []) throws -> Recipe {
+    public static func parse(_ text: String, file: String, overrides: [String] = [], checkPaths: Bool = true) throws -> Recipe {
         var user: Node
         do { user = try Yams.compose(yaml: text) ?? Node.mapping([:]) }
         catch { throw RecipeError(file: file, path: "", "not valid YAML: \(error)") }
@@ -228,7 +228,7 @@ extension Recipe {
         catch let e as DecodingError { throw RecipeError(file: file, path: keyPath(of: e), describe(e)) }
         // Strictness: every key the user wrote must exist in the decoded, re-encoded recipe.
         try checkKnown(user, against: try encodeNode(recipe), path: [], file: file)
-        try recipe.validate(file: file)
+        try recipe.validate(file: file, checkPaths: checkPaths)
         return recipe
     }
 
@@ -338,7 +338,7 @@ extension Recipe {
     static let archs = ["fastflownet", "raft", "raft-small"]
 
     /// Refuses impossible values, naming the key.
-    public func validate(file: String) throws {
+    public func validate(file: String, checkPaths: Bool = true) throws {
         func fail(_ path: String, _ msg: String) -> RecipeError { RecipeError(file: file, path: path, msg) }
         if threads < 0 { throw fail("threads", "must be ≥ 0") }
         if rounds < 0 { throw fail("rounds", "must be ≥ 0") }
@@ -352,14 +352,14 @@ extension Recipe {
             if d.maxPairs < 0 { throw fail("\(key).maxPairs", "must be ≥ 0") }
             if d.kind == "synthetic" {
                 if let p = d.generate.problems().first { throw fail("\(key).generate", p) }
-            } else if !FileManager.default.fileExists(atPath: d.root) {
+            } else if checkPaths && !FileManager.default.fileExists(atPath: d.root) {
                 throw fail("\(key).root", "dataset folder '\(d.root)' does not exist")
             }
         }
         for (key, n) in [("teacher", teacher), ("student", student)] {
             if !Recipe.archs.contains(n.arch) { throw fail("\(key).arch", "unknown network '\(n.arch)'; expected one of \(Recipe.archs.joined(separator: ", "))") }
             if n.iters < 1 || n.evalIters < 1 { throw fail("\(key).iters", "iterations must be ≥ 1") }
-            if !n.weights.isEmpty && !FileManager.default.fileExists(atPath: n.weights) { throw fail("\(key).weights", "weights file '\(n.weights)' does not exist") }
+            if checkPaths && !n.weights.isEmpty && !FileManager.default.fileExists(atPath: n.weights) { throw fail("\(key).weights", "weights file '\(n.weights)' does not exist") }
         }
         if teacher.arch != "fastflownet" { throw fail("teacher.arch", "the teacher (the deployed net) must be fastflownet") }
         if stages.isEmpty { throw fail("stages", "at least one stage is needed") }

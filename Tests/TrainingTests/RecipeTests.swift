@@ -1,6 +1,7 @@
 import Testing
 import Foundation
 import Training
+import TestSupport
 
 @Suite struct RecipeTests {
     func refusal(_ yaml: String, overrides: [String] = []) -> String? {
@@ -46,6 +47,13 @@ import Training
         #expect(r.stages[1].steps == 7 && r.rounds == 2 && r.stages[0].loss.tau == 0.5)
         #expect(r.expandedStages.count == 5)
         #expect(refusal("name: x\n", overrides: ["stages.0.nope=1"])?.contains("stages.0.nope") == true)
+    }
+
+    @Test func everyShippedRecipeParses() throws {
+        let dir = TestSupport.Fixtures.packageRoot.appendingPathComponent("Recipes")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".yaml") }
+        #expect(files.count >= 6)
+        for f in files { _ = try Recipe.load(path: dir.appendingPathComponent(f).path, checkPaths: false) }
     }
 
     @Test func resolvedRecipeRoundTrips() throws {
