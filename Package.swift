@@ -28,7 +28,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .executableTarget(name: "mdflow", dependencies: [
-            "Training",
+            "Training", "Tensor", "NN", "FlowNets", "FlowData",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -315,12 +315,20 @@ public enum PairAugment {
         let w = s.width, h = s.height
         func planes(_ a: [Float], _ count: Int, negate: Int = -1) -> [Float] {
             var out = [Float](repeating: 0, count: a.count)
-            for c in 0..<count {
-                let sign: Float = c == negate ? -1 : 1
-                for y in 0..<h {
-                    for x in 0..<w {
-                        let src = horizontal ? (c * h + y) * w + (w - 1 - x) : (c * h + (h - 1 - y)) * w + x
-                        out[(c * h + y) * w + x] = sign * a[src]
+            a.withUnsafeBufferPointer { src in
+                out.withUnsafeMutableBufferPointer { dst in
+                    for c in 0..<count {
+                        let sign: Float = c == negate ? -1 : 1
+                        for y in 0..<h {
+                            let o = dst.baseAddress! + (c * h + y) * w
+                            if horizontal {
+                                let i = src.baseAddress! + (c * h + y) * w + (w - 1)
+                                for x in 0..<w { o[x] = sign * i[-x] }
+                            } else {
+                                let i = src.baseAddress! + (c * h + (h - 1 - y)) * w
+                                for x in 0..<w { o[x] = sign * i[x] }
+                            }
+                        }
                     }
                 }
             }
@@ -360,7 +368,11 @@ public enum PairAugment {
         out.image2 = RGBImage(width: width, height: height, pixels: resizePlanes(s.image2.pixels, 3, s.height, s.width, height, width))
         out.flow = s.flow.map { resizeFlow($0, height: height, width: width) }
         out.backwardFlow = s.backwardFlow.map { resizeFlow($0, height: height, width: width) }
-        out.occlusion = s.occlusion.map { m in resizePlanes(m, 1, s.height, s.width, height, width).map { $0 >= 0.5 ? 1 : 0 } }
+        out.occlusion = s.occlusion.map { m in
+            var resized = resizePlanes(m, 1, s.height, s.width, height, width)
+            threshold(&resized)
+            return resized
+        }
         return out
     }
 
@@ -438,6 +450,12 @@ public struct AffineMap: Sendable, Codable, Equatable {
 }
 
 public enum SpatialAugment {
+    /// One transform per batch item.
+    public static func sample(_ config: SpatialTransformConfig, count: Int, width: Int, height: Int,
+                              using rng: inout RandomGenerator) -> [ARTransform] {
+        (0..<count).map { _ in sample(config, width: width, height: height, using: &rng) }
+    }
+
     /// Draws a transform for a width × height pair: global zoom/squeeze/rotation/translation for
     /// frame 1, composed with a relative one for frame 2, resampled until the four output corners
     /// of both frames map inside their source (no empty borders), then mirrored at random.
@@ -495,7 +513,9 @@ public enum SpatialAugment {
         out.flow = s.flow.map { warpFlow($0, sourceMap: t.first.inverse, targetMap: t.second) }
         out.backwardFlow = s.backwardFlow.map { warpFlow($0, sourceMap: t.second.inverse, targetMap: t.first) }
         out.occlusion = s.occlusion.map { m in
-            warp(m, channels: 1, width: w, height: h, outputToSource: t.first.inverse).map { $0 >= 0.5 ? 1 : 0 }
+            var warped = warp(m, channels: 1, width: w, height: h, outputToSource: t.first.inverse)
+            threshold(&warped)
+            return warped
         }
         _ = n
         return out
@@ -566,7 +586,8 @@ public enum SpatialAugment {
     /// A mask batch (B, 1, H, W) of frame `frame`, resampled and thresholded at 0.5.
     public static func warpMask(_ mask: Tensor, _ transforms: [ARTransform], frame: Int = 1) -> Tensor {
         let out = warpImages(mask, transforms, frame: frame)
-        for i in 0..<out.count { out.data[i] = out.data[i] >= 0.5 ? 1 : 0 }
+        let p = out.data
+        for i in 0..<out.count { p[i] = p[i] >= 0.5 ? 1 : 0 }
         return out
     }
 }
@@ -611,10 +632,35 @@ public enum PhotometricAugment {
         apply(p2, to: &image2)
     }
 
+    /// Photometric augmentation of a batch pair (B, 3, H, W), in [0, 1]: new tensors, each item
+    /// with its own draws (shared by its two frames unless the asymmetric draw says otherwise).
+    public static func apply(_ c: PhotometricConfig, image1: Tensor, image2: Tensor,
+                             using rng: inout RandomGenerator) -> (Tensor, Tensor) {
+        require(image1.rank == 4 && image1.shape[1] == 3 && image1.shape == image2.shape, "PhotometricAugment.apply",
+                "frames \(describe(image1.shape)) and \(describe(image2.shape)) must both be (B, 3, H, W)")
+        let out1 = image1.clone(), out2 = image2.clone()
+        let (b, h, w) = (image1.shape[0], image1.shape[2], image1.shape[3])
+        for i in 0..<b {
+            let asymmetric = c.asymmetricProbability > 0 && rng.chance(c.asymmetricProbability)
+            let p1 = draw(c, &rng)
+            var p2 = asymmetric ? draw(c, &rng) : p1
+            p2.noiseSeed = rng.next()
+            applyPlanes(p1, out1.data + i * 3 * h * w, height: h, width: w)
+            applyPlanes(p2, out2.data + i * 3 * h * w, height: h, width: w)
+        }
+        return (out1, out2)
+    }
+
     static func apply(_ p: Params, to image: inout RGBImage) {
-        let n = image.planeSize, w = image.width, h = image.height
-        image.pixels.withUnsafeMutableBufferPointer { buffer in
-            let r = buffer.baseAddress!, g = r + n, b = r + 2 * n
+        let w = image.width, h = image.height
+        image.pixels.withUnsafeMutableBufferPointer { applyPlanes(p, $0.baseAddress!, height: h, width: w) }
+    }
+
+    /// pixels: (3, H, W), modified in place.
+    static func applyPlanes(_ p: Params, _ pixels: UnsafeMutablePointer<Float>, height h: Int, width w: Int) {
+        let n = h * w
+        do {
+            let r = pixels, g = r + n, b = r + 2 * n
             for op in p.order {
                 switch op {
                 case 0 where p.brightness != 1:
@@ -751,10 +797,11 @@ public enum PhotometricAugment {
                     let row = plane + y * w
                     for k in 0..<radius { padded[k] = row[0]; padded[radius + w + k] = row[w - 1] }
                     (padded + radius).update(from: row, count: w)
-                    for xx in 0..<w {
-                        var s: Float = 0
-                        for k in 0...(2 * radius) { s += kp[k] * padded[xx + k] }
-                        copy[y * w + xx] = s
+                    let o = copy + y * w
+                    o.update(repeating: 0, count: w)
+                    for k in 0...(2 * radius) {
+                        let wt = kp[k], src = padded + k
+                        for xx in 0..<w { o[xx] += wt * src[xx] }
                     }
                 }
                 // Vertical: weighted sums of whole rows (contiguous), rows clamped at the borders.
@@ -772,6 +819,13 @@ public enum PhotometricAugment {
 }
 
 // MARK: kernels (raw buffers)
+
+/// Sets every value to 1 where it is at least 0.5, else 0 (resampled masks).
+func threshold(_ a: inout [Float]) {
+    a.withUnsafeMutableBufferPointer { p in
+        for i in p.indices { p[i] = p[i] >= 0.5 ? 1 : 0 }
+    }
+}
 
 /// Bilinear resize of (channels, inH, inW) to (channels, outH, outW), half-pixel centres
 /// (align_corners=False), borders clamped.

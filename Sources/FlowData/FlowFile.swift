@@ -73,15 +73,23 @@ public enum FlowFile {
             let n = w * h
             var uv = [Float](repeating: 0, count: 2 * n)
             var valid = [Float](repeating: 1, count: n)
-            let body = raw.baseAddress! + 12
-            for i in 0..<n {
-                let u = Float(bitPattern: UInt32(littleEndian: body.loadUnaligned(fromByteOffset: 8 * i, as: UInt32.self)))
-                let v = Float(bitPattern: UInt32(littleEndian: body.loadUnaligned(fromByteOffset: 8 * i + 4, as: UInt32.self)))
-                if u.isFinite && v.isFinite && abs(u) <= unknownThreshold && abs(v) <= unknownThreshold {
-                    uv[i] = u
-                    uv[n + i] = v
-                } else {
-                    valid[i] = 0
+            var interleaved = [Float](repeating: 0, count: 2 * n)
+            interleaved.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[12..<expected])) }
+            interleaved.withUnsafeBufferPointer { src in
+                uv.withUnsafeMutableBufferPointer { dst in
+                    valid.withUnsafeMutableBufferPointer { ok in
+                        for i in 0..<n {
+                            // Little-endian on disk; a no-op on x86 and ARM.
+                            let u = Float(bitPattern: UInt32(littleEndian: src[2 * i].bitPattern))
+                            let v = Float(bitPattern: UInt32(littleEndian: src[2 * i + 1].bitPattern))
+                            if abs(u) <= unknownThreshold && abs(v) <= unknownThreshold {  // false for NaN too
+                                dst[i] = u
+                                dst[n + i] = v
+                            } else {
+                                ok[i] = 0
+                            }
+                        }
+                    }
                 }
             }
             return FlowField(width: w, height: h, uv: uv, valid: valid)

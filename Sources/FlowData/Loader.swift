@@ -1,6 +1,7 @@
 // The loader: batches of augmented pairs as tensors, shuffled per epoch from the seed, decoded
 // and augmented on a background thread (with parallel workers) while the nets compute, with an
 // exact resumable position.
+import CSupport
 import Foundation
 import Tensor
 
@@ -321,6 +322,7 @@ public let benchmarkAugmentation = AugmentationConfig(pair: PairAugmentConfig(),
 public func benchmarkLoader(root: String? = nil, pairs: Int = 64, height: Int = 256, width: Int = 320,
                             batchSize: Int = 8, batches: Int = 20, augmentation: AugmentationConfig = benchmarkAugmentation,
                             threads: Int = Runtime.threads, seed: UInt64 = 0) throws -> LoaderBenchmark {
+    mdflow_tune_malloc()  // as the trainer runs: large buffers stay in the process
     var directory = root
     var temporary: String?
     if directory == nil {

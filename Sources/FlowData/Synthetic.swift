@@ -1,6 +1,7 @@
 // The embedded synthetic dataset: textured layers under independent affine motions, depth-ordered
 // so they occlude one another, with exact forward/backward flow and occlusion masks. Written in
 // the FlyingChairs-style layout (`FlyingChairs(root:)` reads it), deterministic by seed.
+import CSupport
 import Foundation
 import Tensor
 
@@ -111,6 +112,7 @@ public enum SyntheticDataset {
                                 progress: (@Sendable (Int) -> Void)? = nil) throws {
         let problems = config.problems()
         if !problems.isEmpty { throw DataError(path: directory, reason: "invalid synthetic config: " + problems.joined(separator: "; ")) }
+        mdflow_tune_malloc()  // each pair allocates a few MB; keep them out of mmap/munmap
         let data = joinPath(directory, "data")
         do {
             try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
@@ -253,14 +255,17 @@ struct Texture {
 
     /// Smooth value noise in [0, 1) at (x, y) in cell units.
     @inline(__always) func valueNoise(_ x: Double, _ y: Double, _ octave: UInt32) -> Double {
-        let fx = x.rounded(.down), fy = y.rounded(.down)
-        let ix = Int32(truncatingIfNeeded: Int(fx)), iy = Int32(truncatingIfNeeded: Int(fy))
+        var ix = Int(x), iy = Int(y)  // floor without a libm call
+        if Double(ix) > x { ix -= 1 }
+        if Double(iy) > y { iy -= 1 }
+        let fx = Double(ix), fy = Double(iy)
         var tx = x - fx, ty = y - fy
         tx = tx * tx * (3 - 2 * tx)
         ty = ty * ty * (3 - 2 * ty)
         let s = seed &+ octave &* 0x9E37_79B9
-        let v00 = Texture.hash(ix, iy, s), v10 = Texture.hash(ix &+ 1, iy, s)
-        let v01 = Texture.hash(ix, iy &+ 1, s), v11 = Texture.hash(ix &+ 1, iy &+ 1, s)
+        let cx = Int32(truncatingIfNeeded: ix), cy = Int32(truncatingIfNeeded: iy)
+        let v00 = Texture.hash(cx, cy, s), v10 = Texture.hash(cx &+ 1, cy, s)
+        let v01 = Texture.hash(cx, cy &+ 1, s), v11 = Texture.hash(cx &+ 1, cy &+ 1, s)
         let top = v00 + (v10 - v00) * tx, bottom = v01 + (v11 - v01) * tx
         return top + (bottom - top) * ty
     }
@@ -282,7 +287,8 @@ struct Texture {
         if stripeStrength > 0 {
             // Square wave along stripeDirection with edges about one pixel wide.
             let t = (x * stripeDirection.0 + y * stripeDirection.1) / stripePeriod
-            let f = t - t.rounded(.down)
+            var f = t - Double(Int(t))
+            if f < 0 { f += 1 }
             let edge = min(max((abs(f - 0.5) - 0.25) * stripePeriod + 0.5, 0), 1) * stripeStrength
             r += (stripeColor.0 - r) * edge
             g += (stripeColor.1 - g) * edge
@@ -422,48 +428,58 @@ struct Scene {
         var forward = [Float](repeating: 0, count: 2 * n), backward = [Float](repeating: 0, count: 2 * n)
         var occlusion = [UInt8](repeating: 0, count: n)
         let top = layers.count - 1
-        @inline(__always) func store(_ buffer: inout [UInt8], _ i: Int, _ c: (Double, Double, Double)) {
-            buffer[3 * i] = UInt8((c.0 * 255).rounded())
-            buffer[3 * i + 1] = UInt8((c.1 * 255).rounded())
-            buffer[3 * i + 2] = UInt8((c.2 * 255).rounded())
+        @inline(__always) func store(_ buffer: UnsafeMutablePointer<UInt8>, _ i: Int, _ c: (Double, Double, Double)) {
+            buffer[3 * i] = UInt8(c.0 * 255 + 0.5)
+            buffer[3 * i + 1] = UInt8(c.1 * 255 + 0.5)
+            buffer[3 * i + 2] = UInt8(c.2 * 255 + 0.5)
         }
-        for y in 0..<h {
-            let fy = Double(y)
-            for x in 0..<w {
-                let fx = Double(x), i = y * w + x
-                // Frame 1: the nearest layer covering (x, y).
-                var k = top
-                while k > 0 && !layers[k].shape.contains(fx, fy) { k -= 1 }
-                let layer = layers[k]
-                store(&image1, i, layer.texture.color(fx, fy))
-                let (qx, qy) = layer.motion.apply(fx, fy)
-                forward[i] = Float(qx - fx)
-                forward[n + i] = Float(qy - fy)
-                // Occluded: leaves the frame, or a nearer layer covers its frame-2 position.
-                var occluded = qx < 0 || qy < 0 || qx > Double(w - 1) || qy > Double(h - 1)
-                if !occluded {
-                    var j = top
-                    while j > k {
-                        if layers[j].coversInFrame2(qx, qy).0 { occluded = true; break }
-                        j -= 1
+        layers.withUnsafeBufferPointer { L in
+        image1.withUnsafeMutableBufferPointer { image1 in
+        image2.withUnsafeMutableBufferPointer { image2 in
+        forward.withUnsafeMutableBufferPointer { forward in
+        backward.withUnsafeMutableBufferPointer { backward in
+        occlusion.withUnsafeMutableBufferPointer { occlusion in
+            let i1 = image1.baseAddress!, i2 = image2.baseAddress!
+            for y in 0..<h {
+                let fy = Double(y)
+                for x in 0..<w {
+                    let fx = Double(x), i = y * w + x
+                    // Frame 1: the nearest layer covering (x, y).
+                    var k = top
+                    while k > 0 && !L[k].shape.contains(fx, fy) { k -= 1 }
+                    store(i1, i, L[k].texture.color(fx, fy))
+                    let (qx, qy) = L[k].motion.apply(fx, fy)
+                    forward[i] = Float(qx - fx)
+                    forward[n + i] = Float(qy - fy)
+                    // Occluded: leaves the frame, or a nearer layer covers its frame-2 position.
+                    var occluded = qx < 0 || qy < 0 || qx > Double(w - 1) || qy > Double(h - 1)
+                    if !occluded {
+                        var j = top
+                        while j > k {
+                            if L[j].coversInFrame2(qx, qy).0 { occluded = true; break }
+                            j -= 1
+                        }
                     }
-                }
-                occlusion[i] = occluded ? 255 : 0
-                // Frame 2: the nearest layer covering (x, y) after its motion.
-                var m = top
-                var px = 0.0, py = 0.0
-                while true {
-                    let (covers, lx, ly) = layers[m].coversInFrame2(fx, fy)
-                    if covers || m == 0 {
-                        if m == 0 && !covers { (px, py) = layers[0].inverse.apply(fx, fy) } else { px = lx; py = ly }
-                        break
+                    occlusion[i] = occluded ? 255 : 0
+                    // Frame 2: the nearest layer covering (x, y) after its motion (the background
+                    // covers everything).
+                    var m = top
+                    var px = 0.0, py = 0.0
+                    while true {
+                        let (covers, lx, ly) = L[m].coversInFrame2(fx, fy)
+                        if covers || m == 0 { px = lx; py = ly; break }
+                        m -= 1
                     }
-                    m -= 1
+                    store(i2, i, L[m].texture.color(px, py))
+                    backward[i] = Float(px - fx)
+                    backward[n + i] = Float(py - fy)
                 }
-                store(&image2, i, layers[m].texture.color(px, py))
-                backward[i] = Float(px - fx)
-                backward[n + i] = Float(py - fy)
             }
+        }
+        }
+        }
+        }
+        }
         }
         return SyntheticPair(width: w, height: h, image1: image1, image2: image2, forward: forward, backward: backward,
                              occlusion: occlusion)

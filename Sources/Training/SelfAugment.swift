@@ -15,16 +15,8 @@ public struct SelfAugmentation {
         transforms = (0..<b).map { _ in SpatialAugment.sample(spec.spatial, width: w, height: h, using: &rng) }
         let a1 = SpatialAugment.warpImages(i1, transforms, frame: 1)
         let a2 = SpatialAugment.warpImages(i2, transforms, frame: 2)
-        // Photometric jitter per sample through FlowData's image path (same draws for both frames).
-        let plane = 3 * h * w
-        for n in 0..<b {
-            var im1 = RGBImage(width: w, height: h, pixels: Array(UnsafeBufferPointer(start: a1.data + n * plane, count: plane)))
-            var im2 = RGBImage(width: w, height: h, pixels: Array(UnsafeBufferPointer(start: a2.data + n * plane, count: plane)))
-            PhotometricAugment.apply(spec.photometric, to: &im1, &im2, using: &rng)
-            im1.pixels.withUnsafeBufferPointer { (a1.data + n * plane).update(from: $0.baseAddress!, count: plane) }
-            im2.pixels.withUnsafeBufferPointer { (a2.data + n * plane).update(from: $0.baseAddress!, count: plane) }
-        }
-        image1 = a1; image2 = a2
+        // Photometric jitter, the same draws for both frames of a pair.
+        (image1, image2) = PhotometricAugment.apply(spec.photometric, image1: a1, image2: a2, using: &rng)
     }
 
     /// A forward-flow target (B, 2, H, W) and its mask (B, 1, H, W) under the same transforms;

@@ -15,7 +15,7 @@ struct GenerateDataset: ParsableCommand {
         Layout (read by the FlyingChairs-style adapter):
           DIR/data/NNNNN_img1.png, NNNNN_img2.png   frames 1 and 2 (8-bit RGB)
           DIR/data/NNNNN_flow.flo, NNNNN_flow_bw.flo  forward and backward flow
-          DIR/data/NNNNN_occ.png   255 where a frame-1 pixel is occluded or leaves the frame
+          DIR/data/NNNNN_occ.png   255 where frame 1 is occluded or leaves the frame
           DIR/split.txt            one line per pair: 1 = train, 2 = validation
           DIR/synthetic.json       the settings used
         """)
