@@ -50,9 +50,12 @@ public final class Tape {
     }
 
     /// Backpropagates from `loss`. With `seed` nil the loss must have one element and its gradient
-    /// is 1; otherwise `seed` (same shape) is the upstream gradient. The tape is cleared afterwards,
-    /// releasing every activation it held.
-    public static func backward(_ loss: Tensor, seed: Tensor? = nil) {
+    /// is 1; otherwise `seed` (same shape) is the upstream gradient. Memory is released as it goes,
+    /// as PyTorch does: each record is dropped right after its backward ran (freeing the
+    /// activations only it captured), and so is its output's gradient, since every consumer of an
+    /// interior result runs before it. Leaf gradients (parameters, inputs) are kept;
+    /// `keepInteriorGradients` keeps the others too (tests that inspect them).
+    public static func backward(_ loss: Tensor, seed: Tensor? = nil, keepInteriorGradients: Bool = false) {
         let tape = current
         if let seed {
             require(seed.count == loss.count, "backward", "seed \(describe(seed.shape)) for output \(describe(loss.shape))")
@@ -62,10 +65,13 @@ public final class Tape {
             require(loss.count == 1, "backward", "loss of shape \(describe(loss.shape)) is not a scalar; pass a seed")
             loss.gradPointer()[0] += 1
         }
-        let records = tape.records
+        var records = tape.records
         tape.records = []
-        for r in records.reversed() {
-            if let g = r.output.gradStorage { r.backward(g.pointer) }
+        while let r = records.popLast() {
+            if let g = r.output.gradStorage {
+                r.backward(g.pointer)
+                if !keepInteriorGradients { r.output.freeGrad() }
+            }
         }
     }
 

@@ -8,34 +8,95 @@ struct Bench: ParsableCommand {
         abstract: "Measure speed (release builds only give meaningful numbers).",
         discussion: """
         Workloads:
-          conv   convolution forward / backward-data / backward-weight GFLOP/s beside plain sgemm
-                 for the same (M, K, N), at FastFlowNet and RAFT layer shapes.
-        Figures are medians over --reps runs after warm-ups.
+          conv               convolution forward / backward-data / backward-weight GFLOP/s beside plain
+                             sgemm for the same (M, K, N), at FastFlowNet and RAFT layer shapes.
+          fastflownet-infer  FastFlowNet forward on one pair (1, 6, H, W), output flow2.
+          fastflownet-train  batch B: training forward, 20× bilinear upsampling of flow2, mean |warp(img2) − img1|
+                             (border padding), backward, Adam(1e-4) step.
+          raft-infer         RAFT [--small] test-mode forward on one pair, --iters iterations, full-resolution output.
+          raft-train         RAFT [--small] batch B: --iters iterations, sequence L1 loss (γ 0.8) against a constant
+                             flow, backward, gradient clip 1.0, AdamW(4e-4, wd 1e-4) step.
+        The network workloads are those of ../shared/reference/perf-anchors.md. Figures are medians over
+        --reps runs after 2 warm-ups; --json prints one JSON line with median_ms, min_ms and peak_rss_mb.
         """)
 
-    @Argument(help: "Workload: conv.")
+    @Argument(help: "Workload: conv, fastflownet-infer, fastflownet-train, raft-infer, raft-train.")
     var workload: String
 
-    @Option(help: "Thread counts to measure, comma-separated.")
-    var threads: String = "1,2"
+    @Option(help: "Thread count (network workloads: one number; conv: a comma-separated list, default 1,2).")
+    var threads: String?
 
-    @Option(help: "Timed repetitions per measurement (the median is reported).")
-    var reps: Int = 7
+    @Option(help: "Timed repetitions (the median is reported); default 7 for conv, 5 otherwise.")
+    var reps: Int?
+
+    @Option(help: "Input size HxW (default 384x512 for inference, 256x320 for training).")
+    var size: String?
+
+    @Option(help: "Batch size (default 1 for inference, 4 for fastflownet-train, 2 for raft-train).")
+    var batch: Int?
+
+    @Option(help: "RAFT iterations.")
+    var iters: Int = 12
+
+    @Flag(help: "RAFT-small instead of full RAFT.")
+    var small = false
+
+    @Flag(help: "Print one JSON line.")
+    var json = false
 
     func run() throws {
-        let ts = threads.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !ts.isEmpty, ts.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--threads must list positive integers, got '\(threads)'") }
-        switch workload {
-        case "conv":
-            #if DEBUG
-            FileHandle.standardError.write("warning: debug build; build with -c release for real figures\n".data(using: .utf8)!)
-            #endif
+        #if DEBUG
+        FileHandle.standardError.write("warning: debug build; build with -c release for real figures\n".data(using: .utf8)!)
+        #endif
+        if workload == "conv" {
+            let spec = threads ?? "1,2"
+            let ts = spec.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !ts.isEmpty, ts.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--threads must list positive integers, got '\(spec)'") }
+            let r = reps ?? 7
             print("OpenBLAS: \(Runtime.blasConfig)")
-            let rows = ConvBench.run(threads: ts, reps: reps) { FileHandle.standardError.write("  \($0)\n".data(using: .utf8)!) }
-            print("GFLOP/s, medians of \(reps) runs (1 image):")
+            let rows = ConvBench.run(threads: ts, reps: r) { FileHandle.standardError.write("  \($0)\n".data(using: .utf8)!) }
+            print("GFLOP/s, medians of \(r) runs (1 image):")
             print(ConvBench.table(rows))
-        default:
-            throw ValidationError("unknown workload '\(workload)'; known: conv")
+            return
+        }
+        guard let w = NetBench.Workload(rawValue: workload) else {
+            throw ValidationError("unknown workload '\(workload)'; known: conv, " + NetBench.Workload.allCases.map(\.rawValue).joined(separator: ", "))
+        }
+        let training = w == .fastflownetTrain || w == .raftTrain
+        let (h, wd) = try parseSize(size ?? (training ? "256x320" : "384x512"))
+        if w == .fastflownetInfer || w == .fastflownetTrain {
+            guard h % 64 == 0 && wd % 64 == 0 else { throw ValidationError("--size \(h)x\(wd): FastFlowNet needs multiples of 64") }
+        } else {
+            guard h % 8 == 0 && wd % 8 == 0 && h >= 64 && wd >= 64 else { throw ValidationError("--size \(h)x\(wd): RAFT needs multiples of 8, at least 64x64") }
+        }
+        let t: Int
+        if let threads {
+            guard let v = Int(threads), v >= 1 else { throw ValidationError("--threads must be one positive integer for \(workload), got '\(threads)'") }
+            t = v
+        } else {
+            t = ProcessInfo.processInfo.activeProcessorCount
+        }
+        let b = batch ?? (w == .fastflownetTrain ? 4 : w == .raftTrain ? 2 : 1)
+        guard b >= 1, iters >= 1 else { throw ValidationError("--batch and --iters must be positive") }
+        if !training && b != 1 { throw ValidationError("\(workload) runs on one pair; --batch must be 1") }
+        let options = NetBench.Options(workload: w, small: small, height: h, width: wd, batch: b, iters: iters,
+                                       threads: t, reps: reps ?? 5)
+        let result = NetBench.run(options)
+        if json {
+            print(result.json)
+        } else {
+            print("\(options.label) \(h)x\(wd) batch \(b)\(result.usesItersLabel), \(t) thread(s): "
+                  + String(format: "median %.1f ms, min %.1f ms, peak RSS %.0f MB", result.medianMS, result.minMS, result.peakRSSMB))
         }
     }
+
+    func parseSize(_ s: String) throws -> (Int, Int) {
+        let parts = s.lowercased().split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 2, parts[0] > 0, parts[1] > 0 else { throw ValidationError("--size must be HxW, got '\(s)'") }
+        return (parts[0], parts[1])
+    }
+}
+
+extension NetBench.Result {
+    var usesItersLabel: String { usesIters ? ", \(options.iters) iters" : "" }
 }

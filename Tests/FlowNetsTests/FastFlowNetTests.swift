@@ -22,20 +22,29 @@ struct FastFlowNetTests {
         guard let weights = try Fixtures.net("fastflownet.weights"), let io = try Fixtures.net("fastflownet.io") else { return }
         let net = FastFlowNet()
         try net.load(weights, source: "fastflownet.weights")
-        net.zeroGrad()
-        let input = io["input"]!.clone()
-        input.requiresGrad = true
-        let t0 = Date()
-        let flows = net(input)
         let names = ["flow2", "flow3", "flow4", "flow5", "flow6"]
+        let t0 = Date()
+        let plain = Tape.noGrad { net(io["input"]!) }
         var report: [String] = []
         for (k, name) in names.enumerated() {
-            #expect(flows[k].shape == io[name]!.shape)
-            let e = relativeError(flows[k], io[name]!)
+            #expect(plain[k].shape == io[name]!.shape)
+            let e = relativeError(plain[k], io[name]!)
             WorstError.shared.note(e, name)
             report.append("\(name) \(e)")
             #expect(e <= 1e-4, "\(name): relative error \(e)")
         }
+        // One pre-activation of decoder2.conv2 (channel 27) is 1.6e-7 in float32, closer to LeakyReLU's
+        // kink than the two implementations agree (~2e-6): PyTorch lands on the negative side, so
+        // its slope there is 0.1 and ours 1, and that single unit shifts decoder2.conv1/conv2, the
+        // encoder and ginput gradients by up to 1.7e-2. Moving that channel's bias by −5e-7 puts
+        // the unit on PyTorch's side without changing any output by more than 1e-5 relative;
+        // then every gradient must match.
+        net.decoders[0].conv2.conv.bias!.data[27] -= 5e-7
+        net.zeroGrad()
+        let input = io["input"]!.clone()
+        input.requiresGrad = true
+        let flows = net(input)
+        for k in names.indices { #expect(relativeError(flows[k], plain[k]) <= 1e-5) }
         Tape.backward(weightedSum(flows, names.map { io["g" + $0]! }))
         let gin = relativeError(input.grad!, io["ginput"]!)
         #expect(gin <= 1e-3, "ginput: relative error \(gin)")
@@ -59,31 +68,28 @@ struct FastFlowNetTests {
         let a = Tensor.rand([1, 3, 50, 70], using: &rng), b = Tensor.rand([1, 3, 50, 70], using: &rng)
         let x = Tape.noGrad { FastFlowNet.preprocess(a, b, convention: .mdflow) }
         #expect(x.shape == [1, 6, 64, 128])
-        // Before resizing the mean over both frames is zero; bilinear resizing keeps it near zero.
         var mean = 0.0
         for v in a.toArray() + b.toArray() { mean += Double(v) }
         mean /= Double(2 * a.count)
-        let same = Tape.noGrad { FastFlowNet.preprocess(a.resizeBilinear(height: 64, width: 128, alignCorners: false),
-                                                        b.resizeBilinear(height: 64, width: 128, alignCorners: false)) }
-        #expect(same.shape == [1, 6, 64, 128])
-        let first = x.data[0], original = a.resizeBilinear(height: 64, width: 128, alignCorners: false).data[0]
-        #expect(abs(Double(first) - (Double(original) - mean)) < 1e-5)
+        // Subtracting a scalar commutes with bilinear resizing: x = resize(frames) − mean.
+        let resized = Tape.noGrad { Tensor.concat([a, b], dim: 1).resizeBilinear(height: 64, width: 128, alignCorners: false) }
+        var worst = 0.0
+        for i in 0..<x.count { worst = max(worst, abs(Double(x.data[i]) - (Double(resized.data[i]) - mean))) }
+        #expect(worst < 1e-5)
     }
 
     @Test func supervisedPreprocessingIsBGRMinusPerChannelMeans() {
         let a = Tensor(shape: [1, 3, 1, 2], values: [1, 2, 10, 20, 100, 200])
         let b = Tensor(shape: [1, 3, 1, 2], values: [3, 4, 30, 40, 300, 400])
         let x = Tape.noGrad { FastFlowNet.preprocess(a, b, convention: .supervised) }
-        // Before resizing: B channel first, mean 250; G mean 25; R mean 2.5.
-        let small = Tape.noGrad { () -> Tensor in
-            let r = FastFlowNet.preprocess(a, b, convention: .supervised)
-            return r
-        }
-        #expect(small.shape == [1, 6, 64, 64])
-        // Resizing a 1×2 plane up keeps values within the plane's range; the B plane of frame 1
-        // holds -150 and -50.
+        #expect(x.shape == [1, 6, 64, 64])
+        // Channel 0 is frame 1's blue plane minus the blue mean over both frames (250): it holds
+        // −150 and −50, and bilinear resizing keeps values within that range and reaches both ends.
         let plane = Array(x.toArray()[0..<4096])
-        #expect(plane.min()! >= -150.001 && plane.max()! <= -49.999)
+        #expect(abs(plane.min()! + 150) < 1e-3 && abs(plane.max()! + 50) < 1e-3)
+        // Channel 5 is frame 2's red plane (3, 4) minus the red mean over both frames (2.5).
+        let red2 = Array(x.toArray()[5 * 4096..<6 * 4096])
+        #expect(abs(red2.min()! - 0.5) < 1e-4 && abs(red2.max()! - 1.5) < 1e-4)
     }
 
     @Test func resizeFlowScalesComponentsBySizeRatio() {
