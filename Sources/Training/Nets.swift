@@ -59,7 +59,7 @@ public enum NetFactory {
     public static func teacher(_ spec: NetSpec, seed: UInt64) throws -> TeacherNet {
         let net = FastFlowNet()
         net.initialize(seed: seed)
-        if !spec.weights.isEmpty { try net.load(try WeightsFile.read(spec.weights), source: spec.weights) }
+        if !spec.weights.isEmpty { try net.load(try NN.WeightsFile.read(URL(fileURLWithPath: spec.weights)), source: spec.weights) }
         return TeacherNet(net)
     }
 
@@ -67,14 +67,7 @@ public enum NetFactory {
     public static func student(_ spec: NetSpec, seed: UInt64) throws -> StudentNet {
         let net = RAFT(small: spec.arch == "raft-small")
         net.initialize(seed: seed)
-        if !spec.weights.isEmpty { try net.load(try WeightsFile.read(spec.weights), source: spec.weights) }
+        if !spec.weights.isEmpty { try net.load(try NN.WeightsFile.read(URL(fileURLWithPath: spec.weights)), source: spec.weights) }
         return StudentNet(net, trainIters: spec.iters, evalIters: spec.evalIters)
-    }
-}
-
-/// Reads weights from .safetensors or a torch .pth.
-public enum WeightsFile {
-    public static func read(_ path: String) throws -> [String: Tensor] {
-        return try SafeTensors.read(URL(fileURLWithPath: path)).tensors
     }
 }

@@ -54,7 +54,8 @@ public enum StageLosses {
         let weights = warmup ? spec.warmupPhotometric : spec.photometric
         var loss: Tensor? = nil
         var photo: Float = 0
-        for (s, flow) in flows.enumerated() where spec.scaleWeights[s] > 0 {
+        // Scales under 4×4 pixels (small crops) are skipped: SSIM's 3×3 window does not fit them.
+        for (s, flow) in flows.enumerated() where spec.scaleWeights[s] > 0 && flow.shape[2] >= 4 && flow.shape[3] >= 4 {
             let hs = flow.shape[2], ws = flow.shape[3]
             let (i1, i2) = Tape.noGrad { s == 0 ? (a, b) : (a.resizeArea(height: hs, width: ws), b.resizeArea(height: hs, width: ws)) }
             let recon = warp(i2, by: flow, padding: .border)
@@ -110,10 +111,12 @@ public enum StageLosses {
     }
 
     /// The reliable mask: non-occluded ∧ census distance(I1, warp(I2, F)) ≤ τ (or the quantile
-    /// rule). Returns (mask (B,1,H,W), fraction of reliable pixels).
+    /// rule). Non-occluded comes from the forward–backward check, or (`reliableOcclusion: range`)
+    /// the range map of the backward flow. Returns (mask (B,1,H,W), fraction of reliable pixels).
     public static func reliableMask(image1: Tensor, image2: Tensor, forward: Tensor, backward: Tensor, spec: LossSpec) -> (Tensor, Float) {
         Tape.noGrad {
-            let visible = Occlusion.forwardBackward(forward, backward, alpha1: spec.occAlpha1, alpha2: spec.occAlpha2)
+            let visible = spec.reliableOcclusion == "range" ? Occlusion.rangeMap(backward)
+                : Occlusion.forwardBackward(forward, backward, alpha1: spec.occAlpha1, alpha2: spec.occAlpha2)
             let recon = warp(image2, by: forward, padding: .border)
             let d = Photometric.census(image1, recon)
             var tau = spec.tau

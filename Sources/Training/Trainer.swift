@@ -188,7 +188,7 @@ public final class Trainer {
         let params = net.module.namedParameters().map(\.1)
         let title = "stage \(k + 1)/\(stages.count) \(stage.name)"
         log("\(title): \(stage.steps) steps, batch \(stage.batch), crop \(stage.crop[0])×\(stage.crop[1]), \(stage.optimizer.kind) lr \(stage.optimizer.lr) (\(stage.optimizer.schedule))")
-        let t0 = Timing.now()
+        var t0 = Timing.now()
         let startStep = state.stageStep
         var lastLog = t0
         while state.stageStep < stage.steps {
@@ -249,7 +249,9 @@ public final class Trainer {
                 if interrupted { throw TrainingInterrupted(checkpoint: runDir.appendingPathComponent(name).path) }
             }
             if recipe.validation.every > 0 && state.stageStep % recipe.validation.every == 0 && state.stageStep < stage.steps {
+                let v0 = Timing.now()
                 _ = try validate(k, stage, final: false)
+                t0 += Timing.now() - v0          // keep validation out of pairs/s and the ETA
             }
         }
     }

@@ -2,12 +2,15 @@ import ArgumentParser
 import Foundation
 import Tensor
 import Training
+import FlowData
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed (release builds only give meaningful numbers).",
         discussion: """
         Workloads:
+          loader             augmented pairs per second from the data loader (synthetic pairs, full
+                             augmentation, background decoding), --size HxW --batch B.
           conv               convolution forward / backward-data / backward-weight GFLOP/s beside plain
                              sgemm for the same (M, K, N), at FastFlowNet and RAFT layer shapes.
           fastflownet-infer  FastFlowNet forward on one pair (1, 6, H, W), output flow2.
@@ -20,7 +23,7 @@ struct Bench: ParsableCommand {
         --reps runs after 2 warm-ups; --json prints one JSON line with median_ms, min_ms and peak_rss_mb.
         """)
 
-    @Argument(help: "Workload: conv, fastflownet-infer, fastflownet-train, raft-infer, raft-train.")
+    @Argument(help: "Workload: conv, loader, fastflownet-infer, fastflownet-train, raft-infer, raft-train.")
     var workload: String
 
     @Option(help: "Thread count (network workloads: one number; conv: a comma-separated list, default 1,2).")
@@ -57,6 +60,17 @@ struct Bench: ParsableCommand {
             let rows = ConvBench.run(threads: ts, reps: r) { FileHandle.standardError.write("  \($0)\n".data(using: .utf8)!) }
             print("GFLOP/s, medians of \(r) runs (1 image):")
             print(ConvBench.table(rows))
+            return
+        }
+        if workload == "loader" {
+            if let t = threads, let n = Int(t) { Runtime.setThreads(n) }
+            let (h, wd) = try parseSize(size ?? "256x320")
+            let r = try benchmarkLoader(pairs: 64, height: h, width: wd, batchSize: batch ?? 8, batches: reps ?? 20)
+            if json {
+                print("{\"workload\":\"loader\",\"size\":\"\(h)x\(wd)\",\"batch\":\(r.batchSize),\"threads\":\(r.threads),\"pairs_per_s\":\(String(format: "%.1f", r.pairsPerSecond))}")
+            } else {
+                print(r)
+            }
             return
         }
         guard let w = NetBench.Workload(rawValue: workload) else {

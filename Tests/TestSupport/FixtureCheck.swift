@@ -27,7 +27,10 @@ public func compareWithFixture(_ name: String, inputs: [String], gradients: [Str
     } else {
         Tape.clear()
     }
-    for (label, e) in out { WorstError.shared.note(e, label) }
+    for (label, e) in out {
+        WorstError.shared.note(e, label)
+        print("FIXTURE \(label) \(e)")
+    }
     return out
 }
 

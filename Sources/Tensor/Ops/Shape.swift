@@ -13,19 +13,20 @@ public enum PadMode: Sendable { case zeros, replicate }
 
 // MARK: - Kernels
 
-/// y = x permuted: y[i_0..] = x[i_perm...].  x: xShape; y: xShape permuted by `perm`.
-public func permuteForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, xShape: [Int], perm: [Int]) {
+/// Walks y = permute(x) run by run along y's last dimension: body(yOffset, xOffset, run, xStride).
+@inline(__always)
+func permuteWalk(xShape: [Int], perm: [Int], _ body: (Int, Int, Int, Int) -> Void) {
     let r = xShape.count
     let xs = contiguousStrides(xShape)
     let yShape = perm.map { xShape[$0] }
     let src = perm.map { xs[$0] }          // x stride for each y dimension
     let count = xShape.reduce(1, *)
     if count == 0 { return }
-    let inner = yShape[r - 1], innerStride = src[r - 1]
+    let inner = yShape[r - 1]
     var idx = [Int](repeating: 0, count: r)
     var off = 0, o = 0
     while o < count {
-        for i in 0..<inner { y[o + i] = x[off + i * innerStride] }
+        body(o, off, inner, src[r - 1])
         o += inner
         var d = r - 2
         while d >= 0 {
@@ -37,28 +38,14 @@ public func permuteForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<
     }
 }
 
+/// y = x with dimensions reordered: y.shape[i] = xShape[perm[i]].
+public func permuteForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, xShape: [Int], perm: [Int]) {
+    permuteWalk(xShape: xShape, perm: perm) { yo, xo, n, s in for i in 0..<n { y[yo + i] = x[xo + i * s] } }
+}
+
 /// dx += dy permuted back. Accumulates.
 public func permuteBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, xShape: [Int], perm: [Int]) {
-    let r = xShape.count
-    let xs = contiguousStrides(xShape)
-    let yShape = perm.map { xShape[$0] }
-    let src = perm.map { xs[$0] }
-    let count = xShape.reduce(1, *)
-    if count == 0 { return }
-    let inner = yShape[r - 1], innerStride = src[r - 1]
-    var idx = [Int](repeating: 0, count: r)
-    var off = 0, o = 0
-    while o < count {
-        for i in 0..<inner { dx[off + i * innerStride] += dy[o + i] }
-        o += inner
-        var d = r - 2
-        while d >= 0 {
-            idx[d] += 1; off += src[d]
-            if idx[d] < yShape[d] { break }
-            off -= src[d] * yShape[d]; idx[d] = 0; d -= 1
-        }
-        if d < 0 { break }
-    }
+    permuteWalk(xShape: xShape, perm: perm) { yo, xo, n, s in for i in 0..<n { dx[xo + i * s] += dy[yo + i] } }
 }
 
 /// Spatial pad of planes.  x: (planes, h, w); y: (planes, h+top+bottom, w+left+right).

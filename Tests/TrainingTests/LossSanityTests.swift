@@ -1,0 +1,76 @@
+import Testing
+import Foundation
+import Tensor
+import FlowData
+import Losses
+import Training
+import NN
+import FlowNets
+
+/// The unsupervised losses must prefer the true flow: on synthetic pairs with exact ground truth,
+/// the photometric loss of the ground-truth flow is far below that of zero flow.
+@Suite struct LossSanityTests {
+    func pair(_ index: Int, h: Int = 64, w: Int = 96) -> (Tensor, Tensor, Tensor, Tensor) {
+        var c = SyntheticConfig(pairs: 4, height: h, width: w, seed: 11)
+        c.maxDisplacement = 5
+        let p = SyntheticDataset.renderPair(c, index: index)
+        let i1 = Tensor(shape: [1, 3, h, w], values: p.rgbImage1().pixels)
+        let i2 = Tensor(shape: [1, 3, h, w], values: p.rgbImage2().pixels)
+        let f = Tensor(shape: [1, 2, h, w], values: p.forward)
+        let occ = Tensor(shape: [1, 1, h, w], values: p.occlusion.map { $0 > 127 ? 0 : 1 })
+        return (i1, i2, f, occ)
+    }
+
+    @Test(arguments: [Photometric.Weights(l1: 1, ssim: 0, census: 0), Photometric.Weights(l1: 0, ssim: 1, census: 0),
+                      Photometric.Weights(l1: 0, ssim: 0, census: 1)])
+    func photometricLossPrefersTheTrueFlow(_ w: Photometric.Weights) {
+        for k in 0..<3 {
+            let (i1, i2, f, visible) = pair(k)
+            let good = Photometric.loss(i1, warp(i2, by: f, padding: .border), mask: visible, weights: w).item
+            let zero = Photometric.loss(i1, warp(i2, by: Tensor.zeros(f.shape), padding: .border), mask: visible, weights: w).item
+            #expect(good < (w.census > 0 ? 0.8 : 0.5) * zero, "pair \(k) \(w): true flow \(good), zero flow \(zero)")
+        }
+    }
+
+    @Test func forwardBackwardCheckKeepsTheVisiblePixelsOfTheTrueFlow() {
+        var c = SyntheticConfig(pairs: 2, height: 64, width: 96, seed: 11)
+        c.maxDisplacement = 5
+        let p = SyntheticDataset.renderPair(c, index: 0)
+        let f = Tensor(shape: [1, 2, 64, 96], values: p.forward), b = Tensor(shape: [1, 2, 64, 96], values: p.backward)
+        let vis = Occlusion.forwardBackward(f, b)
+        var agree = 0
+        for i in 0..<vis.count where (vis.data[i] > 0.5) == (p.occlusion[i] < 128) { agree += 1 }
+        #expect(Double(agree) / Double(vis.count) > 0.9, "agreement \(agree) of \(vis.count)")
+    }
+}
+
+/// Optimization works end to end: the teacher's unsupervised loss falls on one fixed tiny batch.
+@Suite struct TinyBatchTests {
+    @Test func teacherLossFallsOnATinyBatch() throws {
+        var c = SyntheticConfig(pairs: 2, height: 64, width: 64, seed: 21)
+        c.maxDisplacement = 3
+        let p = SyntheticDataset.renderPair(c, index: 0)
+        let i1 = Tensor(shape: [1, 3, 64, 64], values: p.rgbImage1().pixels)
+        let i2 = Tensor(shape: [1, 3, 64, 64], values: p.rgbImage2().pixels)
+        let net = FlowNets.FastFlowNet()
+        net.initialize(seed: 1)
+        let teacher = TeacherNet(net)
+        var stage = StageSpec.defaults(kind: "unsupervised")
+        stage.loss.warmupSteps = 1000
+        stage.loss.warmupPhotometric = Photometric.Weights(l1: 0, ssim: 0, census: 1)
+        stage.loss.selfSupWeight = 0
+        let params = net.namedParameters()
+        let opt = Adam([.init(params)], lr: 1e-3)
+        var rng = RandomGenerator(seed: 1)
+        var losses: [Float] = []
+        for step in 0..<12 {
+            let l = StageLosses.teacherStep(teacher: teacher, image1: i1, image2: i2, stage: stage, step: step, studentFlow: nil, rng: &rng)
+            losses.append(l.total.item)
+            Tape.backward(l.total)
+            opt.update()
+            for (_, p) in params { p.freeGrad() }
+        }
+        let first = losses[0], last = losses.suffix(3).reduce(0, +) / 3
+        #expect(last < 0.8 * first, "losses \(losses)")
+    }
+}
