@@ -39,15 +39,15 @@ public enum Occlusion {
             for y in 0..<h {
                 for x in 0..<w {
                     let px = Float(x) + u[y * w + x], py = Float(y) + v[y * w + x]
-                    guard px.isFinite, py.isFinite else { continue }
+                    // Far-off (or non-finite) targets land nowhere; this also keeps Int(…) from trapping.
+                    guard abs(px) < 1e7, abs(py) < 1e7 else { continue }
                     let x0 = Int(px.rounded(.down)), y0 = Int(py.rounded(.down))
                     let fx = px - Float(x0), fy = py - Float(y0)
-                    for (dy, wy) in [(0, 1 - fy), (1, fy)] {
-                        for (dx, wx) in [(0, 1 - fx), (1, fx)] {
-                            let xx = x0 + dx, yy = y0 + dy
-                            if xx >= 0 && xx < w && yy >= 0 && yy < h { a[yy * w + xx] += wx * wy }
-                        }
+                    @inline(__always) func splat(_ xx: Int, _ yy: Int, _ weight: Float) {
+                        if xx >= 0 && xx < w && yy >= 0 && yy < h { a[yy * w + xx] += weight }
                     }
+                    splat(x0, y0, (1 - fx) * (1 - fy)); splat(x0 + 1, y0, fx * (1 - fy))
+                    splat(x0, y0 + 1, (1 - fx) * fy);   splat(x0 + 1, y0 + 1, fx * fy)
                 }
             }
             for i in 0..<hw { a[i] = min(max(a[i], 0), 1) >= threshold ? 1 : 0 }

@@ -62,7 +62,7 @@ public enum Photometric {
         let m = mask.detached()
         var total: Tensor? = nil
         func add(_ t: Tensor) { total = total.map { $0 + t } ?? t }
-        if weights.l1 != 0 { add((im1 - recon).abs().mul(m).mean() * weights.l1) }
+        if weights.l1 != 0 { add(((im1 - recon).abs() * m).mean() * weights.l1) }
         if weights.ssim != 0 || weights.census != 0 {
             let rm = recon * m, im = im1 * m
             if weights.ssim != 0 { add(ssim(rm, im).mean() * weights.ssim) }
@@ -77,9 +77,4 @@ public enum Photometric {
         for i in 0..<t.count { s += Double(t.data[i]) }
         return Float(s / Double(Swift.max(t.count, 1)))
     }
-}
-
-extension Tensor {
-    /// Elementwise product (broadcasting), for chains like `x.abs().mul(mask)`.
-    public func mul(_ other: Tensor) -> Tensor { self * other }
 }

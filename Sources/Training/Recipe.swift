@@ -202,7 +202,7 @@ public struct Recipe: Codable, Equatable, Sendable {
                 out.append(s)
             }
         }
-        return out.enumerated().map { i, s in var s = s; if s.name.isEmpty { s.name = s.kind }; _ = i; return s }
+        return out.map { s in var s = s; if s.name.isEmpty { s.name = s.kind }; return s }
     }
 }
 

@@ -145,7 +145,8 @@ public enum StageLosses {
         let n = image1.shape[0]
         let both = teacher.infer(Tensor.concat([image1, image2], dim: 0), Tensor.concat([image2, image1], dim: 0))
         let ff = both.slice(dim: 0, start: 0, length: n), fb = both.slice(dim: 0, start: n, length: n)
-        var (mask, fraction) = reliableMask(image1: image1, image2: image2, forward: ff, backward: fb, spec: spec)
+        let (mask, forwardFraction) = reliableMask(image1: image1, image2: image2, forward: ff, backward: fb, spec: spec)
+        var fraction = forwardFraction
         var targets = [(ff, mask)]
         var frames = [(image1, image2)]
         if spec.bidirectional {
@@ -153,7 +154,6 @@ public enum StageLosses {
             targets.append((fb, mb)); frames.append((image2, image1))
             fraction = (fraction + fr) / 2
         }
-        _ = mask
         var loss: Tensor? = nil
         for (k, (f, m)) in targets.enumerated() {
             let aug = SelfAugmentation(stage.selfAugment, image1: frames[k].0, image2: frames[k].1, rng: &rng)
@@ -166,7 +166,6 @@ public enum StageLosses {
                 loss = loss.map { $0 + l } ?? l
             }
         }
-        mask = targets[0].1
         let total = loss! * (1 / Float(targets.count))
         return StepLoss(total: total, terms: ["distill": total.item, "reliable": fraction])
     }

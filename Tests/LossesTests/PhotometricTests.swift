@@ -98,4 +98,11 @@ import TestSupport
         let m = Occlusion.rangeMap(shift)
         for y in 0..<4 { #expect(m.data[y * 5 + 0] == 1 && m.data[y * 5 + 3] == 0 && m.data[y * 5 + 4] == 0) }
     }
+
+    @Test func rangeMapSurvivesNonFiniteAndHugeFlow() {
+        let f = Tensor.zeros([1, 2, 3, 3])
+        f.data[0] = .nan; f.data[1] = .infinity; f.data[2] = 1e30; f.data[3] = -1e30
+        let m = Occlusion.rangeMap(f)
+        #expect(m.shape == [1, 1, 3, 3] && m.toArray().allSatisfy { $0 == 0 || $0 == 1 })
+    }
 }

@@ -47,7 +47,7 @@ public final class Adam {
         let bc1 = 1 - Foundation.pow(Double(beta1), t)
         let bc2Sqrt = (1 - Foundation.pow(Double(beta2), t)).squareRoot()
         let stepSize = Float(lr / bc1)
-        let b1 = beta1, b2 = beta2, eps = eps, w1 = 1 - beta1, w2 = 1 - beta2
+        let b2 = beta2, eps = eps, w1 = 1 - beta1, w2 = 1 - beta2
         let bc2s = Float(bc2Sqrt)
         for group in groups {
             let decay = Float(1 - lr * Double(group.weightDecay))
@@ -59,7 +59,6 @@ public final class Adam {
                 m[id] = ms; v[id] = vs
                 let pp = p.data, gp = gs.pointer, mp = ms.pointer, vp = vs.pointer, n = p.count
                 let doDecay = decoupled && group.weightDecay != 0
-                _ = b1
                 for i in 0..<n {
                     var g = gp[i]
                     if l2 != 0 { g = g + l2 * pp[i] }
