@@ -112,9 +112,10 @@ public struct LossSpec: Codable, Equatable, Sendable {
     public var sequenceGamma: Float = 0.8
     /// Also distil the backward direction.
     public var bidirectional = false
-    /// Occlusion used by the reliable mask: fb (forward–backward check, MDFlow) | range (range map
-    /// of the backward flow, as in the warm-up; for short runs whose teacher is not yet consistent).
-    public var reliableOcclusion = "fb"
+    /// Occlusion model of the stage (after any warm-up), used by the photometric mask and by the
+    /// reliable mask: fb (forward–backward check, ARFlow/MDFlow) | range (range map of the backward
+    /// flow, as in the warm-up; for short runs whose teacher is not yet forward–backward consistent).
+    public var occlusion = "fb"
     /// Reliable-mask rule for teacher → student: threshold | quantile.
     public var confidence = "threshold"
     /// Census-distance threshold τ (soft Hamming in [0, 1)).
@@ -381,7 +382,7 @@ extension Recipe {
             if !["constant", "step", "onecycle"].contains(s.optimizer.schedule) { throw fail("\(p).optimizer.schedule", "expected constant, step or onecycle, got '\(s.optimizer.schedule)'") }
             if s.loss.scaleWeights.count != 5 { throw fail("\(p).loss.scaleWeights", "needs 5 weights (full, flow3, flow4, flow5, flow6), got \(s.loss.scaleWeights.count)") }
             if ![1, 2].contains(s.loss.smoothOrder) { throw fail("\(p).loss.smoothOrder", "must be 1 or 2") }
-            if !["fb", "range"].contains(s.loss.reliableOcclusion) { throw fail("\(p).loss.reliableOcclusion", "expected fb or range, got '\(s.loss.reliableOcclusion)'") }
+            if !["fb", "range"].contains(s.loss.occlusion) { throw fail("\(p).loss.occlusion", "expected fb or range, got '\(s.loss.occlusion)'") }
             if !["threshold", "quantile"].contains(s.loss.confidence) { throw fail("\(p).loss.confidence", "expected threshold or quantile, got '\(s.loss.confidence)'") }
             if !(s.loss.quantile > 0 && s.loss.quantile <= 1) { throw fail("\(p).loss.quantile", "must be in (0, 1]") }
             if let prob = s.selfAugment.spatial.problems().first { throw fail("\(p).selfAugment.spatial", prob) }

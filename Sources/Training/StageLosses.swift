@@ -45,7 +45,7 @@ public enum StageLosses {
         let n2 = full.shape[0], n = n2 / 2, h = full.shape[2], w = full.shape[3]
         let ff = full.slice(dim: 0, start: 0, length: n), fb = full.slice(dim: 0, start: n, length: n)
         let visible: Tensor = Tape.noGrad {
-            if warmup {
+            if warmup || spec.occlusion == "range" {
                 return Tensor.concat([Occlusion.rangeMap(fb.detached()), Occlusion.rangeMap(ff.detached())], dim: 0)
             }
             return Tensor.concat([Occlusion.forwardBackward(ff.detached(), fb.detached(), alpha1: spec.occAlpha1, alpha2: spec.occAlpha2),
@@ -111,11 +111,11 @@ public enum StageLosses {
     }
 
     /// The reliable mask: non-occluded ∧ census distance(I1, warp(I2, F)) ≤ τ (or the quantile
-    /// rule). Non-occluded comes from the forward–backward check, or (`reliableOcclusion: range`)
+    /// rule). Non-occluded comes from the forward–backward check, or (`occlusion: range`)
     /// the range map of the backward flow. Returns (mask (B,1,H,W), fraction of reliable pixels).
     public static func reliableMask(image1: Tensor, image2: Tensor, forward: Tensor, backward: Tensor, spec: LossSpec) -> (Tensor, Float) {
         Tape.noGrad {
-            let visible = spec.reliableOcclusion == "range" ? Occlusion.rangeMap(backward)
+            let visible = spec.occlusion == "range" ? Occlusion.rangeMap(backward)
                 : Occlusion.forwardBackward(forward, backward, alpha1: spec.occAlpha1, alpha2: spec.occAlpha2)
             let recon = warp(image2, by: forward, padding: .border)
             let d = Photometric.census(image1, recon)
