@@ -68,13 +68,7 @@ public enum Photometric {
             if weights.ssim != 0 { add(ssim(rm, im).mean() * weights.ssim) }
             if weights.census != 0 { add(census(rm, im).mean() * weights.census) }
         }
-        let denom = Swift.max(Double(meanValue(m)), 1e-7)
+        let denom = Swift.max(m.meanValue(), 1e-7)
         return (total ?? Tensor.zeros([1])) * Float(1 / denom)
-    }
-
-    static func meanValue(_ t: Tensor) -> Float {
-        var s = 0.0
-        for i in 0..<t.count { s += Double(t.data[i]) }
-        return Float(s / Double(Swift.max(t.count, 1)))
     }
 }

@@ -15,9 +15,7 @@ public enum StageLosses {
     /// pred, target: (B, 2, H, W); mask: (B, 1, H, W) → [1]
     public static func robust(_ pred: Tensor, _ target: Tensor, mask: Tensor, eps: Float, q: Float) -> Tensor {
         let m = mask.detached()
-        var mean = 0.0
-        for i in 0..<m.count { mean += Double(m.data[i]) }
-        mean /= Double(max(m.count, 1))
+        let mean = m.meanValue()
         let d = (pred - target.detached()).abs()
         let r = q == 1 && eps == 0 ? d : (d + eps).pow(q)
         return (r * m).mean() * Float(1 / (mean + 1e-7))
@@ -72,9 +70,7 @@ public enum StageLosses {
             terms["smooth"] = l.item
             loss = loss.map { $0 + l } ?? l
         }
-        var vis = 0.0
-        for i in 0..<visible.count { vis += Double(visible.data[i]) }
-        terms["visible"] = Float(vis / Double(visible.count))
+        terms["visible"] = Float(visible.meanValue())
         return (loss ?? Tensor.zeros([1]), visible, terms)
     }
 

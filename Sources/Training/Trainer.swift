@@ -216,8 +216,6 @@ public final class Trainer {
                 log("\(title): step \(step + 1): non-finite \(loss.total.isFinite ? "gradient" : "loss"); step skipped, weights untouched (\(state.nonFiniteStreak) in a row)")
             }
             for p in params { p.freeGrad() }
-            // Gradients of the frozen net may have been allocated by shared ops; drop them too.
-            for (_, p) in (net === teacher ? student.net.namedParameters() : teacher.net.namedParameters()) { p.freeGrad() }
             if state.nonFiniteStreak >= maxNonFinite {
                 throw TrainingError("\(title): \(state.nonFiniteStreak) non-finite steps in a row at step \(step + 1); stopping (the latest checkpoint in \(runDir.path) is intact)")
             }

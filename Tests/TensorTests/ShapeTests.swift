@@ -65,6 +65,7 @@ import TestSupport
         #expect(x.sum(dims: [1], keepDims: true).shape == [2, 1])
         #expect(x.mean(dims: [-1]).toArray() == [2, 5])
         #expect(x.maxValue() == 6 && x.minValue() == 1)
+        #expect(x.meanValue() == 3.5 && Tensor.zeros([0]).meanValue() == 0)
     }
 
     @Test func reductionsMatchFiniteDifferences() {

@@ -50,6 +50,13 @@ extension Tensor {
         return sum(dims: dims, keepDims: keepDims) * (1 / Float(max(n, 1)))
     }
 
+    /// Mean of every element in Double (no gradient): mask fractions and normalizers.
+    public func meanValue() -> Double {
+        var s = 0.0
+        for i in 0..<count { s += Double(data[i]) }
+        return s / Double(Swift.max(count, 1))
+    }
+
     /// Largest element (no gradient); named so that `max(_:_:)` stays unambiguous inside extensions.
     public func maxValue() -> Float {
         var m = -Float.infinity
