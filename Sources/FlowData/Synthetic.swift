@@ -207,15 +207,19 @@ struct Affine2 {
     }
 }
 
-/// A procedural texture defined in the layer's own (frame-1) coordinates, so it moves with it:
-/// value-noise octaves mixing two colours, an anti-aliased stripe pattern (sharp edges), and a
-/// linear colour gradient.
+/// A procedural texture defined in the layer's own (frame-1) coordinates, so it moves with it.
+/// Two independent fractal value noises (detail from tens of pixels down to about one pixel, with
+/// a contrast stretch) mix three colours, so every patch has 2-D structure at every pyramid level
+/// and a flow net can see motion in any direction; sometimes an anti-aliased stripe pattern (sharp
+/// edges), and a linear colour gradient.
 struct Texture {
     var seed: UInt32
     var baseScale: Double          // pixels per noise cell at the coarsest octave
     var octaves: Int
+    var contrast: Double
     var colorA: (Double, Double, Double)
     var colorB: (Double, Double, Double)
+    var colorC: (Double, Double, Double)
     var stripeColor: (Double, Double, Double)
     var stripeStrength: Double
     var stripeDirection: (Double, Double)
@@ -226,20 +230,22 @@ struct Texture {
 
     init(rng: inout RandomGenerator, size: Double) {
         seed = UInt32(truncatingIfNeeded: rng.next())
-        baseScale = rng.uniform(10, 48)
-        octaves = 3
+        baseScale = rng.uniform(12, 40)
+        octaves = 5
+        contrast = rng.uniform(2, 3.5)
         func colour(_ rng: inout RandomGenerator) -> (Double, Double, Double) { (rng.uniform(), rng.uniform(), rng.uniform()) }
         colorA = colour(&rng)
         colorB = colour(&rng)
+        colorC = colour(&rng)
         stripeColor = colour(&rng)
-        stripeStrength = rng.chance(0.7) ? rng.uniform(0.3, 0.9) : 0
+        stripeStrength = rng.chance(0.25) ? rng.uniform(0.2, 0.6) : 0
         let s = rng.uniform(0, 2 * Double.pi)
         stripeDirection = (cos(s), sin(s))
         stripePeriod = rng.uniform(6, 40)
         let g = rng.uniform(0, 2 * Double.pi)
         let length = max(size, 1)
         gradientDirection = (cos(g) / length, sin(g) / length)
-        gradientColor = (rng.uniform(-0.4, 0.4), rng.uniform(-0.4, 0.4), rng.uniform(-0.4, 0.4))
+        gradientColor = (rng.uniform(-0.3, 0.3), rng.uniform(-0.3, 0.3), rng.uniform(-0.3, 0.3))
         origin = (rng.uniform(-1000, 1000), rng.uniform(-1000, 1000))
     }
 
@@ -270,20 +276,25 @@ struct Texture {
         return top + (bottom - top) * ty
     }
 
+    /// Fractal noise in [0, 1] at (px, py) in pixels: `octaves` value-noise octaves (lacunarity 2,
+    /// persistence 0.6), stretched by `contrast` about 0.5 and clamped.
+    @inline(__always) func fractal(_ px: Double, _ py: Double, _ salt: UInt32) -> Double {
+        var n = 0.0, amplitude = 1.0, total = 0.0, scale = 1 / baseScale
+        for o in 0..<octaves {
+            n += amplitude * valueNoise(px * scale, py * scale, UInt32(o) &+ salt)
+            total += amplitude
+            amplitude *= 0.6
+            scale *= 2
+        }
+        return min(max(0.5 + (n / total - 0.5) * contrast, 0), 1)
+    }
+
     /// RGB in [0, 1] at layer coordinates (x, y).
     @inline(__always) func color(_ x: Double, _ y: Double) -> (Double, Double, Double) {
         let px = x + origin.0, py = y + origin.1
-        var n = 0.0, amplitude = 0.5, total = 0.0, scale = 1 / baseScale
-        for o in 0..<octaves {
-            n += amplitude * valueNoise(px * scale, py * scale, UInt32(o))
-            total += amplitude
-            amplitude *= 0.5
-            scale *= 2.1
-        }
-        n /= total
-        var r = colorA.0 + (colorB.0 - colorA.0) * n
-        var g = colorA.1 + (colorB.1 - colorA.1) * n
-        var b = colorA.2 + (colorB.2 - colorA.2) * n
+        let n = fractal(px, py, 0), m = fractal(px, py, 16)
+        var r = colorA.0 + (colorB.0 - colorA.0) * n, g = colorA.1 + (colorB.1 - colorA.1) * n, b = colorA.2 + (colorB.2 - colorA.2) * n
+        r += (colorC.0 - r) * m; g += (colorC.1 - g) * m; b += (colorC.2 - b) * m
         if stripeStrength > 0 {
             // Square wave along stripeDirection with edges about one pixel wide.
             let t = (x * stripeDirection.0 + y * stripeDirection.1) / stripePeriod
