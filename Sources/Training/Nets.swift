@@ -58,7 +58,7 @@ public enum NetFactory {
     /// The teacher, seeded or loaded from `spec.weights`.
     public static func teacher(_ spec: NetSpec, seed: UInt64) throws -> TeacherNet {
         let net = FastFlowNet()
-        net.initialize(seed: seed)
+        net.initialize(seed: seed, correlationGain: spec.correlationGain)
         if !spec.weights.isEmpty { try net.load(try NN.WeightsFile.read(URL(fileURLWithPath: spec.weights)), source: spec.weights) }
         return TeacherNet(net)
     }

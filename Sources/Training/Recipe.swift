@@ -48,6 +48,9 @@ public struct NetSpec: Codable, Equatable, Sendable {
     public var iters = 8
     /// RAFT iterations at evaluation and pseudo-labelling.
     public var evalIters = 12
+    /// FastFlowNet only: gain of the correlation-aware init of the decoders' cost-volume inputs
+    /// (0: FastFlowNet's plain Kaiming init). See `FastFlowNet.initialize`.
+    public var correlationGain: Float = 50
     public init() {}
     public init(arch: String) { self.arch = arch }
 }
@@ -363,6 +366,7 @@ extension Recipe {
         for (key, n) in [("teacher", teacher), ("student", student)] {
             if !Recipe.archs.contains(n.arch) { throw fail("\(key).arch", "unknown network '\(n.arch)'; expected one of \(Recipe.archs.joined(separator: ", "))") }
             if n.iters < 1 || n.evalIters < 1 { throw fail("\(key).iters", "iterations must be ≥ 1") }
+            if !(n.correlationGain >= 0 && n.correlationGain.isFinite) { throw fail("\(key).correlationGain", "must be a finite number ≥ 0, got \(n.correlationGain)") }
             if checkPaths && !n.weights.isEmpty && !FileManager.default.fileExists(atPath: n.weights) { throw fail("\(key).weights", "weights file '\(n.weights)' does not exist") }
         }
         if teacher.arch != "fastflownet" { throw fail("teacher.arch", "the teacher (the deployed net) must be fastflownet") }

@@ -41,13 +41,44 @@ public final class FastFlowNet: Module {
         return c
     }
 
-    /// FastFlowNet's initialization: Kaiming-normal weights (fan in, ReLU gain) for every conv and
-    /// transposed conv, zero biases.
-    public func initialize(seed: UInt64) {
+    /// The default gain of `initialize`'s correlation-aware decoder inputs.
+    public static let defaultCorrelationGain: Float = 50
+
+    /// Initialization: FastFlowNet's Kaiming-normal weights (fan in, ReLU gain) for every conv and
+    /// transposed conv, zero biases; then, unless `correlationGain` is 0, each decoder's first conv
+    /// is made correlation-aware: its weights on the 53 cost-volume channels are made zero-mean
+    /// over the displacements (per output channel and kernel tap) and multiplied by
+    /// `correlationGain`.
+    ///
+    /// Why: the cost volume is a channel mean of products of post-LeakyReLU features, so it is
+    /// small (about 0.01 at init) and dominated by a common mode, with the displacement signal a
+    /// few percent of it. Under plain Kaiming init the decoders never pick that signal up in
+    /// practice: supervised on global translations, FastFlowNet stayed at the zero-flow EPE for
+    /// 1500 steps, while this init learned within 150 (and RAFT-small, whose normalized features
+    /// give a high-contrast volume, within 250). The function class and state-dict are unchanged.
+    public func initialize(seed: UInt64, correlationGain: Float = FastFlowNet.defaultCorrelationGain) {
         var rng = RandomGenerator(seed: seed)
         for (w, b, _) in allConvolutions(self) {
             Init.kaimingNormal(w, fan: .fanIn, using: &rng)
             if let b { Init.constant(b, 0) }
+        }
+        if correlationGain != 0 {
+            for d in decoders { Self.balanceCostVolumeInputs(d.conv1.conv.weight, channels: displacements.count, gain: correlationGain) }
+        }
+    }
+
+    /// Makes the weights on input channels 0..<channels zero-mean over those channels (per output
+    /// channel and tap), then scales them by `gain`.  weight: (out, in, kh, kw)
+    static func balanceCostVolumeInputs(_ weight: Tensor, channels: Int, gain: Float) {
+        let out = weight.shape[0], inC = weight.shape[1], taps = weight.shape[2] * weight.shape[3]
+        let w = weight.data
+        for o in 0..<out {
+            for t in 0..<taps {
+                var mean: Float = 0
+                for c in 0..<channels { mean += w[(o * inC + c) * taps + t] }
+                mean /= Float(channels)
+                for c in 0..<channels { w[(o * inC + c) * taps + t] = (w[(o * inC + c) * taps + t] - mean) * gain }
+            }
         }
     }
 
