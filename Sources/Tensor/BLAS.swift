@@ -12,11 +12,12 @@ let blasSingleThreaded: Bool = {
 
 /// Row-major single-precision GEMM: C = alpha·op(A)·op(B) + beta·C, with op(A) (m×k) and op(B)
 /// (k×n). Leading dimensions are row strides in elements. The one place that calls OpenBLAS.
-/// Products big enough are split into column (or row) blocks computed on all threads.
+/// Products big enough are split into column (or row) blocks computed on all threads, unless
+/// `serial` (the caller already runs one task per thread).
 public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                   alpha: Float = 1, _ a: UnsafePointer<Float>, lda: Int,
                   _ b: UnsafePointer<Float>, ldb: Int,
-                  beta: Float = 0, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
+                  beta: Float = 0, _ c: UnsafeMutablePointer<Float>, ldc: Int, serial: Bool = false) {
     _ = blasSingleThreaded
     if m == 0 || n == 0 { return }
     if k == 0 {
@@ -28,7 +29,7 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
     }
     let threads = Runtime.threads
     let work = Double(m) * Double(n) * Double(k)
-    guard threads > 1, work >= 4e6 else {
+    guard !serial, threads > 1, work >= 4e6 else {
         sgemmBlock(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         return
     }
