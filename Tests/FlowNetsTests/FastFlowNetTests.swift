@@ -99,4 +99,32 @@ struct FastFlowNetTests {
         #expect(abs(r.data[0] - 0.25) < 1e-6)
         #expect(abs(r.data[32 * 32] - 0.5) < 1e-6)
     }
+
+    @Test func correlationAwareInitBalancesAndScalesTheCostVolumeWeights() {
+        let plain = FastFlowNet(), aware = FastFlowNet()
+        plain.initialize(seed: 5, correlationGain: 0)
+        aware.initialize(seed: 5, correlationGain: 50)
+        for (p, a) in zip(plain.decoders, aware.decoders) {
+            let wp = p.conv1.conv.weight, wa = a.conv1.conv.weight          // (96, 87, 3, 3)
+            var worstMean: Float = 0, worstScale: Float = 0
+            for o in 0..<96 {
+                for t in 0..<9 {
+                    var sumA: Float = 0, sumP: Float = 0
+                    for c in 0..<53 { sumA += wa.data[(o * 87 + c) * 9 + t]; sumP += wp.data[(o * 87 + c) * 9 + t] }
+                    worstMean = max(worstMean, abs(sumA / 53))
+                    // Each cost-volume weight is 50 × (plain weight − mean over displacements).
+                    let c = (o * 5) % 53, i = (o * 87 + c) * 9 + t
+                    worstScale = max(worstScale, abs(wa.data[i] - 50 * (wp.data[i] - sumP / 53)))
+                }
+            }
+            #expect(worstMean < 1e-4 && worstScale < 1e-4, "mean \(worstMean), scale \(worstScale)")
+            // The other inputs (context features and the upsampled flow) keep the plain init.
+            var changed = 0
+            for o in 0..<96 { for c in 53..<87 { for t in 0..<9 where wa.data[(o * 87 + c) * 9 + t] != wp.data[(o * 87 + c) * 9 + t] { changed += 1 } } }
+            #expect(changed == 0)
+        }
+        // Everything outside the decoders' first convs is identical.
+        let sp = plain.stateDict(), sa = aware.stateDict()
+        for (k, t) in sp where !k.contains("conv1.0.weight") || !k.hasPrefix("decoder") { #expect(t.toArray() == sa[k]!.toArray(), "\(k)") }
+    }
 }
