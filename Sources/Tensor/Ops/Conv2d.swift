@@ -227,6 +227,9 @@ public func conv2dBackward(dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePo
     let minRows = max(1, (reach + g.sh - 1) / g.sh - 1)
     let tiling = ConvTiling(n: n, groups: g.groups, oh: oh, ow: ow, kg: kg, minRows: minRows)
     if let dw {
+        // The pixels are this GEMM's reduction dimension: at least 2048 per tile, so the
+        // accumulator (mg × kg) and the packed operands are not re-touched every few columns.
+        let tiling = ConvTiling(n: n, groups: g.groups, oh: oh, ow: ow, kg: kg, minRows: max(1, 2048 / ow))
         let chunks = min(Runtime.threads, tiling.tasks)
         let partial = Storage(count: chunks * cout * kg)
         let pp = SendablePointer(partial.pointer)
