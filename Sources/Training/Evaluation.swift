@@ -7,6 +7,17 @@ import Losses
 public enum Evaluation {
     public static func run(_ net: TrainableFlowNet, on dataset: FlowDataset, maxPairs: Int = 0,
                            visualize: String? = nil, progress: (Int, Int) -> Void = { _, _ in }) throws -> FlowMetrics {
+        try run(predict: net.infer, on: dataset, maxPairs: maxPairs, visualize: visualize, progress: progress)
+    }
+
+    /// The zero-flow baseline on the same pairs: what a net that has learned nothing scores.
+    public static func zeroFlow(on dataset: FlowDataset, maxPairs: Int = 0) throws -> FlowMetrics {
+        try run(predict: { a, _ in Tensor.zeros([1, 2, a.shape[2], a.shape[3]]) }, on: dataset, maxPairs: maxPairs)
+    }
+
+    /// `predict`: two (1, 3, h, w) RGB frames in [0, 1] → (1, 2, h, w) flow in pixels.
+    public static func run(predict: (Tensor, Tensor) -> Tensor, on dataset: FlowDataset, maxPairs: Int = 0,
+                           visualize: String? = nil, progress: (Int, Int) -> Void = { _, _ in }) throws -> FlowMetrics {
         var metrics = FlowMetrics()
         let pairs = maxPairs > 0 ? Array(dataset.pairs.prefix(maxPairs)) : dataset.pairs
         for (i, pair) in pairs.enumerated() {
@@ -15,7 +26,7 @@ public enum Evaluation {
             let (h, w) = (sample.height, sample.width)
             let i1 = Tensor(shape: [1, 3, h, w], values: sample.image1.pixels)
             let i2 = Tensor(shape: [1, 3, h, w], values: sample.image2.pixels)
-            let pred = net.infer(i1, i2)
+            let pred = predict(i1, i2)
             let gtT = Tensor(shape: [1, 2, h, w], values: gt.uv)
             let valid = Tensor(shape: [1, 1, h, w], values: gt.valid)
             let occ = sample.occlusion.map { Tensor(shape: [1, 1, h, w], values: $0) }

@@ -331,6 +331,9 @@ public final class Trainer {
         for r in state.history {
             s += "| \(r.stage + 1) | \(r.name) | \(String(format: "%.3f", r.teacherEPE)) | \(r.studentEPE.map { String(format: "%.3f", $0) } ?? "–") |\n"
         }
+        if let val, let zero = try? Evaluation.zeroFlow(on: val, maxPairs: recipe.validation.maxPairs) {
+            s += "zero flow (a net that learned nothing) scores EPE \(String(format: "%.3f", zero.epe)) on the same pairs\n"
+        }
         log(s)
     }
 

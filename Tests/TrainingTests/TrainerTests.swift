@@ -32,10 +32,13 @@ import TestSupport
     @Test func smokeRecipeRunsEveryStageAndWritesTheRunLayout() throws {
         let dir = tempRun("smoke")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let t = try Trainer(recipe: try recipe(), runDir: dir, resume: false, log: { _ in })
+        nonisolated(unsafe) var lines: [String] = []
+        let t = try Trainer(recipe: try recipe(), runDir: dir, resume: false, log: { lines.append($0) })
         let history = try t.run()
         #expect(history.count == 3)
         #expect(history.allSatisfy { $0.teacherEPE.isFinite })
+        // The closing table names the zero-flow baseline on the same pairs.
+        #expect(lines.contains { $0.contains("zero flow (a net that learned nothing) scores EPE") })
         let fm = FileManager.default
         for f in ["recipe.yaml", "metrics.jsonl", "latest", "stages/1/teacher.safetensors", "stages/2/student.safetensors",
                   "stages/3/optimizer.safetensors", "stages/3/state.json"] {
