@@ -222,10 +222,6 @@ public func conv2dBackward(dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePo
         }
         return
     }
-    // Rows per tile such that tiles t and t + 2 read disjoint input rows.
-    let reach = (g.kh - 1) * g.dh + 1
-    let minRows = max(1, (reach + g.sh - 1) / g.sh - 1)
-    let tiling = ConvTiling(n: n, groups: g.groups, oh: oh, ow: ow, kg: kg, minRows: minRows)
     if let dw {
         // The pixels are this GEMM's reduction dimension: at least 2048 per tile, so the
         // accumulator (mg × kg) and the packed operands are not re-touched every few columns.
@@ -255,6 +251,9 @@ public func conv2dBackward(dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePo
         }
     }
     if let dx {
+        // Rows per tile such that tiles t and t + 2 read disjoint input rows.
+        let reach = (g.kh - 1) * g.dh + 1
+        let tiling = ConvTiling(n: n, groups: g.groups, oh: oh, ow: ow, kg: kg, minRows: max(1, (reach + g.sh - 1) / g.sh - 1))
         let dxp = SendablePointer(dx)
         let perImage = tiling.tilesPerImage
         for phase in 0..<2 {
