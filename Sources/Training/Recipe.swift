@@ -1,4 +1,5 @@
 import Foundation
+import FlowNets
 import Yams
 import FlowData
 import Losses
@@ -50,7 +51,7 @@ public struct NetSpec: Codable, Equatable, Sendable {
     public var evalIters = 12
     /// FastFlowNet only: gain of the correlation-aware init of the decoders' cost-volume inputs
     /// (0: FastFlowNet's plain Kaiming init). See `FastFlowNet.initialize`.
-    public var correlationGain: Float = 50
+    public var correlationGain: Float = FastFlowNet.defaultCorrelationGain
     public init() {}
     public init(arch: String) { self.arch = arch }
 }
