@@ -57,3 +57,30 @@ func tiledConvolutionMatchesDirectLoops(_ g: ConvGeometry) {
     #expect(worstRelative(x.grad!, ref.gx) < 1e-5)
     #expect(worstRelative(w.grad!, ref.gw) < 1e-5)
 }
+
+/// The fused leaky ReLU (slope 0.1, and 0 for ReLU) equals conv2d then the separate activation,
+/// in the output and in every gradient, on tiled shapes, a grouped one and a 1×1 conv.
+@Test(arguments: [
+    (ConvGeometry(kernel: 3, stride: 1, padding: 1), Float(0.1)),
+    (ConvGeometry(kernel: 3, stride: 2, padding: 1, groups: 2), Float(0)),
+    (ConvGeometry(kernel: 1), Float(0.1)),
+])
+func fusedActivationMatchesSeparateOps(_ g: ConvGeometry, _ slope: Float) {
+    var rng = RandomGenerator(seed: 5)
+    let x = Tensor.randn([2, 6, 23, 300], using: &rng)
+    let w = Tensor.randn([4, 6 / g.groups, g.kh, g.kw], using: &rng)
+    let b = Tensor.randn([4], using: &rng)
+    let gy = Tensor.randn([2, 4] + Array([g.outputSize(h: 23, w: 300).0, g.outputSize(h: 23, w: 300).1]), using: &rng)
+    func run(fused: Bool) -> [Tensor] {
+        let xs = x.detached(), ws = w.detached(), bs = b.detached()
+        for t in [xs, ws, bs] { t.requiresGrad = true }
+        let y = fused ? xs.conv2d(ws, bs, g, leakySlope: slope) : xs.conv2d(ws, bs, g).leakyReLU(slope)
+        Tape.backward((y * gy).sum())
+        return [y, xs.grad!, ws.grad!, bs.grad!]
+    }
+    let fused = run(fused: true), separate = run(fused: false)
+    for (f, s) in zip(fused, separate) {
+        #expect(f.shape == s.shape)
+        #expect(worstRelative(f, (0..<s.count).map { Double(s.data[$0]) }) < 1e-6)
+    }
+}

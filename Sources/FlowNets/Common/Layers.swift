@@ -49,7 +49,12 @@ public final class ConvLeakyReLU: Layer {
 
     public var children: [(String, any Module)] { [("0", conv)] }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor { conv(x).leakyReLU(slope) }
+    public func callAsFunction(_ x: Tensor) -> Tensor { conv(x, leakySlope: slope) }
+}
+
+/// relu(norm(conv(x))), the ReLU fused into the conv when there is no norm in between.
+func convNormReLU(_ conv: Conv2d, _ norm: any Layer, _ x: Tensor) -> Tensor {
+    norm is Identity ? conv(x, leakySlope: 0) : norm(conv(x)).relu()
 }
 
 /// Every Conv2d / ConvTranspose2d reached from `module`, for initialization.

@@ -41,8 +41,8 @@ public final class ResidualBlock: Layer {
     public var buffers: [(String, Tensor)] { aliasKeys("norm3", downsample) }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        var y = norm1(conv1(x)).relu()
-        y = norm2(conv2(y)).relu()
+        var y = convNormReLU(conv1, norm1, x)
+        y = convNormReLU(conv2, norm2, y)
         let s = downsample.map { $0(x) } ?? x
         return (s + y).relu()
     }
@@ -70,9 +70,9 @@ public final class BottleneckBlock: Layer {
     public var buffers: [(String, Tensor)] { aliasKeys("norm4", downsample) }
 
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        var y = norm1(conv1(x)).relu()
-        y = norm2(conv2(y)).relu()
-        y = norm3(conv3(y)).relu()
+        var y = convNormReLU(conv1, norm1, x)
+        y = convNormReLU(conv2, norm2, y)
+        y = convNormReLU(conv3, norm3, y)
         let s = downsample.map { $0(x) } ?? x
         return (s + y).relu()
     }
@@ -122,7 +122,7 @@ public final class RAFTEncoder: Layer {
 
     /// x: (N, 3, H, W) → (N, outputDim, H/8, W/8)
     public func callAsFunction(_ x: Tensor) -> Tensor {
-        var y = norm1(conv1(x)).relu()
+        var y = convNormReLU(conv1, norm1, x)
         y = layer3(layer2(layer1(y)))
         return conv2(y)
     }

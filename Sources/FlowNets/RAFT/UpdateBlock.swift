@@ -33,10 +33,10 @@ public final class MotionEncoder: Module {
 
     /// flow: (N, 2, h, w); corr: (N, corrChannels, h, w) → (N, outChannels, h, w)
     public func callAsFunction(flow: Tensor, corr: Tensor) -> Tensor {
-        var cor = convc1(corr).relu()
-        if let convc2 { cor = convc2(cor).relu() }
-        let flo = convf2(convf1(flow).relu()).relu()
-        let out = conv(Tensor.concat([cor, flo], dim: 1)).relu()
+        var cor = convc1(corr, leakySlope: 0)
+        if let convc2 { cor = convc2(cor, leakySlope: 0) }
+        let flo = convf2(convf1(flow, leakySlope: 0), leakySlope: 0)
+        let out = conv(Tensor.concat([cor, flo], dim: 1), leakySlope: 0)
         return Tensor.concat([out, flow], dim: 1)
     }
 }
@@ -103,7 +103,7 @@ public final class FlowHead: Module {
         conv2 = Conv2d(hiddenDim, 2, kernel: 3, padding: 1)
     }
     public var children: [(String, any Module)] { [("conv1", conv1), ("conv2", conv2)] }
-    public func callAsFunction(_ x: Tensor) -> Tensor { conv2(conv1(x).relu()) }
+    public func callAsFunction(_ x: Tensor) -> Tensor { conv2(conv1(x, leakySlope: 0)) }
 }
 
 /// Convex-upsampling mask head, `nn.Sequential(conv3×3, ReLU, conv1×1)`: keys `0.*`, `2.*`.
@@ -115,7 +115,7 @@ public final class MaskHead: Module {
         conv2 = Conv2d(256, factor * factor * 9, kernel: 1)
     }
     public var children: [(String, any Module)] { [("0", conv0), ("2", conv2)] }
-    public func callAsFunction(_ x: Tensor) -> Tensor { conv2(conv0(x).relu()) * 0.25 }
+    public func callAsFunction(_ x: Tensor) -> Tensor { conv2(conv0(x, leakySlope: 0)) * 0.25 }
 }
 
 /// RAFT's update block: motion encoder, GRU, flow head (and mask head for full RAFT).

@@ -24,6 +24,9 @@ public final class Conv2d: Module {
 
     /// x: (N, in, H, W) → (N, out, H', W')
     public func callAsFunction(_ x: Tensor) -> Tensor { x.conv2d(weight, bias, geometry) }
+
+    /// The conv followed by a fused leaky ReLU (slope 0: ReLU), one pass over the output.
+    public func callAsFunction(_ x: Tensor, leakySlope: Float) -> Tensor { x.conv2d(weight, bias, geometry, leakySlope: leakySlope) }
 }
 
 /// nn.ConvTranspose2d (groups 1).  weight: (in, out, kh, kw); bias: (out).

@@ -157,38 +157,52 @@ struct ConvTiling {
     }
 }
 
-/// y = conv(x, w) + b.  x: (n, cin, h, w); wt: (cout, cin/groups, kh, kw); b: (cout) or nil;
-/// y: (n, cout, oh, ow). Per image, group and tile of output rows: Y = W_g · im2col(x_g).
+/// y = act(conv(x, w) + b), act the identity or, with `leakySlope`, x > 0 ? x : slope·x (0: ReLU).
+/// x: (n, cin, h, w); wt: (cout, cin/groups, kh, kw); b: (cout) or nil; y: (n, cout, oh, ow).
+/// Per image, group and tile of output rows: Y = W_g · im2col(x_g) (a 1×1 stride-1 conv reads x
+/// itself), with the bias written before and the activation applied after, while the tile's rows
+/// are still in cache.
 public func conv2dForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
-                          _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry) {
+                          _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry,
+                          leakySlope: Float? = nil) {
     let (oh, ow) = g.outputSize(h: h, w: w)
     let cg = cin / g.groups, mg = cout / g.groups, kg = cg * g.kh * g.kw, ohw = oh * ow
-    if let b {
-        for img in 0..<n { for c in 0..<cout { (y + (img * cout + c) * ohw).update(repeating: b[c], count: ohw) } }
-    }
     let beta: Float = b == nil ? 0 : 1
-    if g.isPointwise {
-        for img in 0..<n {
-            for grp in 0..<g.groups {
-                sgemm(m: mg, n: ohw, k: kg, wt + grp * mg * kg, lda: kg, x + img * cin * h * w + grp * cg * h * w, ldb: ohw,
-                      beta: beta, y + img * cout * ohw + grp * mg * ohw, ldc: ohw)
-            }
-        }
-        return
-    }
+    let pointwise = g.isPointwise
     let tiling = ConvTiling(n: n, groups: g.groups, oh: oh, ow: ow, kg: kg)
     let yp = SendablePointer(y)
     parallelFor(tiling.tasks) { tasks in
-        let scratch = Storage(count: kg * tiling.rows * ow)
+        let scratch = pointwise ? nil : Storage(count: kg * tiling.rows * ow)
         for t in tasks {
             let (img, grp, oy0, oy1) = tiling.task(t)
             let cols = (oy1 - oy0) * ow
-            im2col(scratch.pointer, x + img * cin * h * w + grp * cg * h * w, channels: cg, h: h, w: w,
-                   oh: oh, ow: ow, oy0: oy0, oy1: oy1, g, serial: true)
-            sgemm(m: mg, n: cols, k: kg, wt + grp * mg * kg, lda: kg, scratch.pointer, ldb: cols,
-                  beta: beta, yp.base + img * cout * ohw + grp * mg * ohw + oy0 * ow, ldc: ohw, serial: true)
+            let xg = x + img * cin * h * w + grp * cg * h * w
+            let yt = yp.base + img * cout * ohw + grp * mg * ohw + oy0 * ow
+            if let b { for c in 0..<mg { (yt + c * ohw).update(repeating: b[grp * mg + c], count: cols) } }
+            if let scratch {
+                im2col(scratch.pointer, xg, channels: cg, h: h, w: w, oh: oh, ow: ow, oy0: oy0, oy1: oy1, g, serial: true)
+                sgemm(m: mg, n: cols, k: kg, wt + grp * mg * kg, lda: kg, scratch.pointer, ldb: cols,
+                      beta: beta, yt, ldc: ohw, serial: true)
+            } else {
+                sgemm(m: mg, n: cols, k: kg, wt + grp * mg * kg, lda: kg, xg + oy0 * ow, ldb: ohw,
+                      beta: beta, yt, ldc: ohw, serial: true)
+            }
+            if let slope = leakySlope {
+                for c in 0..<mg {
+                    let p = yt + c * ohw
+                    for i in 0..<cols { let v = p[i]; p[i] = v > 0 ? v : v * slope }
+                }
+            }
         }
     }
+}
+
+/// dy·act′: the gradient before a fused leaky ReLU, read off its output y (y > 0 iff its input > 0).
+/// dy, y, out: (count)
+public func leakyReLUBackwardFromOutput(_ out: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+                                        count: Int, slope: Float) {
+    let op = SendablePointer(out)
+    parallelFor(count, minCount: 1 << 18) { r in for i in r { op.base[i] = y[i] > 0 ? dy[i] : dy[i] * slope } }
 }
 
 /// Gradients of conv2d. dx += Wᵀ·dY (through col2im); dw += dY·im2col(x)ᵀ; db += Σ dY.
@@ -332,8 +346,9 @@ public func convTranspose2dBackward(dx: UnsafeMutablePointer<Float>?, dw: Unsafe
 // MARK: - Tensor ops
 
 extension Tensor {
-    /// 2-D convolution.  self: (N, Cin, H, W); weight: (Cout, Cin/groups, kh, kw); bias: (Cout).
-    public func conv2d(_ weight: Tensor, _ bias: Tensor?, _ g: ConvGeometry) -> Tensor {
+    /// 2-D convolution, optionally followed by a fused leaky ReLU (`leakySlope`; 0: ReLU).
+    /// self: (N, Cin, H, W); weight: (Cout, Cin/groups, kh, kw); bias: (Cout).
+    public func conv2d(_ weight: Tensor, _ bias: Tensor?, _ g: ConvGeometry, leakySlope: Float? = nil) -> Tensor {
         let x = self
         require(x.rank == 4 && weight.rank == 4, "conv2d", "input \(describe(x.shape)) and weight \(describe(weight.shape)) must be 4-D")
         let (n, cin, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
@@ -345,10 +360,15 @@ extension Tensor {
         let (oh, ow) = g.outputSize(h: h, w: w)
         require(oh > 0 && ow > 0, "conv2d", "input \(describe(x.shape)) too small for \(g)")
         let y = Tensor(uninitialized: [n, cout, oh, ow])
-        conv2dForward(y.data, x.data, weight.data, bias?.data, n: n, cin: cin, h: h, w: w, cout: cout, g)
+        conv2dForward(y.data, x.data, weight.data, bias?.data, n: n, cin: cin, h: h, w: w, cout: cout, g, leakySlope: leakySlope)
         Tape.record(y, inputs: bias.map { [x, weight, $0] } ?? [x, weight]) { dy in
-            conv2dBackward(dx: x.gradIfNeeded, dw: weight.gradIfNeeded, db: bias?.gradIfNeeded, dy, x.data, weight.data,
-                           n: n, cin: cin, h: h, w: w, cout: cout, g)
+            var pre: Storage? = nil
+            if let slope = leakySlope {
+                pre = Storage(count: y.count)
+                leakyReLUBackwardFromOutput(pre!.pointer, dy, y.data, count: y.count, slope: slope)
+            }
+            conv2dBackward(dx: x.gradIfNeeded, dw: weight.gradIfNeeded, db: bias?.gradIfNeeded, pre?.pointer ?? dy,
+                           x.data, weight.data, n: n, cin: cin, h: h, w: w, cout: cout, g)
         }
         return y
     }
