@@ -6,8 +6,8 @@ import FlowData
 struct Subset: FlowDataset {
     let name: String
     let pairs: [FlowPair]
-    init(_ d: FlowDataset, limit: Int) {
-        name = d.name
+    init(_ d: FlowDataset, limit: Int, name: String? = nil) {
+        self.name = name ?? d.name
         pairs = limit > 0 ? Array(d.pairs.prefix(limit)) : d.pairs
     }
 }
@@ -17,6 +17,7 @@ public enum DatasetFactory {
     public static func open(_ spec: DatasetSpec, log: (String) -> Void = { _ in }) throws -> FlowDataset {
         let split: DatasetSplit = spec.split == "train" ? .train : spec.split == "val" ? .validation : .all
         let d: FlowDataset
+        var name: String? = nil
         switch spec.kind {
         case "synthetic":
             if !FileManager.default.fileExists(atPath: spec.root + "/split.txt") {
@@ -26,6 +27,7 @@ public enum DatasetFactory {
                 log(String(format: "generated in %.1f s", Date().timeIntervalSince(t0)))
             }
             d = try FlyingChairs(root: spec.root, split: split)
+            name = "synthetic(\(spec.root), \(split.rawValue))"
         case "chairs": d = try FlyingChairs(root: spec.root, split: split)
         case "sintel": d = try Sintel(root: spec.root, pass: spec.pass == "final" ? .final : .clean, part: .training, split: split)
         case "kitti2015": d = try KITTIFlow(root: spec.root, year: .kitti2015)
@@ -36,6 +38,6 @@ public enum DatasetFactory {
         default: throw DataError(path: spec.root, reason: "unknown dataset kind '\(spec.kind)'")
         }
         guard !d.pairs.isEmpty else { throw DataError(path: spec.root, reason: "\(d.name) has no image pairs for split '\(spec.split)'") }
-        return Subset(d, limit: spec.maxPairs)
+        return Subset(d, limit: spec.maxPairs, name: name)
     }
 }
