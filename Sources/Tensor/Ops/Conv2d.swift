@@ -159,34 +159,42 @@ struct ConvTiling {
 
 /// y = act(conv(x, w) + b), act the identity or, with `leakySlope`, x > 0 ? x : slope·x (0: ReLU).
 /// x: (n, cin, h, w); wt: (cout, cin/groups, kh, kw); b: (cout) or nil; y: (n, cout, oh, ow).
-/// Per image, group and tile of output rows: Y = W_g · im2col(x_g) (a 1×1 stride-1 conv reads x
-/// itself), with the bias written before and the activation applied after, while the tile's rows
-/// are still in cache.
+/// Per image, group and tile of output rows: Y = W_g · im2col(x_g), with the bias written before
+/// and the activation applied after, while the tile's rows are still in cache.
 public func conv2dForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
                           _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry,
                           leakySlope: Float? = nil) {
     let (oh, ow) = g.outputSize(h: h, w: w)
     let cg = cin / g.groups, mg = cout / g.groups, kg = cg * g.kh * g.kw, ohw = oh * ow
     let beta: Float = b == nil ? 0 : 1
-    let pointwise = g.isPointwise
-    let tiling = ConvTiling(n: n, groups: g.groups, oh: oh, ow: ow, kg: kg)
     let yp = SendablePointer(y)
+    if g.isPointwise {
+        // The input is its own column matrix: one GEMM per image and group, split across the
+        // threads by sgemm itself; bias before and activation after as separate passes.
+        if let b { for img in 0..<n { for c in 0..<cout { (y + (img * cout + c) * ohw).update(repeating: b[c], count: ohw) } } }
+        for img in 0..<n {
+            for grp in 0..<g.groups {
+                sgemm(m: mg, n: ohw, k: kg, wt + grp * mg * kg, lda: kg, x + img * cin * h * w + grp * cg * h * w, ldb: ohw,
+                      beta: beta, y + img * cout * ohw + grp * mg * ohw, ldc: ohw)
+            }
+        }
+        if let slope = leakySlope {
+            parallelFor(n * cout * ohw, minCount: 1 << 18) { r in for i in r { let v = yp.base[i]; yp.base[i] = v > 0 ? v : v * slope } }
+        }
+        return
+    }
+    let tiling = ConvTiling(n: n, groups: g.groups, oh: oh, ow: ow, kg: kg)
     parallelFor(tiling.tasks) { tasks in
-        let scratch = pointwise ? nil : Storage(count: kg * tiling.rows * ow)
+        let scratch = Storage(count: kg * tiling.rows * ow)
         for t in tasks {
             let (img, grp, oy0, oy1) = tiling.task(t)
             let cols = (oy1 - oy0) * ow
-            let xg = x + img * cin * h * w + grp * cg * h * w
             let yt = yp.base + img * cout * ohw + grp * mg * ohw + oy0 * ow
             if let b { for c in 0..<mg { (yt + c * ohw).update(repeating: b[grp * mg + c], count: cols) } }
-            if let scratch {
-                im2col(scratch.pointer, xg, channels: cg, h: h, w: w, oh: oh, ow: ow, oy0: oy0, oy1: oy1, g, serial: true)
-                sgemm(m: mg, n: cols, k: kg, wt + grp * mg * kg, lda: kg, scratch.pointer, ldb: cols,
-                      beta: beta, yt, ldc: ohw, serial: true)
-            } else {
-                sgemm(m: mg, n: cols, k: kg, wt + grp * mg * kg, lda: kg, xg + oy0 * ow, ldb: ohw,
-                      beta: beta, yt, ldc: ohw, serial: true)
-            }
+            im2col(scratch.pointer, x + img * cin * h * w + grp * cg * h * w, channels: cg, h: h, w: w,
+                   oh: oh, ow: ow, oy0: oy0, oy1: oy1, g, serial: true)
+            sgemm(m: mg, n: cols, k: kg, wt + grp * mg * kg, lda: kg, scratch.pointer, ldb: cols,
+                  beta: beta, yt, ldc: ohw, serial: true)
             if let slope = leakySlope {
                 for c in 0..<mg {
                     let p = yt + c * ohw
