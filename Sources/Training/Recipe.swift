@@ -112,6 +112,9 @@ public struct LossSpec: Codable, Equatable, Sendable {
     public var robustQ: Float = 0.4
     /// Distillation weight (student → teacher multi-target; teacher → student uses 1).
     public var distillWeight: Float = 1
+    /// Student → teacher mask: occlusion (the teacher's non-occlusion mask, MDFlow's figure) |
+    /// better (also only where the student's flow is more census-consistent than the teacher's own).
+    public var distillMask = "occlusion"
     /// RAFT sequence-loss decay.
     public var sequenceGamma: Float = 0.8
     /// Also distil the backward direction.
@@ -388,6 +391,7 @@ extension Recipe {
             if s.loss.scaleWeights.count != 5 { throw fail("\(p).loss.scaleWeights", "needs 5 weights (full, flow3, flow4, flow5, flow6), got \(s.loss.scaleWeights.count)") }
             if ![1, 2].contains(s.loss.smoothOrder) { throw fail("\(p).loss.smoothOrder", "must be 1 or 2") }
             if !["fb", "range"].contains(s.loss.occlusion) { throw fail("\(p).loss.occlusion", "expected fb or range, got '\(s.loss.occlusion)'") }
+            if !["occlusion", "better"].contains(s.loss.distillMask) { throw fail("\(p).loss.distillMask", "expected occlusion or better, got '\(s.loss.distillMask)'") }
             if !["threshold", "quantile"].contains(s.loss.confidence) { throw fail("\(p).loss.confidence", "expected threshold or quantile, got '\(s.loss.confidence)'") }
             if !(s.loss.quantile > 0 && s.loss.quantile <= 1) { throw fail("\(p).loss.quantile", "must be in (0, 1]") }
             if let prob = s.selfAugment.spatial.problems().first { throw fail("\(p).selfAugment.spatial", prob) }

@@ -97,13 +97,38 @@ public enum StageLosses {
                 loss = loss + l
             }
             if let studentFlow, wDistill > 0 {
-                let (t, m) = aug.target(flow: studentFlow, mask: visF)
+                var mask = visF
+                if spec.distillMask == "better" {
+                    let own = flows[0].slice(dim: 0, start: 0, length: n)
+                    let (better, fraction) = studentIsBetter(image1: image1, image2: image2, student: studentFlow, teacher: own, visible: visF)
+                    mask = better
+                    terms["better"] = fraction
+                }
+                let (t, m) = aug.target(flow: studentFlow, mask: mask)
                 let l = robust(pred, t, mask: m, eps: spec.robustEps, q: spec.robustQ) * wDistill
                 terms["distill"] = l.item
                 loss = loss + l
             }
         }
         return StepLoss(total: loss, terms: terms)
+    }
+
+    /// Where the student's flow explains I1 better than the teacher's own: visible ∧ census
+    /// distance(I1, warp(I2, F_S)) < census distance(I1, warp(I2, F_T)).
+    /// Returns (mask (B,1,H,W), fraction of pixels kept).
+    public static func studentIsBetter(image1: Tensor, image2: Tensor, student: Tensor, teacher: Tensor, visible: Tensor) -> (Tensor, Float) {
+        Tape.noGrad {
+            let ds = Photometric.census(image1, warp(image2, by: student.detached(), padding: .border))
+            let dt = Photometric.census(image1, warp(image2, by: teacher.detached(), padding: .border))
+            let m = Tensor(uninitialized: visible.shape)
+            var kept = 0
+            for i in 0..<m.count {
+                let ok = visible.data[i] > 0.5 && ds.data[i] < dt.data[i]
+                m.data[i] = ok ? 1 : 0
+                if ok { kept += 1 }
+            }
+            return (m, Float(kept) / Float(max(m.count, 1)))
+        }
     }
 
     /// The reliable mask: non-occluded ∧ census distance(I1, warp(I2, F)) ≤ τ (or the quantile

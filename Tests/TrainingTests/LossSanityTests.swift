@@ -32,6 +32,21 @@ import FlowNets
         }
     }
 
+    /// distillMask: better keeps the visible pixels where the student's flow is the more
+    /// census-consistent one: most of them when the student has the true flow and the teacher
+    /// zero flow, few the other way round, none outside the visible mask.
+    @Test func studentIsBetterMaskFollowsCensusConsistency() {
+        for k in 0..<2 {
+            let (i1, i2, f, visible) = pair(k)
+            let zero = Tensor.zeros(f.shape)
+            let (right, fr) = StageLosses.studentIsBetter(image1: i1, image2: i2, student: f, teacher: zero, visible: visible)
+            let (wrong, fw) = StageLosses.studentIsBetter(image1: i1, image2: i2, student: zero, teacher: f, visible: visible)
+            let vis = Float(visible.meanValue())
+            #expect(fr > 0.6 * vis && fw < 0.25 * vis, "pair \(k): kept \(fr) with the true student, \(fw) with the zero student (visible \(vis))")
+            for i in 0..<visible.count where visible.data[i] == 0 { #expect(right.data[i] == 0 && wrong.data[i] == 0) }
+        }
+    }
+
     @Test func forwardBackwardCheckKeepsTheVisiblePixelsOfTheTrueFlow() {
         var c = SyntheticConfig(pairs: 2, height: 64, width: 96, seed: 11)
         c.maxDisplacement = 5
