@@ -120,15 +120,20 @@ public enum StageLosses {
         Tape.noGrad {
             let ds = Photometric.census(image1, warp(image2, by: student.detached(), padding: .border))
             let dt = Photometric.census(image1, warp(image2, by: teacher.detached(), padding: .border))
-            let m = Tensor(uninitialized: visible.shape)
-            var kept = 0
-            for i in 0..<m.count {
-                let ok = visible.data[i] > 0.5 && ds.data[i] < dt.data[i]
-                m.data[i] = ok ? 1 : 0
-                if ok { kept += 1 }
-            }
-            return (m, Float(kept) / Float(max(m.count, 1)))
+            return visibleWhere(visible) { ds.data[$0] < dt.data[$0] }
         }
+    }
+
+    /// 1 where visible and `keep(i)`, else 0; with the fraction of pixels kept.  visible: (B,1,H,W)
+    static func visibleWhere(_ visible: Tensor, _ keep: (Int) -> Bool) -> (Tensor, Float) {
+        let m = Tensor(uninitialized: visible.shape)
+        var kept = 0
+        for i in 0..<m.count {
+            let ok = visible.data[i] > 0.5 && keep(i)
+            m.data[i] = ok ? 1 : 0
+            if ok { kept += 1 }
+        }
+        return (m, Float(kept) / Float(max(m.count, 1)))
     }
 
     /// The reliable mask: non-occluded ∧ census distance(I1, warp(I2, F)) ≤ τ (or the quantile
@@ -147,14 +152,7 @@ public enum StageLosses {
                 values.sort()
                 tau = values.isEmpty ? 0 : values[min(values.count - 1, Int(Float(values.count) * spec.quantile))]
             }
-            let m = Tensor(uninitialized: visible.shape)
-            var kept = 0
-            for i in 0..<m.count {
-                let ok = visible.data[i] > 0.5 && d.data[i] <= tau
-                m.data[i] = ok ? 1 : 0
-                if ok { kept += 1 }
-            }
-            return (m, Float(kept) / Float(max(m.count, 1)))
+            return visibleWhere(visible) { d.data[$0] <= tau }
         }
     }
 

@@ -179,7 +179,7 @@ public func conv2dForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<F
             }
         }
         if let slope = leakySlope {
-            parallelFor(n * cout * ohw, minCount: 1 << 18) { r in for i in r { let v = yp.base[i]; yp.base[i] = v > 0 ? v : v * slope } }
+            parallelFor(n * cout * ohw, minCount: 1 << 18) { r in for i in r { yp.base[i] = LeakyReLUKernel.f(yp.base[i], slope) } }
         }
         return
     }
@@ -198,7 +198,7 @@ public func conv2dForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<F
             if let slope = leakySlope {
                 for c in 0..<mg {
                     let p = yt + c * ohw
-                    for i in 0..<cols { let v = p[i]; p[i] = v > 0 ? v : v * slope }
+                    for i in 0..<cols { p[i] = LeakyReLUKernel.f(p[i], slope) }
                 }
             }
         }
@@ -210,7 +210,7 @@ public func conv2dForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<F
 public func leakyReLUBackwardFromOutput(_ out: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
                                         count: Int, slope: Float) {
     let op = SendablePointer(out)
-    parallelFor(count, minCount: 1 << 18) { r in for i in r { op.base[i] = y[i] > 0 ? dy[i] : dy[i] * slope } }
+    parallelFor(count, minCount: 1 << 18) { r in for i in r { op.base[i] = dy[i] * LeakyReLUKernel.d(y[i], y[i], slope) } }
 }
 
 /// Gradients of conv2d. dx += Wᵀ·dY (through col2im); dw += dY·im2col(x)ᵀ; db += Σ dY.
