@@ -167,7 +167,6 @@ public func conv2dForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<F
     let (oh, ow) = g.outputSize(h: h, w: w)
     let cg = cin / g.groups, mg = cout / g.groups, kg = cg * g.kh * g.kw, ohw = oh * ow
     let beta: Float = b == nil ? 0 : 1
-    let yp = SendablePointer(y)
     if g.isPointwise {
         // The input is its own column matrix: one GEMM per image and group, split across the
         // threads by sgemm itself; bias before and activation after as separate passes.
@@ -178,12 +177,11 @@ public func conv2dForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<F
                       beta: beta, y + img * cout * ohw + grp * mg * ohw, ldc: ohw)
             }
         }
-        if let slope = leakySlope {
-            parallelFor(n * cout * ohw, minCount: 1 << 18) { r in for i in r { yp.base[i] = LeakyReLUKernel.f(yp.base[i], slope) } }
-        }
+        if let slope = leakySlope { unaryForward(LeakyReLUKernel.self, y, y, count: n * cout * ohw, p: slope) }
         return
     }
     let tiling = ConvTiling(n: n, groups: g.groups, oh: oh, ow: ow, kg: kg)
+    let yp = SendablePointer(y)
     parallelFor(tiling.tasks) { tasks in
         let scratch = Storage(count: kg * tiling.rows * ow)
         for t in tasks {
