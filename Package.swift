@@ -18,7 +18,9 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // C only: PNG/JPEG decode and encode behind setjmp, and malloc tuning.
         .target(name: "CSupport", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
-        .target(name: "Tensor", dependencies: ["COpenBLAS"]),
+        // C only: the AVX2 micro-kernel of the direct convolution (portable fallback inside).
+        .target(name: "CKernels"),
+        .target(name: "Tensor", dependencies: ["COpenBLAS", "CKernels"]),
         .target(name: "NN", dependencies: ["Tensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .target(name: "FlowNets", dependencies: ["Tensor", "NN"]),
         .target(name: "FlowData", dependencies: ["Tensor", "CSupport"]),

@@ -1,5 +1,5 @@
 import Testing
-import Tensor
+@testable import Tensor
 import TestSupport
 
 /// Direct (loop) convolution in Double: y, and the gradients of sum(y · gy) with respect to x and w.
@@ -35,19 +35,24 @@ private func worstRelative(_ a: Tensor, _ b: [Double]) -> Double {
     return num / max(den, 1e-12)
 }
 
-/// Shapes wide enough that conv2d cuts every image into several cache tiles, run as parallel
-/// tasks (backward-data in two phases), so tile seams, partial weight gradients and the
-/// even/odd schedule are all exercised.
+/// Shapes wide enough that conv2d cuts every image into many panels and several cache tiles, run
+/// as parallel tasks (strided backward-data in two phases), so tile seams, partial weight gradients
+/// and the even/odd schedule are all exercised.
+/// The direct convolution's cases too: output channels not a multiple of its 4-row panels,
+/// reductions longer than one 256-tap block, asymmetric padding, and rows narrower than a panel.
 @Test(arguments: [
-    ConvGeometry(kernel: 3, stride: 1, padding: 1),
-    ConvGeometry(kernel: 3, stride: 2, padding: 1),
-    ConvGeometry(kernel: 7, stride: 2, padding: 3),
-    ConvGeometry(kernel: 3, stride: 1, padding: 2, dilation: 2, groups: 2),
+    (ConvGeometry(kernel: 3, stride: 1, padding: 1), 6, 4, 420),
+    (ConvGeometry(kernel: 3, stride: 2, padding: 1), 6, 4, 420),
+    (ConvGeometry(kernel: 7, stride: 2, padding: 3), 6, 4, 420),
+    (ConvGeometry(kernel: 3, stride: 1, padding: 2, dilation: 2, groups: 2), 6, 4, 420),
+    (ConvGeometry(kernel: 3, stride: 1, padding: 1), 40, 7, 50),
+    (ConvGeometry(kernel: (1, 5), stride: (1, 1), padding: (top: 0, bottom: 0, left: 2, right: 2)), 6, 9, 13),
+    (ConvGeometry(kernel: (3, 2), stride: (2, 1), padding: (top: 1, bottom: 0, left: 2, right: 1), dilation: (1, 2)), 6, 5, 11),
 ])
-func tiledConvolutionMatchesDirectLoops(_ g: ConvGeometry) {
+func tiledConvolutionMatchesDirectLoops(_ g: ConvGeometry, _ cin: Int, _ cout: Int, _ width: Int) {
     var rng = RandomGenerator(seed: 21)
-    let x = Tensor.randn([2, 6, 29, 420], using: &rng)
-    let w = Tensor.randn([4, 6 / g.groups, g.kh, g.kw], using: &rng)
+    let x = Tensor.randn([2, cin, 29, width], using: &rng)
+    let w = Tensor.randn([cout, cin / g.groups, g.kh, g.kw], using: &rng)
     x.requiresGrad = true; w.requiresGrad = true
     let y = x.conv2d(w, nil, g)
     let gy = Tensor.randn(y.shape, using: &rng)
@@ -83,4 +88,33 @@ func fusedActivationMatchesSeparateOps(_ g: ConvGeometry, _ slope: Float) {
         #expect(f.shape == s.shape)
         #expect(worstRelative(f, (0..<s.count).map { Double(s.data[$0]) }) < 1e-6)
     }
+}
+
+/// The portable C loops (machines without AVX2+FMA) agree with the AVX2 kernels: forward with a
+/// fused activation, accumulation, and the weight gradient, on a grouped strided shape whose
+/// channel counts fill neither a 4-row nor a 16-channel panel.
+@Test func portableKernelsMatchTheAVX2Ones() {
+    var rng = RandomGenerator(seed: 31)
+    let g = ConvGeometry(kernel: 3, stride: 2, padding: 1, groups: 2)
+    let (n, cin, h, w, cout) = (2, 6, 13, 57, 10)
+    let (oh, ow) = g.outputSize(h: h, w: w)
+    let x = Tensor.randn([n, cin, h, w], using: &rng), wt = Tensor.randn([cout, cin / 2, 3, 3], using: &rng)
+    let b = Tensor.randn([cout], using: &rng), dy = Tensor.randn([n, cout, oh, ow], using: &rng)
+    let packed = packConvWeights(wt.data, cout: cout, kg: cin / 2 * 9, groups: 2)
+    for accumulate in [false, true] {
+        let y = [Tensor.zeros([n, cout, oh, ow]), Tensor.zeros([n, cout, oh, ow])]
+        for (i, portable) in [false, true].enumerated() {
+            y[i].data.update(from: dy.data, count: dy.count)
+            directConv(y[i].data, x.data, packed: packed.pointer, accumulate ? nil : b.data, n: n, cin: cin, h: h, w: w,
+                       cout: cout, g, leakySlope: accumulate ? nil : 0.1, accumulate: accumulate, portable: portable)
+        }
+        #expect(worstRelative(y[1], (0..<y[0].count).map { Double(y[0].data[$0]) }) < 1e-6)
+    }
+    let dw = [Tensor.zeros(wt.shape), Tensor.zeros(wt.shape)]
+    for (i, portable) in [false, true].enumerated() {
+        directConvWeightGradient(dw[i].data, dy.data, x.data, n: n, cin: cin, h: h, w: w, cout: cout, g, portable: portable)
+    }
+    #expect(worstRelative(dw[1], (0..<dw[0].count).map { Double(dw[0].data[$0]) }) < 1e-5)
+    let ref = directConv(x: x, w: wt, gy: dy, g)
+    #expect(worstRelative(dw[1], ref.gw) < 1e-5)
 }

@@ -32,9 +32,6 @@ public struct ConvGeometry: Sendable, Equatable, CustomStringConvertible {
          (w - 1) * sw - padLeft - padRight + dw * (kw - 1) + 1 + outputPadding)
     }
 
-    /// True for 1×1, stride 1, no padding: the input is its own column matrix.
-    var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && padTop == 0 && padBottom == 0 && padLeft == 0 && padRight == 0 }
-
     public var description: String {
         "kernel \(kh)×\(kw), stride \(sh)×\(sw), padding [t\(padTop) b\(padBottom) l\(padLeft) r\(padRight)], dilation \(dh)×\(dw), groups \(groups)"
     }
@@ -159,48 +156,13 @@ struct ConvTiling {
 
 /// y = act(conv(x, w) + b), act the identity or, with `leakySlope`, x > 0 ? x : slope·x (0: ReLU).
 /// x: (n, cin, h, w); wt: (cout, cin/groups, kh, kw); b: (cout) or nil; y: (n, cout, oh, ow).
-/// Per image, group and tile of output rows: Y = W_g · im2col(x_g), with the bias written before
-/// and the activation applied after, while the tile's rows are still in cache.
+/// The direct convolution (DirectConv.swift), bias and activation fused into its stores.
 public func conv2dForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
                           _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry,
                           leakySlope: Float? = nil) {
-    let (oh, ow) = g.outputSize(h: h, w: w)
-    let cg = cin / g.groups, mg = cout / g.groups, kg = cg * g.kh * g.kw, ohw = oh * ow
-    let beta: Float = b == nil ? 0 : 1
-    if g.isPointwise {
-        // The input is its own column matrix: one GEMM per image and group, split across the
-        // threads by sgemm itself; bias before and activation after as separate passes.
-        if let b { for img in 0..<n { for c in 0..<cout { (y + (img * cout + c) * ohw).update(repeating: b[c], count: ohw) } } }
-        for img in 0..<n {
-            for grp in 0..<g.groups {
-                sgemm(m: mg, n: ohw, k: kg, wt + grp * mg * kg, lda: kg, x + img * cin * h * w + grp * cg * h * w, ldb: ohw,
-                      beta: beta, y + img * cout * ohw + grp * mg * ohw, ldc: ohw)
-            }
-        }
-        if let slope = leakySlope { unaryForward(LeakyReLUKernel.self, y, y, count: n * cout * ohw, p: slope) }
-        return
-    }
-    let tiling = ConvTiling(n: n, groups: g.groups, oh: oh, ow: ow, kg: kg)
-    let yp = SendablePointer(y)
-    parallelFor(tiling.tasks) { tasks in
-        let scratch = Storage(count: kg * tiling.rows * ow)
-        for t in tasks {
-            let (img, grp, oy0, oy1) = tiling.task(t)
-            let cols = (oy1 - oy0) * ow
-            let yt = yp.base + img * cout * ohw + grp * mg * ohw + oy0 * ow
-            if let b { for c in 0..<mg { (yt + c * ohw).update(repeating: b[grp * mg + c], count: cols) } }
-            im2col(scratch.pointer, x + img * cin * h * w + grp * cg * h * w, channels: cg, h: h, w: w,
-                   oh: oh, ow: ow, oy0: oy0, oy1: oy1, g, serial: true)
-            sgemm(m: mg, n: cols, k: kg, wt + grp * mg * kg, lda: kg, scratch.pointer, ldb: cols,
-                  beta: beta, yt, ldc: ohw, serial: true)
-            if let slope = leakySlope {
-                for c in 0..<mg {
-                    let p = yt + c * ohw
-                    for i in 0..<cols { p[i] = LeakyReLUKernel.f(p[i], slope) }
-                }
-            }
-        }
-    }
+    let packed = packConvWeights(wt, cout: cout, kg: cin / g.groups * g.kh * g.kw, groups: g.groups)
+    directConv(y, x, packed: packed.pointer, b, n: n, cin: cin, h: h, w: w, cout: cout, g,
+               leakySlope: leakySlope, accumulate: false)
 }
 
 /// dy·act′: the gradient before a fused leaky ReLU, read off its output y (y > 0 iff its input > 0).
@@ -211,10 +173,10 @@ public func leakyReLUBackwardFromOutput(_ out: UnsafeMutablePointer<Float>, _ dy
     parallelFor(count, minCount: 1 << 18) { r in for i in r { op.base[i] = dy[i] * LeakyReLUKernel.d(y[i], y[i], slope) } }
 }
 
-/// Gradients of conv2d. dx += Wᵀ·dY (through col2im); dw += dY·im2col(x)ᵀ; db += Σ dY.
-/// Each may be nil. Accumulates. Tiled as the forward pass: dw sums per-thread partial
-/// gradients; dx runs even tiles, then odd ones, so concurrent tiles never add into the same
-/// input rows.
+/// Gradients of conv2d. dx += Wᵀ·dY; dw += dY·Bᵀ (B the convolution's column matrix); db += Σ dY.
+/// Each may be nil. Accumulates. dw and, at stride 1, dx run on the direct convolution's kernels;
+/// a strided dx is Wᵀ·dY through col2im, in cache-sized tiles: even tiles, then odd ones, so
+/// concurrent tiles never add into the same input rows.
 public func conv2dBackward(dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?,
                            _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
                            n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry) {
@@ -230,66 +192,33 @@ public func conv2dBackward(dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePo
             }
         }
     }
-    if dx == nil && dw == nil { return }
-    if g.isPointwise {
-        for img in 0..<n {
-            for grp in 0..<g.groups {
-                let dyg = dy + img * cout * ohw + grp * mg * ohw, xg = x + img * cin * h * w + grp * cg * h * w
-                if let dw { sgemm(transB: true, m: mg, n: kg, k: ohw, dyg, lda: ohw, xg, ldb: ohw, beta: 1, dw + grp * mg * kg, ldc: kg) }
-                if let dx { sgemm(transA: true, m: kg, n: ohw, k: mg, wt + grp * mg * kg, lda: kg, dyg, ldb: ohw, beta: 1,
-                                  dx + img * cin * h * w + grp * cg * h * w, ldc: ohw) }
-            }
-        }
+    if let dw { directConvWeightGradient(dw, dy, x, n: n, cin: cin, h: h, w: w, cout: cout, g) }
+    guard let dx else { return }
+    if let gi = inputGradientGeometry(g) {
+        // Stride 1: dx += conv(dy, flipped w), straight through the implicit GEMM.
+        let packed = packConvWeightsForInputGradient(wt, cin: cin, cout: cout, g)
+        directConv(dx, dy, packed: packed.pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, gi,
+                   leakySlope: nil, accumulate: true)
         return
     }
-    if let dw {
-        // The pixels are this GEMM's reduction dimension: at least 2048 per tile, so the
-        // accumulator (mg × kg) and the packed operands are not re-touched every few columns.
-        let tiling = ConvTiling(n: n, groups: g.groups, oh: oh, ow: ow, kg: kg, minRows: max(1, 2048 / ow))
-        let chunks = min(Runtime.threads, tiling.tasks)
-        let partial = Storage(count: chunks * cout * kg)
-        let pp = SendablePointer(partial.pointer)
-        parallelFor(chunks) { cs in
-            for c in cs {
-                let lo = tiling.tasks * c / chunks, hi = tiling.tasks * (c + 1) / chunks
-                let acc = pp.base + c * cout * kg
-                acc.update(repeating: 0, count: cout * kg)
-                let scratch = Storage(count: kg * tiling.rows * ow)
-                for t in lo..<hi {
-                    let (img, grp, oy0, oy1) = tiling.task(t)
-                    let cols = (oy1 - oy0) * ow
-                    im2col(scratch.pointer, x + img * cin * h * w + grp * cg * h * w, channels: cg, h: h, w: w,
-                           oh: oh, ow: ow, oy0: oy0, oy1: oy1, g, serial: true)
-                    sgemm(transB: true, m: mg, n: kg, k: cols, dy + img * cout * ohw + grp * mg * ohw + oy0 * ow, lda: ohw,
-                          scratch.pointer, ldb: cols, beta: 1, acc + grp * mg * kg, ldc: kg, serial: true)
-                }
-            }
-        }
-        for c in 0..<chunks {
-            let acc = partial.pointer + c * cout * kg
-            for i in 0..<(cout * kg) { dw[i] += acc[i] }
-        }
-    }
-    if let dx {
-        // Rows per tile such that tiles t and t + 2 read disjoint input rows.
-        let reach = (g.kh - 1) * g.dh + 1
-        let tiling = ConvTiling(n: n, groups: g.groups, oh: oh, ow: ow, kg: kg, minRows: max(1, (reach + g.sh - 1) / g.sh - 1))
-        let dxp = SendablePointer(dx)
-        let perImage = tiling.tilesPerImage
-        for phase in 0..<2 {
-            // Tasks of this phase: tiles phase, phase + 2, … of every image-group.
-            let perGroup = (perImage - phase + 1) / 2
-            if perGroup == 0 { continue }
-            parallelFor(n * g.groups * perGroup) { tasks in
-                let scratch = Storage(count: kg * tiling.rows * ow)
-                for t in tasks {
-                    let (img, grp, oy0, oy1) = tiling.task((t / perGroup) * perImage + phase + 2 * (t % perGroup))
-                    let cols = (oy1 - oy0) * ow
-                    sgemm(transA: true, m: kg, n: cols, k: mg, wt + grp * mg * kg, lda: kg,
-                          dy + img * cout * ohw + grp * mg * ohw + oy0 * ow, ldb: ohw, scratch.pointer, ldc: cols, serial: true)
-                    col2im(dxp.base + img * cin * h * w + grp * cg * h * w, scratch.pointer, channels: cg, h: h, w: w,
-                           oh: oh, ow: ow, oy0: oy0, oy1: oy1, g, serial: true)
-                }
+    // Rows per tile such that tiles t and t + 2 read disjoint input rows.
+    let reach = (g.kh - 1) * g.dh + 1
+    let tiling = ConvTiling(n: n, groups: g.groups, oh: oh, ow: ow, kg: kg, minRows: max(1, (reach + g.sh - 1) / g.sh - 1))
+    let dxp = SendablePointer(dx)
+    let perImage = tiling.tilesPerImage
+    for phase in 0..<2 {
+        // Tasks of this phase: tiles phase, phase + 2, … of every image-group.
+        let perGroup = (perImage - phase + 1) / 2
+        if perGroup == 0 { continue }
+        parallelFor(n * g.groups * perGroup) { tasks in
+            let scratch = Storage(count: kg * tiling.rows * ow)
+            for t in tasks {
+                let (img, grp, oy0, oy1) = tiling.task((t / perGroup) * perImage + phase + 2 * (t % perGroup))
+                let cols = (oy1 - oy0) * ow
+                sgemm(transA: true, m: kg, n: cols, k: mg, wt + grp * mg * kg, lda: kg,
+                      dy + img * cout * ohw + grp * mg * ohw + oy0 * ow, ldb: ohw, scratch.pointer, ldc: cols, serial: true)
+                col2im(dxp.base + img * cin * h * w + grp * cg * h * w, scratch.pointer, channels: cg, h: h, w: w,
+                       oh: oh, ow: ow, oy0: oy0, oy1: oy1, g, serial: true)
             }
         }
     }

@@ -1,0 +1,21 @@
+// Shared by the two assembly tiles: move twelve ymm sums (ymm0–ymm11) between registers and the
+// 384 bytes at the operand named `out`.
+#ifndef MDFLOW_CKERNELS_ACC12_H
+#define MDFLOW_CKERNELS_ACC12_H
+
+#define ACC12_LOAD                                                                              \
+    "vmovups 0(%[out]), %%ymm0\n\t"   "vmovups 32(%[out]), %%ymm1\n\t"  "vmovups 64(%[out]), %%ymm2\n\t"   \
+    "vmovups 96(%[out]), %%ymm3\n\t"  "vmovups 128(%[out]), %%ymm4\n\t" "vmovups 160(%[out]), %%ymm5\n\t"  \
+    "vmovups 192(%[out]), %%ymm6\n\t" "vmovups 224(%[out]), %%ymm7\n\t" "vmovups 256(%[out]), %%ymm8\n\t"  \
+    "vmovups 288(%[out]), %%ymm9\n\t" "vmovups 320(%[out]), %%ymm10\n\t" "vmovups 352(%[out]), %%ymm11\n\t"
+
+#define ACC12_STORE                                                                             \
+    "vmovups %%ymm0, 0(%[out])\n\t"   "vmovups %%ymm1, 32(%[out])\n\t"  "vmovups %%ymm2, 64(%[out])\n\t"   \
+    "vmovups %%ymm3, 96(%[out])\n\t"  "vmovups %%ymm4, 128(%[out])\n\t" "vmovups %%ymm5, 160(%[out])\n\t"  \
+    "vmovups %%ymm6, 192(%[out])\n\t" "vmovups %%ymm7, 224(%[out])\n\t" "vmovups %%ymm8, 256(%[out])\n\t"  \
+    "vmovups %%ymm9, 288(%[out])\n\t" "vmovups %%ymm10, 320(%[out])\n\t" "vmovups %%ymm11, 352(%[out])\n\t"
+
+#define ACC12_CLOBBERS "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", \
+    "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"
+
+#endif

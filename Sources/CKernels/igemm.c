@@ -1,0 +1,188 @@
+// The implicit-GEMM micro-kernel behind mdflow's direct convolution (see CKernels.h).
+// A 4 × 24 tile of C lives in twelve AVX2 registers while the reduction runs over k; each step
+// broadcasts four packed A values and loads 24 consecutive floats of the input at that tap's offset.
+// Machines without AVX2+FMA take the portable loop, with the same tiling and the same stores.
+#include "CKernels.h"
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include "acc12.h"
+#endif
+
+enum { MR = 4, NR = 24 };
+
+/// Writes (or adds) rows [r0, r0 + rows) of a finished tile to C, skipping the grid's padding columns.
+static void store_tile(const mdf_igemm_args *a, int r0, int rows, long j, long cols, float tile[MR][NR]) {
+    long oy = j / a->row_len, ox = j % a->row_len, t = 0;
+    while (t < cols) {
+        long seg = a->row_len - ox;
+        if (seg > cols - t) seg = cols - t;
+        long valid = a->valid_len - ox;
+        if (valid > seg) valid = seg;
+        if (valid > 0) {
+            long base = oy * a->valid_len + ox;
+            for (int r = 0; r < rows; r++) {
+                float *dst = a->c + (long)(r0 + r) * a->ldc + base;
+                const float *src = tile[r] + t;
+                if (a->accumulate) { for (long i = 0; i < valid; i++) dst[i] += src[i]; }
+                else memcpy(dst, src, (size_t)valid * sizeof(float));
+            }
+        }
+        t += seg; oy += 1; ox = 0;
+    }
+}
+
+static inline float finish(const mdf_igemm_args *a, int r, float v) {
+    if (a->accumulate) return v;
+    if (a->bias) v += a->bias[r];
+    if (a->act == 1) v = v > 0 ? v : a->slope * v;
+    return v;
+}
+
+static void igemm_portable(const mdf_igemm_args *a, long j0, long j1) {
+    const int panels = (a->m + MR - 1) / MR;
+    float tile[MR][NR];
+    for (long j = j0; j < j1; j += NR) {
+        long cols = j1 - j < NR ? j1 - j : NR;
+        for (int p = 0; p < panels; p++) {
+            const float *ap = a->ap + (long)p * a->k * MR;
+            memset(tile, 0, sizeof tile);
+            for (int kk = 0; kk < a->k; kk++) {
+                const float *b = a->x + a->koff[kk] + j;
+                for (int r = 0; r < MR; r++) {
+                    float w = ap[kk * MR + r];
+                    for (int i = 0; i < NR; i++) tile[r][i] += w * b[i];
+                }
+            }
+            int rows = a->m - p * MR < MR ? a->m - p * MR : MR;
+            for (int r = 0; r < rows; r++) for (int i = 0; i < NR; i++) tile[r][i] = finish(a, p * MR + r, tile[r][i]);
+            store_tile(a, p * MR, rows, j, cols, tile);
+        }
+    }
+}
+
+#if defined(__x86_64__)
+#define ROW_FINISH(c0, c1, c2, r)                                                            \
+    if (!a->accumulate) {                                                                    \
+        if (a->bias) {                                                                       \
+            __m256 bv = _mm256_set1_ps(a->bias[r0 + (r)]);                                   \
+            c0 = _mm256_add_ps(c0, bv); c1 = _mm256_add_ps(c1, bv); c2 = _mm256_add_ps(c2, bv); \
+        }                                                                                    \
+        if (a->act == 1) {                                                                   \
+            c0 = _mm256_blendv_ps(_mm256_mul_ps(c0, sl), c0, _mm256_cmp_ps(c0, zero, _CMP_GT_OQ)); \
+            c1 = _mm256_blendv_ps(_mm256_mul_ps(c1, sl), c1, _mm256_cmp_ps(c1, zero, _CMP_GT_OQ)); \
+            c2 = _mm256_blendv_ps(_mm256_mul_ps(c2, sl), c2, _mm256_cmp_ps(c2, zero, _CMP_GT_OQ)); \
+        }                                                                                    \
+    }
+
+#define ROW_STORE(c0, c1, c2, r)                                                             \
+    if ((r) < rows) {                                                                        \
+        if (fast) {                                                                          \
+            float *d = dst + (long)(r) * a->ldc;                                             \
+            if (a->accumulate) {                                                             \
+                c0 = _mm256_add_ps(c0, _mm256_loadu_ps(d));                                  \
+                c1 = _mm256_add_ps(c1, _mm256_loadu_ps(d + 8));                              \
+                c2 = _mm256_add_ps(c2, _mm256_loadu_ps(d + 16));                             \
+            }                                                                                \
+            _mm256_storeu_ps(d, c0); _mm256_storeu_ps(d + 8, c1); _mm256_storeu_ps(d + 16, c2); \
+        } else {                                                                             \
+            _mm256_storeu_ps(tile[r], c0); _mm256_storeu_ps(tile[r] + 8, c1); _mm256_storeu_ps(tile[r] + 16, c2); \
+        }                                                                                    \
+    }
+
+#define FMA_ROW(c0, c1, c2, r) {                                                             \
+    __m256 av = _mm256_broadcast_ss(ap + (r));                                               \
+    c0 = _mm256_fmadd_ps(av, b0, c0); c1 = _mm256_fmadd_ps(av, b1, c1); c2 = _mm256_fmadd_ps(av, b2, c2); }
+
+/// The register tile: out[r][0..<24] += Σ_kk ap[4·kk + r] · x[koff[kk] + i]. Written in assembly
+/// because it needs all sixteen ymm registers (twelve sums, three loads, one broadcast) and the
+/// compiler spills one sum per step, which chains every step through a store and a reload.
+__attribute__((target("avx2,fma")))
+static void tile_4x24_add(long k, const float *ap, const float *xb, const int32_t *koff, __m256 out[MR][3]) {
+    __asm__ volatile(
+        ACC12_LOAD
+        "test %[k], %[k]\n\t"
+        "jle 2f\n\t"
+        "1:\n\t"
+        "movslq (%[koff]), %%rax\n\t"
+        "vmovups (%[xb],%%rax,4), %%ymm12\n\t"
+        "vmovups 32(%[xb],%%rax,4), %%ymm13\n\t"
+        "vmovups 64(%[xb],%%rax,4), %%ymm14\n\t"
+        "vbroadcastss (%[ap]), %%ymm15\n\t"
+        "vfmadd231ps %%ymm12, %%ymm15, %%ymm0\n\t"
+        "vfmadd231ps %%ymm13, %%ymm15, %%ymm1\n\t"
+        "vfmadd231ps %%ymm14, %%ymm15, %%ymm2\n\t"
+        "vbroadcastss 4(%[ap]), %%ymm15\n\t"
+        "vfmadd231ps %%ymm12, %%ymm15, %%ymm3\n\t"
+        "vfmadd231ps %%ymm13, %%ymm15, %%ymm4\n\t"
+        "vfmadd231ps %%ymm14, %%ymm15, %%ymm5\n\t"
+        "vbroadcastss 8(%[ap]), %%ymm15\n\t"
+        "vfmadd231ps %%ymm12, %%ymm15, %%ymm6\n\t"
+        "vfmadd231ps %%ymm13, %%ymm15, %%ymm7\n\t"
+        "vfmadd231ps %%ymm14, %%ymm15, %%ymm8\n\t"
+        "vbroadcastss 12(%[ap]), %%ymm15\n\t"
+        "vfmadd231ps %%ymm12, %%ymm15, %%ymm9\n\t"
+        "vfmadd231ps %%ymm13, %%ymm15, %%ymm10\n\t"
+        "vfmadd231ps %%ymm14, %%ymm15, %%ymm11\n\t"
+        "add $16, %[ap]\n\t"
+        "add $4, %[koff]\n\t"
+        "dec %[k]\n\t"
+        "jnz 1b\n\t"
+        "2:\n\t"
+        ACC12_STORE
+        : [ap] "+r"(ap), [koff] "+r"(koff), [k] "+r"(k)
+        : [xb] "r"(xb), [out] "r"(out)
+        : "rax", ACC12_CLOBBERS);
+}
+
+/// Reduction steps per block: a block's input runs (≤ 256 taps × 96 bytes, fewer lines since
+/// neighbouring taps overlap) stay in L1 while every panel of A passes over them.
+enum { KC = 256 };
+
+__attribute__((target("avx2,fma")))
+static void igemm_avx2(const mdf_igemm_args *a, long j0, long j1) {
+    const int panels = (a->m + MR - 1) / MR, k = a->k;
+    const int blocks = (k + KC - 1) / KC, kc = (k + blocks - 1) / blocks;
+    const __m256 zero = _mm256_setzero_ps(), sl = _mm256_set1_ps(a->slope);
+    __m256 (*sums)[MR][3] = aligned_alloc(32, sizeof(__m256[MR][3]) * (size_t)panels);
+    if (!sums) { igemm_portable(a, j0, j1); return; }
+    float tile[MR][NR];
+    for (long j = j0; j < j1; j += NR) {
+        const long cols = j1 - j < NR ? j1 - j : NR;
+        const long oy = j / a->row_len, ox = j % a->row_len;
+        const int fast = cols == NR && ox + NR <= a->valid_len;
+        const float *xb = a->x + j;
+        memset(sums, 0, sizeof(__m256[MR][3]) * (size_t)panels);
+        for (int k0 = 0; k0 < k; k0 += kc) {
+            const long len = k - k0 < kc ? k - k0 : kc;
+            for (int p = 0; p < panels; p++) tile_4x24_add(len, a->ap + ((long)p * k + k0) * MR, xb, a->koff + k0, sums[p]);
+        }
+        for (int p = 0; p < panels; p++) {
+            __m256 c00 = sums[p][0][0], c01 = sums[p][0][1], c02 = sums[p][0][2];
+            __m256 c10 = sums[p][1][0], c11 = sums[p][1][1], c12 = sums[p][1][2];
+            __m256 c20 = sums[p][2][0], c21 = sums[p][2][1], c22 = sums[p][2][2];
+            __m256 c30 = sums[p][3][0], c31 = sums[p][3][1], c32 = sums[p][3][2];
+            const int r0 = p * MR, rows = a->m - r0 < MR ? a->m - r0 : MR;
+            ROW_FINISH(c00, c01, c02, 0)
+            if (rows > 1) ROW_FINISH(c10, c11, c12, 1)
+            if (rows > 2) ROW_FINISH(c20, c21, c22, 2)
+            if (rows > 3) ROW_FINISH(c30, c31, c32, 3)
+            float *dst = a->c + (long)r0 * a->ldc + oy * a->valid_len + ox;
+            ROW_STORE(c00, c01, c02, 0)
+            ROW_STORE(c10, c11, c12, 1)
+            ROW_STORE(c20, c21, c22, 2)
+            ROW_STORE(c30, c31, c32, 3)
+            if (!fast) store_tile(a, r0, rows, j, cols, tile);
+        }
+    }
+    free(sums);
+}
+#endif
+
+void mdf_igemm(const mdf_igemm_args *args, long j0, long j1) {
+#if defined(__x86_64__)
+    if (!args->portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) { igemm_avx2(args, j0, j1); return; }
+#endif
+    igemm_portable(args, j0, j1);
+}

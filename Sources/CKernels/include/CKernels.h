@@ -1,0 +1,58 @@
+#ifndef MDFLOW_CKERNELS_H
+#define MDFLOW_CKERNELS_H
+#include <stdint.h>
+
+/// An implicit GEMM, the core of mdflow's direct convolution:
+///   C[r][map(j)] = act(bias[r] + Σ_kk A[r][kk] · x[koff[kk] + j])   (or C += the sum, no bias/act)
+/// for the virtual columns j of one image-group. The columns live on a grid of `row_len` per output
+/// row; only the first `valid_len` of each row exist in C: map(j) = (j / row_len) · valid_len + j % row_len.
+/// A is packed in panels of 4 rows: panel p holds, for kk = 0..<k, A[4p ..< 4p + 4][kk] (zero past m).
+/// x must be readable 24 floats past max(koff) + the last column (the caller pads its buffer).
+typedef struct {
+    int m;                  ///< rows of A and C (output channels)
+    int k;                  ///< reduction length (taps × input channels)
+    const float *ap;        ///< packed A: ceil(m/4) panels of k × 4 floats
+    const float *x;         ///< base of the virtual B
+    const int32_t *koff;    ///< k offsets into x
+    long row_len;           ///< grid columns per output row
+    long valid_len;         ///< output columns per row (≤ row_len)
+    float *c;               ///< C, row r at c + r · ldc
+    long ldc;
+    const float *bias;      ///< m values, or NULL
+    float slope;            ///< leaky ReLU slope when act == 1
+    int act;                ///< 0 identity, 1 leaky ReLU: v > 0 ? v : slope · v
+    int accumulate;         ///< 1: C += Σ (bias and act are ignored)
+    int portable;           ///< 1: the portable loop even where AVX2 is available (tests)
+} mdf_igemm_args;
+
+/// Computes the grid columns [j0, j1) of `args` (whole 24-column panels from j0; stores are clipped to j1).
+void mdf_igemm(const mdf_igemm_args *args, long j0, long j1);
+
+/// Lays dy of one image-group out for `mdf_conv_wgrad`: panels of 16 channels, each column-major
+/// over the grid: dst[(p · columns + j) · 16 + i] = dy[16p + i][map(j)], 0 past m and on the grid's
+/// padding columns (map as for mdf_igemm). dst: ceil(m / 16) · 16 · columns floats.
+void mdf_pack_dy(float *dst, const float *dy, int m, long ldy, long columns, long row_len, long valid_len);
+
+/// The weight gradient of a direct convolution over one image-group, the implicit GEMM turned
+/// around: acc[kk][r] += Σ_j x[koff[kk] + j] · dy[r][map(j)] over the grid columns j, for the taps of
+/// the 6-tap panels [kp0, kp1). acc is tap-major, (kp1 − kp0) · 6 taps of `acc_ld` floats (m rounded
+/// up to 16); the caller adds it, transposed, into dw. dyp is dy laid out by mdf_pack_dy.
+typedef struct {
+    int m;                  ///< output channels
+    int k;                  ///< taps × input channels
+    const float *x;         ///< the phased input of this image-group
+    const int32_t *koff;    ///< k offsets into x
+    long columns;           ///< grid columns
+    const float *dyp;       ///< packed dy of this image-group
+    float *acc;
+    long acc_ld;
+    int portable;           ///< 1: the portable loop even where AVX2 is available (tests)
+} mdf_wgrad_args;
+
+void mdf_conv_wgrad(const mdf_wgrad_args *args, int kp0, int kp1);
+
+/// Writes one channel zero-padded and split into its sh × sw stride phases, the layout `mdf_igemm`
+/// reads: dst[((py · sw + px) · hq + i) · wq + j] = x[i · sh + py − pt][j · sw + px − pl], 0 outside h × w.
+void mdf_phase_fill(float *dst, const float *x, long h, long w, long sh, long sw, long pt, long pl, long hq, long wq);
+
+#endif

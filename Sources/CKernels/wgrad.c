@@ -1,0 +1,111 @@
+// The weight gradient of the direct convolution (CKernels.h). dy is first laid out in panels of 16
+// channels, column-major; then a 6-tap × 16-channel tile of the gradient takes 12 FMAs per grid
+// column, its six taps read as running streams of the phased input. Columns go in chunks of 512,
+// so a chunk's dy panel (32 KiB) is re-read from cache by every tap panel.
+#include "CKernels.h"
+#include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include "acc12.h"
+#endif
+
+enum { JC = 512, NP = 16, TP = 6 };
+
+void mdf_pack_dy(float *dst, const float *dy, int m, long ldy, long columns, long row_len, long valid_len) {
+    const int panels = (m + NP - 1) / NP;
+    for (int p = 0; p < panels; p++) {
+        float *d = dst + (long)p * columns * NP;
+        const int rows = m - p * NP < NP ? m - p * NP : NP;
+        for (long j0 = 0; j0 < columns; j0 += row_len) {
+            const long oy = j0 / row_len, len = columns - j0 < row_len ? columns - j0 : row_len;
+            const long valid = len < valid_len ? len : valid_len;
+            const float *src = dy + (long)p * NP * ldy + oy * valid_len;
+            for (long ox = 0; ox < valid; ox++) {
+                float *o = d + (j0 + ox) * NP;
+                for (int i = 0; i < rows; i++) o[i] = src[i * ldy + ox];
+                for (int i = rows; i < NP; i++) o[i] = 0;
+            }
+            memset(d + (j0 + valid) * NP, 0, sizeof(float) * (size_t)((len - valid) * NP));
+        }
+    }
+}
+
+static void tile_portable(long len, const float *const s[TP], const float *b, float *out) {
+    for (long j = 0; j < len; j++, b += NP)
+        for (int r = 0; r < TP; r++) { float v = s[r][j]; for (int i = 0; i < NP; i++) out[r * NP + i] += v * b[i]; }
+}
+
+#if defined(__x86_64__)
+/// out[r][0..<16] += Σ_j s_r[j] · b[j][0..<16]: twelve sums, two loads and one broadcast in fifteen
+/// ymm registers (in assembly for the reason given at igemm.c's tile_4x24_add).
+__attribute__((target("avx2,fma")))
+static void tile_avx2(long len, const float *const s[TP], const float *b, float *out) {
+    long j = 0;
+    const float *s0 = s[0], *s1 = s[1], *s2 = s[2], *s3 = s[3], *s4 = s[4], *s5 = s[5];
+    __asm__ volatile(
+        ACC12_LOAD
+        "test %[len], %[len]\n\t"
+        "jle 2f\n\t"
+        "1:\n\t"
+        "vmovups (%[b]), %%ymm12\n\t"
+        "vmovups 32(%[b]), %%ymm13\n\t"
+        "vbroadcastss (%[s0],%[j],4), %%ymm15\n\t"
+        "vfmadd231ps %%ymm12, %%ymm15, %%ymm0\n\t"
+        "vfmadd231ps %%ymm13, %%ymm15, %%ymm1\n\t"
+        "vbroadcastss (%[s1],%[j],4), %%ymm14\n\t"
+        "vfmadd231ps %%ymm12, %%ymm14, %%ymm2\n\t"
+        "vfmadd231ps %%ymm13, %%ymm14, %%ymm3\n\t"
+        "vbroadcastss (%[s2],%[j],4), %%ymm15\n\t"
+        "vfmadd231ps %%ymm12, %%ymm15, %%ymm4\n\t"
+        "vfmadd231ps %%ymm13, %%ymm15, %%ymm5\n\t"
+        "vbroadcastss (%[s3],%[j],4), %%ymm14\n\t"
+        "vfmadd231ps %%ymm12, %%ymm14, %%ymm6\n\t"
+        "vfmadd231ps %%ymm13, %%ymm14, %%ymm7\n\t"
+        "vbroadcastss (%[s4],%[j],4), %%ymm15\n\t"
+        "vfmadd231ps %%ymm12, %%ymm15, %%ymm8\n\t"
+        "vfmadd231ps %%ymm13, %%ymm15, %%ymm9\n\t"
+        "vbroadcastss (%[s5],%[j],4), %%ymm14\n\t"
+        "vfmadd231ps %%ymm12, %%ymm14, %%ymm10\n\t"
+        "vfmadd231ps %%ymm13, %%ymm14, %%ymm11\n\t"
+        "add $64, %[b]\n\t"
+        "inc %[j]\n\t"
+        "cmp %[j], %[len]\n\t"
+        "jne 1b\n\t"
+        "2:\n\t"
+        ACC12_STORE
+        : [b] "+r"(b), [j] "+r"(j)
+        : [len] "r"(len), [s0] "r"(s0), [s1] "r"(s1), [s2] "r"(s2), [s3] "r"(s3), [s4] "r"(s4), [s5] "r"(s5),
+          [out] "r"(out)
+        : ACC12_CLOBBERS);
+}
+#endif
+
+void mdf_conv_wgrad(const mdf_wgrad_args *a, int kp0, int kp1) {
+    int avx2 = 0;
+#if defined(__x86_64__)
+    avx2 = !a->portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+    const long panels = a->acc_ld / NP;
+    float tile[TP * NP];
+    for (long j0 = 0; j0 < a->columns; j0 += JC) {
+        const long len = a->columns - j0 < JC ? a->columns - j0 : JC;
+        for (long p = 0; p < panels; p++) {
+            const float *b = a->dyp + (p * a->columns + j0) * NP;
+            for (int q = kp0; q < kp1; q++) {
+                const float *s[TP];
+                for (int r = 0; r < TP; r++) {
+                    const int kk = TP * q + r < a->k ? TP * q + r : a->k - 1;   // taps past k: any stream, dropped later
+                    s[r] = a->x + a->koff[kk] + j0;
+                }
+                float *out = a->acc + (long)(q - kp0) * TP * a->acc_ld + p * NP;
+                for (int r = 0; r < TP; r++) memcpy(tile + r * NP, out + r * a->acc_ld, sizeof(float) * NP);
+#if defined(__x86_64__)
+                if (avx2) tile_avx2(len, s, b, tile);
+                else
+#endif
+                tile_portable(len, s, b, tile);
+                for (int r = 0; r < TP; r++) memcpy(out + r * a->acc_ld, tile + r * NP, sizeof(float) * NP);
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+import CKernels
+
+// MARK: - Direct convolution: an implicit GEMM over a padded, stride-phase-split input
+//
+// A convolution is Y = W · B with B[(c, ky, kx)][(oy, ox)] = xpad[c][oy·sh + ky·dh][ox·sw + kx·dw].
+// im2col materializes B (kernel-area times the input) and a BLAS packs it once more. Here the input
+// is instead copied once into a zero-padded buffer split into its sh × sw stride phases; then every
+// row of B, over the output pixels laid out on a grid of `wq` columns per output row, is a run of
+// consecutive floats at a fixed offset: B[kk][j] = buffer[koff[kk] + j]. The micro-kernel
+// (CKernels/igemm.c) reads those runs in place, keeps a 4 × 24 tile of Y in registers, and fuses
+// bias and activation into its stores. Grid columns with ox ≥ ow (wq − ow per row) are computed
+// and dropped.
+
+/// The padded, phase-split copy of a convolution's input, and where each tap reads it.
+/// Phase (py, px) of channel c holds xpad[i·sh + py][j·sw + px] for i < hq, j < wq.
+struct PhasedLayout {
+    let g: ConvGeometry
+    let h, w, oh, ow, hq, wq: Int
+
+    init(_ g: ConvGeometry, h: Int, w: Int) {
+        self.g = g; self.h = h; self.w = w
+        (oh, ow) = g.outputSize(h: h, w: w)
+        hq = (h + g.padTop + g.padBottom + g.sh - 1) / g.sh
+        wq = (w + g.padLeft + g.padRight + g.sw - 1) / g.sw
+    }
+
+    /// Floats per channel: sh·sw planes of hq × wq.
+    var perChannel: Int { g.sh * g.sw * hq * wq }
+    /// Grid columns of one image (oh rows of wq).
+    var gridColumns: Int { oh * wq }
+    /// Floats the kernel may read past the last channel of a buffer.
+    var slack: Int { wq + 64 }
+
+    /// Offsets of the taps of `channels` channels, in weight order (c, ky, kx).
+    func tapOffsets(channels: Int) -> [Int32] {
+        var koff = [Int32]()
+        koff.reserveCapacity(channels * g.kh * g.kw)
+        for c in 0..<channels {
+            for ky in 0..<g.kh {
+                let r = ky * g.dh
+                for kx in 0..<g.kw {
+                    let s = kx * g.dw
+                    let planeIndex = c * g.sh * g.sw + (r % g.sh) * g.sw + s % g.sw
+                    koff.append(Int32(planeIndex * hq * wq + (r / g.sh) * wq + s / g.sw))
+                }
+            }
+        }
+        return koff
+    }
+
+    /// The phased copy of n images of `channels` channels, with the kernel's read slack zeroed.
+    /// x: (images, channels, h, w); result: images · channels · perChannel + slack floats.
+    func phasedCopy(_ x: UnsafePointer<Float>, images: Int, channels: Int) -> Storage {
+        let count = images * channels
+        let buffer = Storage(count: count * perChannel + slack)
+        let bp = SendablePointer(buffer.pointer)
+        (buffer.pointer + count * perChannel).update(repeating: 0, count: slack)
+        parallelFor(count, minCount: count * perChannel >= 1 << 15 ? 2 : Int.max) { r in
+            for c in r { fill(bp.base + c * perChannel, x + c * h * w) }
+        }
+        return buffer
+    }
+
+    /// Writes the phases of one channel. x: (h, w); dst: perChannel floats.
+    func fill(_ dst: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>) {
+        mdf_phase_fill(dst, x, h, w, g.sh, g.sw, g.padTop, g.padLeft, hq, wq)
+    }
+}
+
+/// Packs an m × k row-major matrix (row stride lda) into panels of 4 rows: panel p holds
+/// a[4p ..< 4p + 4][kk] for kk = 0..<k, zero rows past m. dst: ((m + 3) / 4) · k · 4 floats.
+func packPanels4(_ dst: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, m: Int, k: Int, lda: Int) {
+    let panels = (m + 3) / 4
+    for p in 0..<panels {
+        let d = dst + p * k * 4
+        for r in 0..<4 {
+            let row = p * 4 + r
+            if row < m {
+                let src = a + row * lda
+                for kk in 0..<k { d[kk * 4 + r] = src[kk] }
+            } else {
+                for kk in 0..<k { d[kk * 4 + r] = 0 }
+            }
+        }
+    }
+}
+
+/// Floats of one group's packed weights.
+@inline(__always) func packedPanelFloats(m: Int, k: Int) -> Int { (m + 3) / 4 * k * 4 }
+
+/// y = act(conv(x) + b), or y += conv(x) with `accumulate`, through the implicit GEMM (`portable`:
+/// the C loop even where the AVX2 kernel runs, for tests).
+/// x: (n, cin, h, w); packed: groups × packedPanelFloats(cout/groups, cin/groups·kh·kw), the weights
+/// (cout, cin/groups, kh, kw) of each group in 4-row panels; b: (cout) or nil; y: (n, cout, oh, ow).
+func directConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, packed: UnsafePointer<Float>,
+                _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry,
+                leakySlope: Float?, accumulate: Bool, portable: Bool = false) {
+    let layout = PhasedLayout(g, h: h, w: w)
+    let cg = cin / g.groups, mg = cout / g.groups, kg = cg * g.kh * g.kw
+    let ohw = layout.oh * layout.ow
+    let buffer = layout.phasedCopy(x, images: n, channels: cin)
+    let bp = SendablePointer(buffer.pointer)
+    let koff = layout.tapOffsets(channels: cg)
+    let panelsPerGroup = (layout.gridColumns + 23) / 24
+    let groupsTotal = n * g.groups
+    let work = mg * kg * layout.gridColumns * groupsTotal
+    let yp = SendablePointer(y)
+    koff.withUnsafeBufferPointer { kp in
+        let koffBase = kp.baseAddress!
+        parallelFor(groupsTotal * panelsPerGroup, minCount: work >= 1 << 17 ? 2 : Int.max) { range in
+            var t = range.lowerBound
+            while t < range.upperBound {
+                let ig = t / panelsPerGroup, img = ig / g.groups, grp = ig % g.groups
+                let p0 = t % panelsPerGroup, p1 = min(panelsPerGroup, p0 + (range.upperBound - t))
+                var args = mdf_igemm_args(
+                    m: Int32(mg), k: Int32(kg), ap: packed + grp * packedPanelFloats(m: mg, k: kg),
+                    x: bp.base + (img * cin + grp * cg) * layout.perChannel, koff: koffBase,
+                    row_len: layout.wq, valid_len: layout.ow,
+                    c: yp.base + (img * cout + grp * mg) * ohw, ldc: ohw,
+                    bias: b.map { $0 + grp * mg }, slope: leakySlope ?? 0, act: leakySlope == nil ? 0 : 1,
+                    accumulate: accumulate ? 1 : 0, portable: portable ? 1 : 0)
+                mdf_igemm(&args, p0 * 24, min(layout.gridColumns, p1 * 24))
+                t += p1 - p0
+            }
+        }
+    }
+}
+
+/// Packs conv2d weights (cout, cin/groups, kh, kw) for `directConv`, group by group.
+func packConvWeights(_ wt: UnsafePointer<Float>, cout: Int, kg: Int, groups: Int) -> Storage {
+    let mg = cout / groups, per = packedPanelFloats(m: mg, k: kg)
+    let packed = Storage(count: groups * per)
+    for grp in 0..<groups { packPanels4(packed.pointer + grp * per, wt + grp * mg * kg, m: mg, k: kg, lda: kg) }
+    return packed
+}
+
+/// Packs the weights of conv2d's input gradient at stride 1, which is itself a convolution of dy:
+/// per group, w′[ci][(co, ky′, kx′)] = w[co][ci][kh − 1 − ky′][kw − 1 − kx′].
+func packConvWeightsForInputGradient(_ wt: UnsafePointer<Float>, cin: Int, cout: Int, _ g: ConvGeometry) -> Storage {
+    let cg = cin / g.groups, mg = cout / g.groups, kk = g.kh * g.kw, kOut = mg * kk
+    let per = packedPanelFloats(m: cg, k: kOut)
+    let packed = Storage(count: g.groups * per)
+    let dense = Storage(count: cg * kOut)
+    for grp in 0..<g.groups {
+        for ci in 0..<cg {
+            for co in 0..<mg {
+                let src = wt + ((grp * mg + co) * cg + ci) * kk
+                let dst = dense.pointer + ci * kOut + co * kk
+                for t in 0..<kk { dst[t] = src[kk - 1 - t] }
+            }
+        }
+        packPanels4(packed.pointer + grp * per, dense.pointer, m: cg, k: kOut, lda: kOut)
+    }
+    return packed
+}
+
+/// The geometry of conv2d's input gradient as a stride-1 convolution of dy, or nil where the
+/// direct path does not apply (stride > 1, or a padding wider than the dilated kernel).
+func inputGradientGeometry(_ g: ConvGeometry) -> ConvGeometry? {
+    guard g.sh == 1 && g.sw == 1 else { return nil }
+    let ey = g.dh * (g.kh - 1), ex = g.dw * (g.kw - 1)
+    let pads = (ey - g.padTop, ey - g.padBottom, ex - g.padLeft, ex - g.padRight)
+    guard pads.0 >= 0 && pads.1 >= 0 && pads.2 >= 0 && pads.3 >= 0 else { return nil }
+    return ConvGeometry(kernel: (g.kh, g.kw), stride: (1, 1), padding: pads, dilation: (g.dh, g.dw), groups: g.groups)
+}
+
+/// dw += dY · Bᵀ through the weight-gradient kernel (CKernels/wgrad.c): the taps, in panels of 6,
+/// are split across the threads, so each owns whole columns of dw and no partial sums are merged.
+/// dy: (n, cout, oh, ow); x: (n, cin, h, w); dw: (cout, cin/groups, kh, kw).
+func directConvWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                              n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry, portable: Bool = false) {
+    let layout = PhasedLayout(g, h: h, w: w)
+    let cg = cin / g.groups, mg = cout / g.groups, kg = cg * g.kh * g.kw, ohw = layout.oh * layout.ow
+    let buffer = layout.phasedCopy(x, images: n, channels: cin)
+    let accLd = (mg + 15) / 16 * 16, tapPanels = (kg + 5) / 6, packedPerGroup = accLd * layout.gridColumns
+    let packed = Storage(count: n * g.groups * packedPerGroup)
+    let (pp, bp, dwp) = (SendablePointer(packed.pointer), SendablePointer(buffer.pointer), SendablePointer(dw))
+    parallelFor(n * g.groups, minCount: packed.count >= 1 << 15 ? 2 : Int.max) { r in
+        for ig in r {
+            mdf_pack_dy(pp.base + ig * packedPerGroup, dy + ig * mg * ohw, Int32(mg), ohw,
+                        layout.gridColumns, layout.wq, layout.ow)
+        }
+    }
+    let koff = layout.tapOffsets(channels: cg)
+    let work = mg * kg * layout.gridColumns * n * g.groups
+    koff.withUnsafeBufferPointer { kp in
+        let koffBase = kp.baseAddress!
+        parallelFor(tapPanels, minCount: work >= 1 << 17 ? 2 : Int.max) { panels in
+            let acc = Storage(count: panels.count * 6 * accLd)
+            for grp in 0..<g.groups {
+                acc.pointer.update(repeating: 0, count: acc.count)
+                for img in 0..<n {
+                    var args = mdf_wgrad_args(
+                        m: Int32(mg), k: Int32(kg), x: bp.base + (img * cin + grp * cg) * layout.perChannel, koff: koffBase,
+                        columns: layout.gridColumns, dyp: pp.base + (img * g.groups + grp) * packedPerGroup,
+                        acc: acc.pointer, acc_ld: accLd, portable: portable ? 1 : 0)
+                    mdf_conv_wgrad(&args, Int32(panels.lowerBound), Int32(panels.upperBound))
+                }
+                // acc is tap-major: add it, transposed, into this group's rows of dw.
+                let k0 = panels.lowerBound * 6
+                for kk in k0..<min(kg, panels.upperBound * 6) {
+                    let src = acc.pointer + (kk - k0) * accLd
+                    for co in 0..<mg { dwp.base[(grp * mg + co) * kg + kk] += src[co] }
+                }
+            }
+        }
+    }
+}
