@@ -49,8 +49,11 @@ public final class StudentNet: TrainableFlowNet {
         return net(a, b, iters: trainIters).predictions
     }
 
+    /// Inference in eval mode: full RAFT's BatchNorm uses its running statistics and does not
+    /// update them (a validation pass must not change the model). The trainer switches back.
     public func infer(_ image1: Tensor, _ image2: Tensor) -> Tensor {
-        Tape.noGrad { net.predict(image1.detached() * 255, image2.detached() * 255, iters: evalIters) }
+        net.setTraining(false)
+        return Tape.noGrad { net.predict(image1.detached() * 255, image2.detached() * 255, iters: evalIters) }
     }
 }
 

@@ -310,6 +310,7 @@ public final class Trainer {
             ms = try Evaluation.run(student, on: val, maxPairs: recipe.validation.maxPairs)
         }
         teacher.net.setTraining(true)
+        student.net.setTraining(stage.kind == "distill-to-student")
         var record: [String: Any] = ["type": "val", "stage": k + 1, "stage_name": stage.name, "global_step": state.globalStep,
                                      "final": final, "teacher": mt.summary]
         if let ms { record["student"] = ms.summary }

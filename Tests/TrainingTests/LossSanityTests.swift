@@ -89,3 +89,19 @@ import FlowNets
         #expect(last < 0.8 * first, "losses \(losses)")
     }
 }
+
+/// Validating the student (full RAFT, whose context encoder has BatchNorm) must not change it: the
+/// running statistics stay as they were, whatever mode training left the net in.
+@Test func studentInferenceLeavesBatchNormStatisticsUnchanged() {
+    let raft = RAFT(small: false)
+    raft.initialize(seed: 3)
+    raft.setTraining(true)
+    let student = StudentNet(raft, trainIters: 1, evalIters: 1)
+    let buffers = { raft.namedBuffers().filter { $0.0.contains("running_") }.flatMap { Array(UnsafeBufferPointer(start: $0.1.data, count: $0.1.count)) } }
+    let before = buffers()
+    #expect(!before.isEmpty)
+    var rng = RandomGenerator(seed: 4)
+    _ = student.infer(Tensor.rand([1, 3, 64, 64], using: &rng), Tensor.rand([1, 3, 64, 64], using: &rng))
+    let unchanged = buffers() == before
+    #expect(unchanged, "validation changed the BatchNorm running statistics")
+}
