@@ -20,12 +20,14 @@ void mdf_pack_dy(float *dst, const float *dy, int m, long ldy, long columns, lon
             const long oy = j0 / row_len, len = columns - j0 < row_len ? columns - j0 : row_len;
             const long valid = len < valid_len ? len : valid_len;
             const float *src = dy + (long)p * NP * ldy + oy * valid_len;
-            for (long ox = 0; ox < valid; ox++) {
-                float *o = d + (j0 + ox) * NP;
-                for (int i = 0; i < rows; i++) o[i] = src[i * ldy + ox];
-                for (int i = rows; i < NP; i++) o[i] = 0;
+            float *o = d + j0 * NP;
+            // Channel by channel: contiguous reads, and the row's 16-wide writes stay in L1.
+            for (int i = 0; i < rows; i++) {
+                const float *s = src + (long)i * ldy;
+                for (long ox = 0; ox < valid; ox++) o[ox * NP + i] = s[ox];
             }
-            memset(d + (j0 + valid) * NP, 0, sizeof(float) * (size_t)((len - valid) * NP));
+            if (rows < NP) for (long ox = 0; ox < valid; ox++) memset(o + ox * NP + rows, 0, sizeof(float) * (size_t)(NP - rows));
+            memset(o + valid * NP, 0, sizeof(float) * (size_t)((len - valid) * NP));
         }
     }
 }
