@@ -33,6 +33,8 @@ struct PhasedLayout {
 
     /// Offsets of the taps of `channels` channels, in weight order (c, ky, kx).
     func tapOffsets(channels: Int) -> [Int32] {
+        require(channels * perChannel + slack < Int(Int32.max), "conv2d",
+                "one image-group of \(channels) channels at \(h)×\(w) exceeds the direct convolution's 2^31-float offsets")
         var koff = [Int32]()
         koff.reserveCapacity(channels * g.kh * g.kw)
         for c in 0..<channels {
@@ -205,4 +207,66 @@ func directConvWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePoi
             }
         }
     }
+}
+
+/// conv2d's input gradient at a stride above 1 (dilation 1), phase by phase: the pixels of dx with
+/// y ≡ ry (mod sh) and x ≡ rx (mod sw) receive only the taps with sh | (ry + pt − ky) and
+/// sw | (rx + pl − kx), each from dy at row i + (ry + pt − ky) / sh; over those taps, flipped, the
+/// phase is a stride-1 convolution of dy, run through the implicit GEMM into a phase buffer and then
+/// added into dx. Returns false, touching nothing, where a phase would need negative padding.
+/// dy: (n, cout, oh, ow); wt: (cout, cin/groups, kh, kw); dx: (n, cin, h, w), accumulated.
+func directStridedInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
+                                n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry) -> Bool {
+    guard g.dh == 1 && g.dw == 1 else { return false }
+    let (oh, ow) = g.outputSize(h: h, w: w)
+    /// Per phase r of one axis: the taps (in increasing dy offset) and the first offset.
+    func taps(_ r: Int, stride s: Int, pad: Int, kernel k: Int) -> (taps: [Int], first: Int) {
+        let t = (0..<k).reversed().filter { ((r + pad - $0) % s + s) % s == 0 }
+        return (t, t.first.map { (r + pad - $0) / s } ?? 0)
+    }
+    struct Phase { let ry, rx: Int; let ty, tx: [Int]; let g: ConvGeometry; let hr, wr: Int }
+    var phases: [Phase] = []
+    for ry in 0..<g.sh {
+        for rx in 0..<g.sw {
+            let (ty, ay) = taps(ry, stride: g.sh, pad: g.padTop, kernel: g.kh)
+            let (tx, ax) = taps(rx, stride: g.sw, pad: g.padLeft, kernel: g.kw)
+            let hr = (h - ry + g.sh - 1) / g.sh, wr = (w - rx + g.sw - 1) / g.sw
+            if ty.isEmpty || tx.isEmpty || hr <= 0 || wr <= 0 { continue }
+            let pads = (top: -ay, bottom: hr + ay + ty.count - 1 - oh, left: -ax, right: wr + ax + tx.count - 1 - ow)
+            guard pads.top >= 0 && pads.bottom >= 0 && pads.left >= 0 && pads.right >= 0 else { return false }
+            let pg = ConvGeometry(kernel: (ty.count, tx.count), padding: pads, groups: g.groups)
+            phases.append(Phase(ry: ry, rx: rx, ty: ty, tx: tx, g: pg, hr: hr, wr: wr))
+        }
+    }
+    let cg = cin / g.groups, mg = cout / g.groups
+    let dxp = SendablePointer(dx)
+    for p in phases {
+        // w′[ci][(co, a, b)] = w[co][ci][ty[a]][tx[b]], group by group.
+        let kOut = mg * p.ty.count * p.tx.count, per = packedPanelFloats(m: cg, k: kOut)
+        let packed = Storage(count: g.groups * per), dense = Storage(count: cg * kOut)
+        for grp in 0..<g.groups {
+            for ci in 0..<cg {
+                var d = dense.pointer + ci * kOut
+                for co in 0..<mg {
+                    let src = wt + ((grp * mg + co) * cg + ci) * g.kh * g.kw
+                    for ky in p.ty { for kx in p.tx { d.pointee = src[ky * g.kw + kx]; d += 1 } }
+                }
+            }
+            packPanels4(packed.pointer + grp * per, dense.pointer, m: cg, k: kOut, lda: kOut)
+        }
+        let phase = Storage(count: n * cin * p.hr * p.wr)
+        directConv(phase.pointer, dy, packed: packed.pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, p.g,
+                   leakySlope: nil, accumulate: false)
+        let pp = SendablePointer(phase.pointer)
+        parallelFor(n * cin, minCount: n * cin * p.hr * p.wr >= 1 << 15 ? 2 : Int.max) { planes in
+            for plane in planes {
+                let src = pp.base + plane * p.hr * p.wr, dst = dxp.base + plane * h * w + p.ry * w + p.rx
+                for i in 0..<p.hr {
+                    let s = src + i * p.wr, d = dst + i * g.sh * w
+                    for j in 0..<p.wr { d[j * g.sw] += s[j] }
+                }
+            }
+        }
+    }
+    return true
 }
