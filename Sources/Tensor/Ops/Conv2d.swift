@@ -183,12 +183,19 @@ public func conv2dBackward(dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePo
     let (oh, ow) = g.outputSize(h: h, w: w)
     let cg = cin / g.groups, mg = cout / g.groups, kg = cg * g.kh * g.kw, ohw = oh * ow
     if let db {
-        for img in 0..<n {
-            for c in 0..<cout {
-                let p = dy + (img * cout + c) * ohw
-                var s: Float = 0
-                for i in 0..<ohw { s += p[i] }
-                db[c] += s
+        // Channels in parallel; each channel's sum keeps one order (per image, eight running sums).
+        let dbp = SendablePointer(db)
+        parallelFor(cout, minCount: n * cout * ohw >= 1 << 16 ? 2 : Int.max) { channels in
+            for c in channels {
+                for img in 0..<n {
+                    let p = dy + (img * cout + c) * ohw
+                    var acc = SIMD8<Float>(repeating: 0)
+                    var i = 0
+                    while i + 8 <= ohw { acc += UnsafeRawPointer(p + i).loadUnaligned(as: SIMD8<Float>.self); i += 8 }
+                    var s = acc.sum()
+                    while i < ohw { s += p[i]; i += 1 }
+                    dbp.base[c] += s
+                }
             }
         }
     }
