@@ -39,7 +39,9 @@ private func worstRelative(_ a: Tensor, _ b: [Double]) -> Double {
 /// as parallel tasks (strided backward-data in two phases), so tile seams, partial weight gradients
 /// and the even/odd schedule are all exercised.
 /// The direct convolution's cases too: output channels not a multiple of its 4-row panels,
-/// reductions longer than one 256-tap block, asymmetric padding, and rows narrower than a panel.
+/// reductions longer than one 256-tap block, asymmetric padding, rows narrower than a panel,
+/// stride with dilation (input-gradient phases that receive no tap), and a padding wider than the
+/// kernel (the input gradient's col2im fallback).
 @Test(arguments: [
     (ConvGeometry(kernel: 3, stride: 1, padding: 1), 6, 4, 420),
     (ConvGeometry(kernel: 3, stride: 2, padding: 1), 6, 4, 420),
@@ -48,6 +50,8 @@ private func worstRelative(_ a: Tensor, _ b: [Double]) -> Double {
     (ConvGeometry(kernel: 3, stride: 1, padding: 1), 40, 7, 50),
     (ConvGeometry(kernel: (1, 5), stride: (1, 1), padding: (top: 0, bottom: 0, left: 2, right: 2)), 6, 9, 13),
     (ConvGeometry(kernel: (3, 2), stride: (2, 1), padding: (top: 1, bottom: 0, left: 2, right: 1), dilation: (1, 2)), 6, 5, 11),
+    (ConvGeometry(kernel: 3, stride: 2, padding: 2, dilation: 2), 6, 4, 41),
+    (ConvGeometry(kernel: 1, padding: 1), 6, 5, 30),
 ])
 func tiledConvolutionMatchesDirectLoops(_ g: ConvGeometry, _ cin: Int, _ cout: Int, _ width: Int) {
     var rng = RandomGenerator(seed: 21)

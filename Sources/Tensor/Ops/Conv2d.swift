@@ -174,9 +174,10 @@ public func leakyReLUBackwardFromOutput(_ out: UnsafeMutablePointer<Float>, _ dy
 }
 
 /// Gradients of conv2d. dx += Wᵀ·dY; dw += dY·Bᵀ (B the convolution's column matrix); db += Σ dY.
-/// Each may be nil. Accumulates. dw and dx run on the direct convolution's kernels (a strided dx
-/// phase by phase); only a strided and dilated dx is Wᵀ·dY through col2im, in cache-sized tiles:
-/// even tiles, then odd ones, so concurrent tiles never add into the same input rows.
+/// Each may be nil. Accumulates. dw and dx run on the direct convolution's kernels (dx stride phase
+/// by stride phase); only a dx whose padding exceeds the dilated kernel is Wᵀ·dY through col2im,
+/// in cache-sized tiles: even tiles, then odd ones, so concurrent tiles never add into the same
+/// input rows.
 public func conv2dBackward(dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?,
                            _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
                            n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry) {
@@ -201,15 +202,9 @@ public func conv2dBackward(dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePo
     }
     if let dw { directConvWeightGradient(dw, dy, x, n: n, cin: cin, h: h, w: w, cout: cout, g) }
     guard let dx else { return }
-    if let gi = inputGradientGeometry(g) {
-        // Stride 1: dx += conv(dy, flipped w), straight through the implicit GEMM.
-        let packed = packConvWeightsForInputGradient(wt, cin: cin, cout: cout, g)
-        directConv(dx, dy, packed: packed.pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, gi,
-                   leakySlope: nil, accumulate: true)
-        return
-    }
-    if directStridedInputGradient(dx, dy, wt, n: n, cin: cin, h: h, w: w, cout: cout, g) { return }
-    // Dilated strides: Wᵀ·dY through col2im. Rows per tile such that tiles t and t + 2 read disjoint input rows.
+    if directInputGradient(dx, dy, wt, n: n, cin: cin, h: h, w: w, cout: cout, g) { return }
+    // A padding wider than the dilated kernel: Wᵀ·dY through col2im. Rows per tile such that
+    // tiles t and t + 2 read disjoint input rows.
     let reach = (g.kh - 1) * g.dh + 1
     let tiling = ConvTiling(n: n, groups: g.groups, oh: oh, ow: ow, kg: kg, minRows: max(1, (reach + g.sh - 1) / g.sh - 1))
     let dxp = SendablePointer(dx)

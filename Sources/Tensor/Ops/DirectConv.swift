@@ -136,36 +136,6 @@ func packConvWeights(_ wt: UnsafePointer<Float>, cout: Int, kg: Int, groups: Int
     return packed
 }
 
-/// Packs the weights of conv2d's input gradient at stride 1, which is itself a convolution of dy:
-/// per group, w′[ci][(co, ky′, kx′)] = w[co][ci][kh − 1 − ky′][kw − 1 − kx′].
-func packConvWeightsForInputGradient(_ wt: UnsafePointer<Float>, cin: Int, cout: Int, _ g: ConvGeometry) -> Storage {
-    let cg = cin / g.groups, mg = cout / g.groups, kk = g.kh * g.kw, kOut = mg * kk
-    let per = packedPanelFloats(m: cg, k: kOut)
-    let packed = Storage(count: g.groups * per)
-    let dense = Storage(count: cg * kOut)
-    for grp in 0..<g.groups {
-        for ci in 0..<cg {
-            for co in 0..<mg {
-                let src = wt + ((grp * mg + co) * cg + ci) * kk
-                let dst = dense.pointer + ci * kOut + co * kk
-                for t in 0..<kk { dst[t] = src[kk - 1 - t] }
-            }
-        }
-        packPanels4(packed.pointer + grp * per, dense.pointer, m: cg, k: kOut, lda: kOut)
-    }
-    return packed
-}
-
-/// The geometry of conv2d's input gradient as a stride-1 convolution of dy, or nil where the
-/// direct path does not apply (stride > 1, or a padding wider than the dilated kernel).
-func inputGradientGeometry(_ g: ConvGeometry) -> ConvGeometry? {
-    guard g.sh == 1 && g.sw == 1 else { return nil }
-    let ey = g.dh * (g.kh - 1), ex = g.dw * (g.kw - 1)
-    let pads = (ey - g.padTop, ey - g.padBottom, ex - g.padLeft, ex - g.padRight)
-    guard pads.0 >= 0 && pads.1 >= 0 && pads.2 >= 0 && pads.3 >= 0 else { return nil }
-    return ConvGeometry(kernel: (g.kh, g.kw), stride: (1, 1), padding: pads, dilation: (g.dh, g.dw), groups: g.groups)
-}
-
 /// dw += dY · Bᵀ through the weight-gradient kernel (CKernels/wgrad.c): the taps, in panels of 6,
 /// are split across the threads, so each owns whole columns of dw and no partial sums are merged.
 /// dy: (n, cout, oh, ow); x: (n, cin, h, w); dw: (cout, cin/groups, kh, kw).
@@ -209,36 +179,38 @@ func directConvWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePoi
     }
 }
 
-/// conv2d's input gradient at a stride above 1 (dilation 1), phase by phase: the pixels of dx with
-/// y ≡ ry (mod sh) and x ≡ rx (mod sw) receive only the taps with sh | (ry + pt − ky) and
-/// sw | (rx + pl − kx), each from dy at row i + (ry + pt − ky) / sh; over those taps, flipped, the
-/// phase is a stride-1 convolution of dy, run through the implicit GEMM into a phase buffer and then
-/// added into dx. Returns false, touching nothing, where a phase would need negative padding.
-/// dy: (n, cout, oh, ow); wt: (cout, cin/groups, kh, kw); dx: (n, cin, h, w), accumulated.
-func directStridedInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
-                                n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry) -> Bool {
-    guard g.dh == 1 && g.dw == 1 else { return false }
+/// dx += conv2d's input gradient through the implicit GEMM, stride phase by stride phase: the pixels
+/// of dx with y ≡ ry (mod sh) and x ≡ rx (mod sw) receive only the taps with sh | (ry + pt − ky·dh)
+/// (and likewise in x), each from dy at row i + (ry + pt − ky·dh) / sh; over those taps, flipped, the
+/// phase is a stride-1 convolution of dy. At stride 1 that is one phase, all taps, accumulated
+/// straight into dx; at larger strides each phase goes through a buffer and is added into dx.
+/// Returns false, touching nothing, where a phase would need negative padding (a padding wider
+/// than the dilated kernel). dy: (n, cout, oh, ow); wt: (cout, cin/groups, kh, kw); dx: (n, cin, h, w).
+func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
+                         n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry) -> Bool {
     let (oh, ow) = g.outputSize(h: h, w: w)
-    /// Per phase r of one axis: the taps (in increasing dy offset) and the first offset.
-    func taps(_ r: Int, stride s: Int, pad: Int, kernel k: Int) -> (taps: [Int], first: Int) {
-        let t = (0..<k).reversed().filter { ((r + pad - $0) % s + s) % s == 0 }
-        return (t, t.first.map { (r + pad - $0) / s } ?? 0)
+    /// One axis of one phase r: its taps in increasing dy offset, the first offset, and the spacing.
+    func taps(_ r: Int, stride s: Int, pad: Int, kernel k: Int, dilation d: Int) -> (taps: [Int], first: Int, step: Int) {
+        let t = (0..<k).reversed().filter { ((r + pad - $0 * d) % s + s) % s == 0 }
+        let offsets = t.map { (r + pad - $0 * d) / s }
+        return (t, offsets.first ?? 0, offsets.count > 1 ? offsets[1] - offsets[0] : 1)
     }
     struct Phase { let ry, rx: Int; let ty, tx: [Int]; let g: ConvGeometry; let hr, wr: Int }
     var phases: [Phase] = []
     for ry in 0..<g.sh {
         for rx in 0..<g.sw {
-            let (ty, ay) = taps(ry, stride: g.sh, pad: g.padTop, kernel: g.kh)
-            let (tx, ax) = taps(rx, stride: g.sw, pad: g.padLeft, kernel: g.kw)
+            let (ty, ay, sy) = taps(ry, stride: g.sh, pad: g.padTop, kernel: g.kh, dilation: g.dh)
+            let (tx, ax, sx) = taps(rx, stride: g.sw, pad: g.padLeft, kernel: g.kw, dilation: g.dw)
             let hr = (h - ry + g.sh - 1) / g.sh, wr = (w - rx + g.sw - 1) / g.sw
             if ty.isEmpty || tx.isEmpty || hr <= 0 || wr <= 0 { continue }
-            let pads = (top: -ay, bottom: hr + ay + ty.count - 1 - oh, left: -ax, right: wr + ax + tx.count - 1 - ow)
+            let pads = (top: -ay, bottom: hr - 1 + ay + sy * (ty.count - 1) - (oh - 1),
+                        left: -ax, right: wr - 1 + ax + sx * (tx.count - 1) - (ow - 1))
             guard pads.top >= 0 && pads.bottom >= 0 && pads.left >= 0 && pads.right >= 0 else { return false }
-            let pg = ConvGeometry(kernel: (ty.count, tx.count), padding: pads, groups: g.groups)
+            let pg = ConvGeometry(kernel: (ty.count, tx.count), padding: pads, dilation: (sy, sx), groups: g.groups)
             phases.append(Phase(ry: ry, rx: rx, ty: ty, tx: tx, g: pg, hr: hr, wr: wr))
         }
     }
-    let cg = cin / g.groups, mg = cout / g.groups
+    let cg = cin / g.groups, mg = cout / g.groups, whole = g.sh == 1 && g.sw == 1
     let dxp = SendablePointer(dx)
     for p in phases {
         // w′[ci][(co, a, b)] = w[co][ci][ty[a]][tx[b]], group by group.
@@ -253,6 +225,11 @@ func directStridedInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafeP
                 }
             }
             packPanels4(packed.pointer + grp * per, dense.pointer, m: cg, k: kOut, lda: kOut)
+        }
+        if whole {
+            directConv(dx, dy, packed: packed.pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, p.g,
+                       leakySlope: nil, accumulate: true)
+            continue
         }
         let phase = Storage(count: n * cin * p.hr * p.wr)
         directConv(phase.pointer, dy, packed: packed.pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, p.g,
