@@ -122,3 +122,56 @@ func fusedActivationMatchesSeparateOps(_ g: ConvGeometry, _ slope: Float) {
     let ref = directConv(x: x, w: wt, gy: dy, g)
     #expect(worstRelative(dw[1], ref.gw) < 1e-5)
 }
+
+/// 3×3 stride-1 layers with at least 32 channels a group take Winograd F(2×2, 3×3), forward and
+/// input gradient: odd output sizes (a last half tile), no padding, asymmetric padding, groups,
+/// more tile rows than one chunk, and a bias with a fused leaky ReLU, against the Double loops.
+@Test(arguments: [
+    (ConvGeometry(kernel: 3, stride: 1, padding: 1), 34, 36, 13, 27),
+    (ConvGeometry(kernel: 3, stride: 1, padding: 0), 32, 33, 12, 9),
+    (ConvGeometry(kernel: (3, 3), stride: (1, 1), padding: (top: 2, bottom: 0, left: 0, right: 1)), 33, 32, 9, 14),
+    (ConvGeometry(kernel: 3, stride: 1, padding: 1, groups: 2), 64, 66, 7, 11),
+    (ConvGeometry(kernel: 3, stride: 1, padding: 1), 32, 32, 40, 5),
+])
+func winogradMatchesDirectLoops(_ g: ConvGeometry, _ cin: Int, _ cout: Int, _ h: Int, _ width: Int) {
+    #expect(winogradApplies(g, cg: cin / g.groups, mg: cout / g.groups) == winogradEnabled)
+    var rng = RandomGenerator(seed: 41)
+    let x = Tensor.randn([2, cin, h, width], using: &rng)
+    let w = Tensor.randn([cout, cin / g.groups, 3, 3], using: &rng)
+    let b = Tensor.randn([cout], using: &rng)
+    x.requiresGrad = true; w.requiresGrad = true
+    let y = x.conv2d(w, nil, g)
+    let gy = Tensor.randn(y.shape, using: &rng)
+    Tape.backward((y * gy).sum())
+    let ref = directConv(x: x, w: w, gy: gy, g)
+    #expect(worstRelative(y, ref.y) < 1e-5)
+    #expect(worstRelative(x.grad!, ref.gx) < 1e-5)
+    #expect(worstRelative(w.grad!, ref.gw) < 1e-5)
+    // Bias and the fused leaky ReLU in the output transform.
+    let fused = x.detached().conv2d(w.detached(), b, g, leakySlope: 0.1)
+    let expected = (0..<ref.y.count).map { i -> Double in
+        let v = ref.y[i] + Double(b.data[(i / (y.shape[2] * y.shape[3])) % cout])
+        return v > 0 ? v : 0.1 * v
+    }
+    #expect(worstRelative(fused, expected) < 1e-5)
+}
+
+/// The portable transforms agree with the AVX2 ones, forward with a fused activation and accumulating.
+@Test func portableWinogradMatchesTheAVX2One() {
+    var rng = RandomGenerator(seed: 43)
+    let g = ConvGeometry(kernel: 3, stride: 1, padding: 1)
+    let (n, cin, h, w, cout) = (1, 16, 11, 37, 18)
+    let x = Tensor.randn([n, cin, h, w], using: &rng), wt = Tensor.randn([cout, cin, 3, 3], using: &rng)
+    let b = Tensor.randn([cout], using: &rng), y0 = Tensor.randn([n, cout, h, w], using: &rng)
+    let packed = packWinogradWeights(wt.data, cout: cout, cg: cin, groups: 1)
+    for accumulate in [false, true] {
+        let y = [Tensor.zeros(y0.shape), Tensor.zeros(y0.shape)]
+        for (i, portable) in [false, true].enumerated() {
+            y[i].data.update(from: y0.data, count: y0.count)
+            winogradConv(y[i].data, x.data, packed: packed.pointer, accumulate ? nil : b.data, n: n, cin: cin, h: h, w: w,
+                         cout: cout, g, leakySlope: accumulate ? nil : 0.1, accumulate: accumulate, portable: portable)
+        }
+        #expect(worstRelative(y[1], (0..<y[0].count).map { Double(y[0].data[$0]) }) < 1e-6)
+        #expect(worstRelative(y[0], (0..<y0.count).map { Double(y0.data[$0]) }) > 1e-2)
+    }
+}

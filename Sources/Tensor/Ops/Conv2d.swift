@@ -156,10 +156,17 @@ struct ConvTiling {
 
 /// y = act(conv(x, w) + b), act the identity or, with `leakySlope`, x > 0 ? x : slope·x (0: ReLU).
 /// x: (n, cin, h, w); wt: (cout, cin/groups, kh, kw); b: (cout) or nil; y: (n, cout, oh, ow).
-/// The direct convolution (DirectConv.swift), bias and activation fused into its stores.
+/// 3×3 stride-1 layers run as Winograd F(2×2, 3×3) (Winograd.swift), the others on the direct
+/// convolution (DirectConv.swift); both fuse bias and activation into their stores.
 public func conv2dForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
                           _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry,
                           leakySlope: Float? = nil) {
+    if winogradApplies(g, cg: cin / g.groups, mg: cout / g.groups) {
+        let packed = packWinogradWeights(wt, cout: cout, cg: cin / g.groups, groups: g.groups)
+        winogradConv(y, x, packed: packed.pointer, b, n: n, cin: cin, h: h, w: w, cout: cout, g,
+                     leakySlope: leakySlope, accumulate: false)
+        return
+    }
     let packed = packConvWeights(wt, cout: cout, kg: cin / g.groups * g.kh * g.kw, groups: g.groups)
     directConv(y, x, packed: packed.pointer, b, n: n, cin: cin, h: h, w: w, cout: cout, g,
                leakySlope: leakySlope, accumulate: false)

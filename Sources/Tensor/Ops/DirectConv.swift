@@ -214,17 +214,27 @@ func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<
     let dxp = SendablePointer(dx)
     for p in phases {
         // w′[ci][(co, a, b)] = w[co][ci][ty[a]][tx[b]], group by group.
+        // The phase's weights as a convolution's (cin, cout/groups, |ty|, |tx|).
         let kOut = mg * p.ty.count * p.tx.count, per = packedPanelFloats(m: cg, k: kOut)
-        let packed = Storage(count: g.groups * per), dense = Storage(count: cg * kOut)
+        let dense = Storage(count: cin * kOut)
         for grp in 0..<g.groups {
             for ci in 0..<cg {
-                var d = dense.pointer + ci * kOut
+                var d = dense.pointer + (grp * cg + ci) * kOut
                 for co in 0..<mg {
                     let src = wt + ((grp * mg + co) * cg + ci) * g.kh * g.kw
                     for ky in p.ty { for kx in p.tx { d.pointee = src[ky * g.kw + kx]; d += 1 } }
                 }
             }
-            packPanels4(packed.pointer + grp * per, dense.pointer, m: cg, k: kOut, lda: kOut)
+        }
+        if whole && winogradApplies(p.g, cg: mg, mg: cg) {
+            let packed = packWinogradWeights(dense.pointer, cout: cin, cg: mg, groups: g.groups)
+            winogradConv(dx, dy, packed: packed.pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, p.g,
+                         leakySlope: nil, accumulate: true)
+            continue
+        }
+        let packed = Storage(count: g.groups * per)
+        for grp in 0..<g.groups {
+            packPanels4(packed.pointer + grp * per, dense.pointer + grp * cg * kOut, m: cg, k: kOut, lda: kOut)
         }
         if whole {
             directConv(dx, dy, packed: packed.pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, p.g,

@@ -3,7 +3,8 @@ import Tensor
 
 /// Convolution throughput against plain sgemm of the same (M, K, N): the engine's main speed
 /// claim. Shapes are FastFlowNet's 3×3 layers at 384×512 (perf-anchors' inference size) and
-/// RAFT's 3×3 encoder layers at 256×320 (its training size).
+/// RAFT's 3×3 encoder layers at 256×320 (its training size), and small RAFT's GRU convolution at
+/// 384×512 (1/8 resolution).
 public enum ConvBench {
     public struct Layer: Sendable {
         public let name: String
@@ -29,6 +30,7 @@ public enum ConvBench {
         Layer(name: "ffn dec2 conv6 64→32", cin: 64, cout: 32, h: 96, w: 128, kernel: 3, stride: 1, groups: 1),
         Layer(name: "raft layer1 64→64", cin: 64, cout: 64, h: 128, w: 160, kernel: 3, stride: 1, groups: 1),
         Layer(name: "raft layer2 96→96", cin: 96, cout: 96, h: 64, w: 80, kernel: 3, stride: 1, groups: 1),
+        Layer(name: "raft-s gru 242→96", cin: 242, cout: 96, h: 48, w: 64, kernel: 3, stride: 1, groups: 1),
     ]
 
     public struct Row: Sendable {

@@ -1,0 +1,129 @@
+// The transforms of Winograd's F(2×2, 3×3) convolution (see CKernels.h). For a 4 × 4 input patch d
+// and a 3 × 3 kernel g, the 2 × 2 outputs are Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A with
+//   Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],  G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],  Aᵀ = [1 1 1 0; 0 1 −1 −1],
+// sixteen products per four outputs instead of thirty-six. The products over the input channels
+// are sixteen matrix products, which run on mdf_igemm; these loops only transform. Each loop
+// runs over a row of tiles with unit-stride loads and stores, so the compiler vectorizes it; the
+// AVX2 entry points compile the same bodies for 8-wide registers.
+#include "CKernels.h"
+
+/// Bᵀ d B of one row of tiles. r0…r3: the patch rows; within each, the even and odd padded
+/// columns (e, o) so that tile tx reads e[tx], o[tx], e[tx + 1], o[tx + 1].
+static inline __attribute__((always_inline))
+void input_row(float *restrict v, long vstride, const float *const e[4], const float *const o[4], long tw) {
+    for (long tx = 0; tx < tw; tx++) {
+        float d[4][4], t[4][4];
+        for (int i = 0; i < 4; i++) { d[i][0] = e[i][tx]; d[i][1] = o[i][tx]; d[i][2] = e[i][tx + 1]; d[i][3] = o[i][tx + 1]; }
+        for (int j = 0; j < 4; j++) {
+            t[0][j] = d[0][j] - d[2][j]; t[1][j] = d[1][j] + d[2][j];
+            t[2][j] = d[2][j] - d[1][j]; t[3][j] = d[1][j] - d[3][j];
+        }
+        for (int i = 0; i < 4; i++) {
+            v[(4 * i + 0) * vstride + tx] = t[i][0] - t[i][2];
+            v[(4 * i + 1) * vstride + tx] = t[i][1] + t[i][2];
+            v[(4 * i + 2) * vstride + tx] = t[i][2] - t[i][1];
+            v[(4 * i + 3) * vstride + tx] = t[i][1] - t[i][3];
+        }
+    }
+}
+
+static inline __attribute__((always_inline))
+void input_body(float *v, long vstride, const float *ph, long hq, long wq, long ty0, long ty1, long tw) {
+    const long plane = hq * wq;
+    for (long ty = ty0; ty < ty1; ty++) {
+        const float *e[4], *o[4];
+        for (int i = 0; i < 4; i++) {
+            const float *row = ph + (i & 1) * 2 * plane + (ty + (i >> 1)) * wq;
+            e[i] = row; o[i] = row + plane;
+        }
+        input_row(v + (ty - ty0) * tw, vstride, e, o, tw);
+    }
+}
+
+/// Aᵀ M A of tiles [t0, t1) of one row into output rows y0 and (with `two_rows`) y1, both columns
+/// of each tile or (without `two_cols`) the first only. mode 0: y = v + bias; 1: y = leaky(v + bias);
+/// 2: y += v. Called with constant flags, so each combination compiles to its own loop.
+static inline __attribute__((always_inline))
+void output_tiles(float *restrict y0, float *restrict y1, const float *restrict m, long ms, long t0, long t1,
+                  float bias, float slope, const int mode, const int two_rows, const int two_cols) {
+    for (long tx = t0; tx < t1; tx++) {
+        float s[2][4], out[2][2];
+        for (int j = 0; j < 4; j++) {
+            const float a = m[j * ms + tx], b = m[(4 + j) * ms + tx], c = m[(8 + j) * ms + tx], d = m[(12 + j) * ms + tx];
+            s[0][j] = a + b + c; s[1][j] = b - c - d;
+        }
+        for (int i = 0; i < 2; i++) {
+            out[i][0] = s[i][0] + s[i][1] + s[i][2];
+            out[i][1] = s[i][1] - s[i][2] - s[i][3];
+            for (int k = 0; k < 2; k++) {
+                if (mode != 2) out[i][k] += bias;
+                if (mode == 1) out[i][k] = out[i][k] > 0 ? out[i][k] : slope * out[i][k];
+            }
+        }
+        for (int k = 0; k < (two_cols ? 2 : 1); k++) {
+            if (mode == 2) { y0[2 * tx + k] += out[0][k]; if (two_rows) y1[2 * tx + k] += out[1][k]; }
+            else { y0[2 * tx + k] = out[0][k]; if (two_rows) y1[2 * tx + k] = out[1][k]; }
+        }
+    }
+}
+
+#define OUTPUT_CASES(mode)                                                                               \
+    if (y1) { output_tiles(y0, y1, mr, mstride, 0, full, bias, slope, mode, 1, 1);                      \
+              output_tiles(y0, y1, mr, mstride, full, tw, bias, slope, mode, 1, 0); }                   \
+    else    { output_tiles(y0, y1, mr, mstride, 0, full, bias, slope, mode, 0, 1);                      \
+              output_tiles(y0, y1, mr, mstride, full, tw, bias, slope, mode, 0, 0); }
+
+static inline __attribute__((always_inline))
+void output_body(float *y, long oh, long ow, const float *m, long mstride, long ty0, long ty1, long tw,
+                 float bias, int act, float slope, int accumulate) {
+    const long full = ow / 2;   // tiles with both columns inside the output
+    const int mode = accumulate ? 2 : act == 1 ? 1 : 0;
+    for (long ty = ty0; ty < ty1; ty++) {
+        const float *mr = m + (ty - ty0) * tw;
+        float *y0 = y + 2 * ty * ow, *y1 = 2 * ty + 1 < oh ? y0 + ow : 0;
+        if (mode == 0) { OUTPUT_CASES(0) } else if (mode == 1) { OUTPUT_CASES(1) } else { OUTPUT_CASES(2) }
+    }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma")))
+static void input_avx2(float *v, long vstride, const float *ph, long hq, long wq, long ty0, long ty1, long tw) {
+    input_body(v, vstride, ph, hq, wq, ty0, ty1, tw);
+}
+__attribute__((target("avx2,fma")))
+static void output_avx2(float *y, long oh, long ow, const float *m, long mstride, long ty0, long ty1, long tw,
+                        float bias, int act, float slope, int accumulate) {
+    output_body(y, oh, ow, m, mstride, ty0, ty1, tw, bias, act, slope, accumulate);
+}
+static int has_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+#endif
+
+void mdf_wino_input(float *v, long vstride, const float *ph, long hq, long wq, long ty0, long ty1, long tw, int portable) {
+#if defined(__x86_64__)
+    if (!portable && has_avx2()) { input_avx2(v, vstride, ph, hq, wq, ty0, ty1, tw); return; }
+#endif
+    input_body(v, vstride, ph, hq, wq, ty0, ty1, tw);
+}
+
+void mdf_wino_output(float *y, long oh, long ow, const float *m, long mstride, long ty0, long ty1, long tw,
+                     float bias, int act, float slope, int accumulate, int portable) {
+#if defined(__x86_64__)
+    if (!portable && has_avx2()) { output_avx2(y, oh, ow, m, mstride, ty0, ty1, tw, bias, act, slope, accumulate); return; }
+#endif
+    output_body(y, oh, ow, m, mstride, ty0, ty1, tw, bias, act, slope, accumulate);
+}
+
+void mdf_wino_weight(float *u, long ustride, const float *g) {
+    float t[4][3];
+    for (int j = 0; j < 3; j++) {
+        const float a = g[j], b = g[3 + j], c = g[6 + j];
+        t[0][j] = a; t[1][j] = 0.5f * (a + b + c); t[2][j] = 0.5f * (a - b + c); t[3][j] = c;
+    }
+    for (int i = 0; i < 4; i++) {
+        const float a = t[i][0], b = t[i][1], c = t[i][2];
+        u[(4 * i + 0) * ustride] = a;
+        u[(4 * i + 1) * ustride] = 0.5f * (a + b + c);
+        u[(4 * i + 2) * ustride] = 0.5f * (a - b + c);
+        u[(4 * i + 3) * ustride] = c;
+    }
+}

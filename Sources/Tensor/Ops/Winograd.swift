@@ -1,0 +1,98 @@
+import CKernels
+import Foundation
+
+// MARK: - Winograd F(2×2, 3×3): 3×3 stride-1 convolutions with 16 products per 4 outputs instead of 36
+//
+// Every 2 × 2 block of output pixels (a tile) is Aᵀ[U ⊙ V]A, with V = Bᵀ d B the transformed 4 × 4
+// input patch and U = G g Gᵀ the transformed kernel (CKernels/winograd.c). Summed over the input
+// channels, each of the 16 transform positions ξ is one matrix product
+//   M[ξ][co][tile] = Σ_c U[ξ][co][c] · V[ξ][c][tile],
+// which runs on the direct convolution's micro-kernel (mdf_igemm with the offsets of a plain matrix),
+// stored channel-major (M[co][ξ][tile]) so that each channel's output transform reads one block.
+// The tiles are processed in chunks of whole tile rows, one chunk per task: its V and M stay in
+// the thread's cache, and every output is summed in one fixed order whatever the thread count.
+
+/// Whether conv2d takes the Winograd path: 3×3, stride 1, no dilation, and channel counts at which
+/// the transforms cost less than the products they save (`MDFLOW_WINOGRAD=0` turns it off, for
+/// benchmarks that compare the two paths). cg, mg: input and output channels per group.
+func winogradApplies(_ g: ConvGeometry, cg: Int, mg: Int) -> Bool {
+    winogradEnabled && g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1
+        && cg >= 32 && mg >= 32
+}
+
+/// Read once: `MDFLOW_WINOGRAD=0` in the environment sends every 3×3 convolution to the direct kernel.
+let winogradEnabled: Bool = ProcessInfo.processInfo.environment["MDFLOW_WINOGRAD"] != "0"
+
+/// Tiles per chunk, at least: four of the micro-kernel's 24-column panels.
+private let winogradChunkTiles = 96
+
+/// Transforms and packs 3×3 weights (cout, cg, 3, 3) for `winogradConv`: for each ξ and group,
+/// U[ξ] (mg × cg) in the 4-row panels of `packPanels4`. Result: 16 · groups · packedPanelFloats(mg, cg).
+func packWinogradWeights(_ wt: UnsafePointer<Float>, cout: Int, cg: Int, groups: Int) -> Storage {
+    let mg = cout / groups, per = packedPanelFloats(m: mg, k: cg)
+    let packed = Storage(count: 16 * groups * per)
+    packed.pointer.update(repeating: 0, count: packed.count)
+    for grp in 0..<groups {
+        for co in 0..<mg {
+            for c in 0..<cg {
+                let dst = packed.pointer + grp * per + (co / 4) * cg * 4 + c * 4 + co % 4
+                mdf_wino_weight(dst, groups * per, wt + ((grp * mg + co) * cg + c) * 9)
+            }
+        }
+    }
+    return packed
+}
+
+/// y = act(conv(x, w) + b), or y += conv(x, w) with `accumulate`, for a 3×3 stride-1 undilated
+/// geometry (any padding). packed: from `packWinogradWeights`; b: (cout) or nil.
+/// x: (n, cin, h, w); y: (n, cout, oh, ow).
+func winogradConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, packed: UnsafePointer<Float>,
+                  _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry,
+                  leakySlope: Float?, accumulate: Bool, portable: Bool = false) {
+    precondition(g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1)
+    let (oh, ow) = g.outputSize(h: h, w: w)
+    guard oh > 0, ow > 0 else { return }
+    let cg = cin / g.groups, mg = cout / g.groups, per = packedPanelFloats(m: mg, k: cg)
+    let th = (oh + 1) / 2, tw = (ow + 1) / 2, hq = th + 1, wq = tw + 1, plane = 4 * hq * wq
+    // The input zero-padded and split into its even/odd rows and columns: tile (ty, tx) reads
+    // rows ty, ty + 1 and columns tx, tx + 1 of each of the four planes.
+    let phased = Storage(count: n * cin * plane)
+    let php = SendablePointer(phased.pointer)
+    parallelFor(n * cin, minCount: n * cin * plane >= 1 << 15 ? 2 : Int.max) { r in
+        for c in r { mdf_phase_fill(php.base + c * plane, x + c * h * w, h, w, 2, 2, g.padTop, g.padLeft, hq, wq) }
+    }
+    let rowsPerChunk = max(1, (winogradChunkTiles + tw - 1) / tw), chunks = (th + rowsPerChunk - 1) / rowsPerChunk
+    let maxTiles = rowsPerChunk * tw, vstride = cg * maxTiles + 24
+    let work = 16 * mg * cg * th * tw * n * g.groups
+    let yp = SendablePointer(y)
+    parallelFor(n * g.groups * chunks, minCount: work >= 1 << 17 ? 2 : Int.max) { tasks in
+        let v = Storage(count: 16 * vstride), m = Storage(count: 16 * mg * maxTiles)
+        v.pointer.update(repeating: 0, count: v.count)
+        var koff = [Int32](repeating: 0, count: cg)
+        for t in tasks {
+            let ig = t / chunks, img = ig / g.groups, grp = ig % g.groups
+            let ty0 = (t % chunks) * rowsPerChunk, ty1 = min(th, ty0 + rowsPerChunk), tiles = (ty1 - ty0) * tw
+            for c in 0..<cg {
+                mdf_wino_input(v.pointer + c * tiles, vstride, php.base + (img * cin + grp * cg + c) * plane,
+                               hq, wq, ty0, ty1, tw, portable ? 1 : 0)
+                koff[c] = Int32(c * tiles)
+            }
+            koff.withUnsafeBufferPointer { kp in
+                for xi in 0..<16 {
+                    var args = mdf_igemm_args(
+                        m: Int32(mg), k: Int32(cg), ap: packed + (xi * g.groups + grp) * per,
+                        x: v.pointer + xi * vstride, koff: kp.baseAddress!, row_len: tiles, valid_len: tiles,
+                        c: m.pointer + xi * tiles, ldc: 16 * tiles, bias: nil, slope: 0, act: 0, accumulate: 0,
+                        portable: portable ? 1 : 0)
+                    mdf_igemm(&args, 0, tiles)
+                }
+            }
+            for co in 0..<mg {
+                let oc = grp * mg + co
+                mdf_wino_output(yp.base + (img * cout + oc) * oh * ow, oh, ow, m.pointer + co * 16 * tiles, tiles,
+                                ty0, ty1, tw, b?[oc] ?? 0, leakySlope == nil ? 0 : 1, leakySlope ?? 0,
+                                accumulate ? 1 : 0, portable ? 1 : 0)
+            }
+        }
+    }
+}
