@@ -127,3 +127,63 @@ void mdf_wino_weight(float *u, long ustride, const float *g) {
         u[(4 * i + 3) * ustride] = c;
     }
 }
+
+/// A dY Aᵀ of one row of tiles: y0, y1 the two dy rows (y1 NULL past the last), the last tile's
+/// second column zero when `two_cols` is 0.
+static inline __attribute__((always_inline))
+void dy_tiles(float *restrict v, long vstride, const float *restrict y0, const float *restrict y1, long t0, long t1,
+              const int two_rows, const int two_cols) {
+    for (long tx = t0; tx < t1; tx++) {
+        const float a = y0[2 * tx], b = two_cols ? y0[2 * tx + 1] : 0.f;
+        const float c = two_rows ? y1[2 * tx] : 0.f, d = two_rows && two_cols ? y1[2 * tx + 1] : 0.f;
+        // Rows of A dY (A = [1 0; 1 1; 1 −1; 0 −1]), then the same on their columns.
+        const float z[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};
+        for (int i = 0; i < 4; i++) {
+            v[(4 * i + 0) * vstride + tx] = z[i][0];
+            v[(4 * i + 1) * vstride + tx] = z[i][0] + z[i][1];
+            v[(4 * i + 2) * vstride + tx] = z[i][0] - z[i][1];
+            v[(4 * i + 3) * vstride + tx] = -z[i][1];
+        }
+    }
+}
+
+static inline __attribute__((always_inline))
+void dy_body(float *v, long vstride, const float *dy, long oh, long ow, long th, long tw) {
+    const long full = ow / 2;
+    for (long ty = 0; ty < th; ty++) {
+        const float *y0 = dy + 2 * ty * ow, *y1 = 2 * ty + 1 < oh ? y0 + ow : 0;
+        float *vr = v + ty * tw;
+        if (y1) { dy_tiles(vr, vstride, y0, y1, 0, full, 1, 1); dy_tiles(vr, vstride, y0, y1, full, tw, 1, 0); }
+        else    { dy_tiles(vr, vstride, y0, y1, 0, full, 0, 1); dy_tiles(vr, vstride, y0, y1, full, tw, 0, 0); }
+    }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma")))
+static void dy_avx2(float *v, long vstride, const float *dy, long oh, long ow, long th, long tw) {
+    dy_body(v, vstride, dy, oh, ow, th, tw);
+}
+#endif
+
+void mdf_wino_dy(float *v, long vstride, const float *dy, long oh, long ow, int portable) {
+    const long th = (oh + 1) / 2, tw = (ow + 1) / 2;
+#if defined(__x86_64__)
+    if (!portable && has_avx2()) { dy_avx2(v, vstride, dy, oh, ow, th, tw); return; }
+#endif
+    dy_body(v, vstride, dy, oh, ow, th, tw);
+}
+
+void mdf_wino_weight_grad(float *dg, const float *w, long wstride) {
+    // t = Gᵀ Ŵ (3 × 4), then dg += t G.
+    float t[3][4];
+    for (int j = 0; j < 4; j++) {
+        const float a = w[j * wstride], b = w[(4 + j) * wstride], c = w[(8 + j) * wstride], d = w[(12 + j) * wstride];
+        t[0][j] = a + 0.5f * (b + c); t[1][j] = 0.5f * (b - c); t[2][j] = 0.5f * (b + c) + d;
+    }
+    for (int i = 0; i < 3; i++) {
+        const float a = t[i][0], b = t[i][1], c = t[i][2], d = t[i][3];
+        dg[3 * i + 0] += a + 0.5f * (b + c);
+        dg[3 * i + 1] += 0.5f * (b - c);
+        dg[3 * i + 2] += 0.5f * (b + c) + d;
+    }
+}

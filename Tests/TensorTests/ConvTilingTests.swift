@@ -124,14 +124,17 @@ func fusedActivationMatchesSeparateOps(_ g: ConvGeometry, _ slope: Float) {
 }
 
 /// 3×3 stride-1 layers with at least 32 channels a group take Winograd F(2×2, 3×3), forward and
-/// input gradient: odd output sizes (a last half tile), no padding, asymmetric padding, groups,
-/// more tile rows than one chunk, and a bias with a fused leaky ReLU, against the Double loops.
+/// input gradient (and, from 80 input and 64 output channels, weight gradient): odd output sizes (a
+/// last half tile), no padding, asymmetric padding, groups, more tile rows than one chunk, channel
+/// counts that fill neither a 6-tap nor a 16-channel panel, and a bias with a fused leaky ReLU,
+/// against the Double loops.
 @Test(arguments: [
     (ConvGeometry(kernel: 3, stride: 1, padding: 1), 34, 36, 13, 27),
     (ConvGeometry(kernel: 3, stride: 1, padding: 0), 32, 33, 12, 9),
     (ConvGeometry(kernel: (3, 3), stride: (1, 1), padding: (top: 2, bottom: 0, left: 0, right: 1)), 33, 32, 9, 14),
     (ConvGeometry(kernel: 3, stride: 1, padding: 1, groups: 2), 64, 66, 7, 11),
     (ConvGeometry(kernel: 3, stride: 1, padding: 1), 32, 32, 40, 5),
+    (ConvGeometry(kernel: 3, stride: 1, padding: 1), 86, 66, 9, 11),
 ])
 func winogradMatchesDirectLoops(_ g: ConvGeometry, _ cin: Int, _ cout: Int, _ h: Int, _ width: Int) {
     #expect(winogradApplies(g, cg: cin / g.groups, mg: cout / g.groups) == winogradEnabled)
@@ -156,7 +159,8 @@ func winogradMatchesDirectLoops(_ g: ConvGeometry, _ cin: Int, _ cout: Int, _ h:
     #expect(worstRelative(fused, expected) < 1e-5)
 }
 
-/// The portable transforms agree with the AVX2 ones, forward with a fused activation and accumulating.
+/// The portable transforms agree with the AVX2 ones: forward with a fused activation, accumulating,
+/// and the weight gradient (called directly, below its channel threshold).
 @Test func portableWinogradMatchesTheAVX2One() {
     var rng = RandomGenerator(seed: 43)
     let g = ConvGeometry(kernel: 3, stride: 1, padding: 1)
@@ -174,4 +178,10 @@ func winogradMatchesDirectLoops(_ g: ConvGeometry, _ cin: Int, _ cout: Int, _ h:
         #expect(worstRelative(y[1], (0..<y[0].count).map { Double(y[0].data[$0]) }) < 1e-6)
         #expect(worstRelative(y[0], (0..<y0.count).map { Double(y0.data[$0]) }) > 1e-2)
     }
+    let dw = [Tensor.zeros(wt.shape), Tensor.zeros(wt.shape)]
+    for (i, portable) in [false, true].enumerated() {
+        winogradWeightGradient(dw[i].data, y0.data, x.data, n: n, cin: cin, h: h, w: w, cout: cout, g, portable: portable)
+    }
+    #expect(worstRelative(dw[1], (0..<dw[0].count).map { Double(dw[0].data[$0]) }) < 1e-5)
+    #expect(worstRelative(dw[1], directConv(x: x, w: wt, gy: y0, g).gw) < 1e-5)
 }

@@ -70,4 +70,12 @@ void mdf_wino_output(float *y, long oh, long ow, const float *m, long mstride, l
 /// Winograd F(2×2, 3×3), kernel transform: u[ξ · ustride] = (G g Gᵀ)[ξ] for one 3 × 3 kernel g (row-major).
 void mdf_wino_weight(float *u, long ustride, const float *g);
 
+/// Winograd F(2×2, 3×3) weight gradient, dy transform of one output channel (oh × ow), all tiles:
+/// v[ξ · vstride + ty · tw + tx] = (A dY Aᵀ)[ξ] for the 2 × 2 block dY at (2ty, 2tx), zero outside.
+void mdf_wino_dy(float *v, long vstride, const float *dy, long oh, long ow, int portable);
+
+/// Winograd F(2×2, 3×3) weight gradient, kernel side: dg (3 × 3, row-major) += Gᵀ Ŵ G with
+/// Ŵ[ξ] = w[ξ · wstride], the transform-domain gradient Σ_tiles (A dY Aᵀ)[ξ] · (Bᵀ d B)[ξ].
+void mdf_wino_weight_grad(float *dg, const float *w, long wstride);
+
 #endif

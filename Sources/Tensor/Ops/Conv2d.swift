@@ -207,7 +207,13 @@ public func conv2dBackward(dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePo
             }
         }
     }
-    if let dw { directConvWeightGradient(dw, dy, x, n: n, cin: cin, h: h, w: w, cout: cout, g) }
+    if let dw {
+        if winogradWeightGradientApplies(g, cg: cg, mg: mg) {
+            winogradWeightGradient(dw, dy, x, n: n, cin: cin, h: h, w: w, cout: cout, g)
+        } else {
+            directConvWeightGradient(dw, dy, x, n: n, cin: cin, h: h, w: w, cout: cout, g)
+        }
+    }
     guard let dx else { return }
     if directInputGradient(dx, dy, wt, n: n, cin: cin, h: h, w: w, cout: cout, g) { return }
     // A padding wider than the dilated kernel: Wᵀ·dY through col2im. Rows per tile such that

@@ -20,6 +20,14 @@ func winogradApplies(_ g: ConvGeometry, cg: Int, mg: Int) -> Bool {
         && cg >= 32 && mg >= 32
 }
 
+/// Whether conv2d's weight gradient takes the Winograd path: a narrower window than the forward's,
+/// since its transforms run image by image over whole images and the products reduce over tiles
+/// (conv bench, one thread: 242→96 73 → 114 effective GFLOP/s, 96→64 68 → 86, but 64→64 at
+/// 128×160 74 → 69 and 32→32 77 → 44).
+func winogradWeightGradientApplies(_ g: ConvGeometry, cg: Int, mg: Int) -> Bool {
+    winogradApplies(g, cg: cg, mg: mg) && cg >= 80 && mg >= 64
+}
+
 /// Read once: `MDFLOW_WINOGRAD=0` in the environment sends every 3×3 convolution to the direct kernel.
 let winogradEnabled: Bool = ProcessInfo.processInfo.environment["MDFLOW_WINOGRAD"] != "0"
 
@@ -43,23 +51,43 @@ func packWinogradWeights(_ wt: UnsafePointer<Float>, cout: Int, cg: Int, groups:
     return packed
 }
 
+/// The tiles of a 3×3 stride-1 convolution's output, and its input's padded 2 × 2-phase copy:
+/// tile (ty, tx) reads rows ty, ty + 1 and columns tx, tx + 1 of each of the four planes.
+struct WinogradTiles {
+    let g: ConvGeometry
+    let h, w, oh, ow, th, tw, hq, wq: Int
+
+    init(_ g: ConvGeometry, h: Int, w: Int) {
+        precondition(g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1)
+        self.g = g; self.h = h; self.w = w
+        (oh, ow) = g.outputSize(h: h, w: w)
+        th = (oh + 1) / 2; tw = (ow + 1) / 2; hq = th + 1; wq = tw + 1
+    }
+
+    /// Floats of one channel's phased copy.
+    var plane: Int { 4 * hq * wq }
+    var tiles: Int { th * tw }
+
+    /// Writes one channel's phased copy. x: (h, w); dst: `plane` floats.
+    func fill(_ dst: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>) {
+        mdf_phase_fill(dst, x, h, w, 2, 2, g.padTop, g.padLeft, hq, wq)
+    }
+}
+
 /// y = act(conv(x, w) + b), or y += conv(x, w) with `accumulate`, for a 3×3 stride-1 undilated
 /// geometry (any padding). packed: from `packWinogradWeights`; b: (cout) or nil.
 /// x: (n, cin, h, w); y: (n, cout, oh, ow).
 func winogradConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, packed: UnsafePointer<Float>,
                   _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry,
                   leakySlope: Float?, accumulate: Bool, portable: Bool = false) {
-    precondition(g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1)
-    let (oh, ow) = g.outputSize(h: h, w: w)
+    let lt = WinogradTiles(g, h: h, w: w)
+    let (oh, ow, th, tw, plane) = (lt.oh, lt.ow, lt.th, lt.tw, lt.plane)
     guard oh > 0, ow > 0 else { return }
     let cg = cin / g.groups, mg = cout / g.groups, per = packedPanelFloats(m: mg, k: cg)
-    let th = (oh + 1) / 2, tw = (ow + 1) / 2, hq = th + 1, wq = tw + 1, plane = 4 * hq * wq
-    // The input zero-padded and split into its even/odd rows and columns: tile (ty, tx) reads
-    // rows ty, ty + 1 and columns tx, tx + 1 of each of the four planes.
     let phased = Storage(count: n * cin * plane)
     let php = SendablePointer(phased.pointer)
     parallelFor(n * cin, minCount: n * cin * plane >= 1 << 15 ? 2 : Int.max) { r in
-        for c in r { mdf_phase_fill(php.base + c * plane, x + c * h * w, h, w, 2, 2, g.padTop, g.padLeft, hq, wq) }
+        for c in r { lt.fill(php.base + c * plane, x + c * h * w) }
     }
     let rowsPerChunk = max(1, (winogradChunkTiles + tw - 1) / tw), chunks = (th + rowsPerChunk - 1) / rowsPerChunk
     let maxTiles = rowsPerChunk * tw, vstride = cg * maxTiles + 24
@@ -74,7 +102,7 @@ func winogradConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, p
             let ty0 = (t % chunks) * rowsPerChunk, ty1 = min(th, ty0 + rowsPerChunk), tiles = (ty1 - ty0) * tw
             for c in 0..<cg {
                 mdf_wino_input(v.pointer + c * tiles, vstride, php.base + (img * cin + grp * cg + c) * plane,
-                               hq, wq, ty0, ty1, tw, portable ? 1 : 0)
+                               lt.hq, lt.wq, ty0, ty1, tw, portable ? 1 : 0)
                 koff[c] = Int32(c * tiles)
             }
             koff.withUnsafeBufferPointer { kp in
@@ -92,6 +120,70 @@ func winogradConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, p
                 mdf_wino_output(yp.base + (img * cout + oc) * oh * ow, oh, ow, m.pointer + co * 16 * tiles, tiles,
                                 ty0, ty1, tw, b?[oc] ?? 0, leakySlope == nil ? 0 : 1, leakySlope ?? 0,
                                 accumulate ? 1 : 0, portable ? 1 : 0)
+            }
+        }
+    }
+}
+
+/// dw += the weight gradient of a 3×3 stride-1 undilated convolution, by Winograd F(2×2, 3×3):
+/// Ŵ[ξ][c][co] = Σ_tiles (Bᵀ d B)[ξ][c] · (A dY Aᵀ)[ξ][co] on the weight-gradient kernel
+/// (CKernels/wgrad.c), then dw[co][c] += Gᵀ Ŵ G. Image by image; the threads split the 16 ξ × the
+/// 6-channel panels, so each sum keeps one order whatever the thread count.
+/// dy: (n, cout, oh, ow); x: (n, cin, h, w); dw: (cout, cin/groups, 3, 3).
+func winogradWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                            n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry, portable: Bool = false) {
+    let lt = WinogradTiles(g, h: h, w: w)
+    guard lt.oh > 0, lt.ow > 0 else { return }
+    let cg = cin / g.groups, mg = cout / g.groups, tiles = lt.tiles, ohw = lt.oh * lt.ow
+    let accLd = (mg + 15) / 16 * 16, tapPanels = (cg + 5) / 6, accPlane = tapPanels * 6 * accLd
+    let v = Storage(count: 16 * cg * tiles), yhat = Storage(count: 16 * mg * tiles)
+    let packedDy = Storage(count: 16 * accLd * tiles), acc = Storage(count: 16 * accPlane)
+    let (vp, yp, pp, ap, dwp) = (SendablePointer(v.pointer), SendablePointer(yhat.pointer), SendablePointer(packedDy.pointer),
+                                 SendablePointer(acc.pointer), SendablePointer(dw))
+    let koff = (0..<cg).map { Int32($0 * tiles) }
+    let parallel = 16 * mg * cg * tiles >= 1 << 17 ? 2 : Int.max
+    let flag: Int32 = portable ? 1 : 0
+    for grp in 0..<g.groups {
+        acc.pointer.update(repeating: 0, count: acc.count)
+        for img in 0..<n {
+            parallelFor(cg, minCount: parallel) { channels in
+                let phased = Storage(count: lt.plane)
+                for c in channels {
+                    lt.fill(phased.pointer, x + ((img * cin + grp * cg + c) * h) * w)
+                    mdf_wino_input(vp.base + c * tiles, cg * tiles, phased.pointer, lt.hq, lt.wq, 0, lt.th, lt.tw, flag)
+                }
+            }
+            parallelFor(mg, minCount: parallel) { channels in
+                for co in channels {
+                    mdf_wino_dy(yp.base + co * tiles, mg * tiles, dy + (img * cout + grp * mg + co) * ohw, lt.oh, lt.ow, flag)
+                }
+            }
+            parallelFor(16, minCount: parallel) { planes in
+                for xi in planes {
+                    mdf_pack_dy(pp.base + xi * accLd * tiles, yp.base + xi * mg * tiles, Int32(mg), tiles, tiles, tiles, tiles)
+                }
+            }
+            koff.withUnsafeBufferPointer { kp in
+                let koffBase = kp.baseAddress!
+                parallelFor(16 * tapPanels, minCount: parallel) { tasks in
+                    var t = tasks.lowerBound
+                    while t < tasks.upperBound {
+                        let xi = t / tapPanels, q0 = t % tapPanels, q1 = min(tapPanels, q0 + tasks.upperBound - t)
+                        var args = mdf_wgrad_args(
+                            m: Int32(mg), k: Int32(cg), x: vp.base + xi * cg * tiles, koff: koffBase, columns: tiles,
+                            dyp: pp.base + xi * accLd * tiles, acc: ap.base + xi * accPlane + q0 * 6 * accLd,
+                            acc_ld: accLd, portable: flag)
+                        mdf_conv_wgrad(&args, Int32(q0), Int32(q1))
+                        t += q1 - q0
+                    }
+                }
+            }
+        }
+        parallelFor(mg, minCount: parallel) { channels in
+            for co in channels {
+                for c in 0..<cg {
+                    mdf_wino_weight_grad(dwp.base + ((grp * mg + co) * cg + c) * 9, ap.base + c * accLd + co, accPlane)
+                }
             }
         }
     }
