@@ -6,6 +6,7 @@
 // runs over a row of tiles with unit-stride loads and stores, so the compiler vectorizes it; the
 // AVX2 entry points compile the same bodies for 8-wide registers.
 #include "CKernels.h"
+#include <stdlib.h>
 
 /// Bᵀ d B of one row of tiles. r0…r3: the patch rows; within each, the even and odd padded
 /// columns (e, o) so that tile tx reads e[tx], o[tx], e[tx + 1], o[tx + 1].
@@ -27,14 +28,42 @@ void input_row(float *restrict v, long vstride, const float *const e[4], const f
     }
 }
 
+/// Splits padded row r (x's row r − pt, zero outside 0..<h) into its even and odd columns:
+/// e[k] = xpad[r][2k], o[k] = xpad[r][2k + 1] for k < n, with column c of xpad at x's c − pl.
 static inline __attribute__((always_inline))
-void input_body(float *v, long vstride, const float *ph, long hq, long wq, long ty0, long ty1, long tw) {
-    const long plane = hq * wq;
+void split_row(float *restrict e, float *restrict o, const float *x, long h, long w, long r, long pt, long pl, long n) {
+    const long row = r - pt;
+    if (row < 0 || row >= h) { for (long k = 0; k < n; k++) { e[k] = 0; o[k] = 0; } return; }
+    const float *xr = x + row * w;
+    // Interior k: both 2k − pl and 2k + 1 − pl inside [0, w).
+    long k0 = (pl + 1) / 2, k1 = (w + pl) / 2;   // k ≥ k0 ⇔ 2k − pl ≥ 0; k < k1 ⇔ 2k + 1 − pl ≤ w − 1
+    if (k0 > n) k0 = n;
+    if (k1 > n) k1 = n;
+    if (k1 < k0) k1 = k0;
+    for (long k = 0; k < k0; k++) {
+        const long c = 2 * k - pl;
+        e[k] = c >= 0 && c < w ? xr[c] : 0; o[k] = c + 1 >= 0 && c + 1 < w ? xr[c + 1] : 0;
+    }
+    const float *xs = xr + 2 * k0 - pl;
+    for (long k = k0; k < k1; k++) { e[k] = xs[2 * (k - k0)]; o[k] = xs[2 * (k - k0) + 1]; }
+    for (long k = k1; k < n; k++) {
+        const long c = 2 * k - pl;
+        e[k] = c >= 0 && c < w ? xr[c] : 0; o[k] = c + 1 >= 0 && c + 1 < w ? xr[c + 1] : 0;
+    }
+}
+
+/// Tile rows [ty0, ty1): each tile row's four padded input rows are split into even and odd
+/// columns in `scratch` (8 · (tw + 1) floats, stays in L1), then transformed.
+static inline __attribute__((always_inline))
+void input_body(float *v, long vstride, const float *x, long h, long w, long pt, long pl, long ty0, long ty1, long tw,
+                float *scratch) {
+    const long n = tw + 1;
     for (long ty = ty0; ty < ty1; ty++) {
         const float *e[4], *o[4];
         for (int i = 0; i < 4; i++) {
-            const float *row = ph + (i & 1) * 2 * plane + (ty + (i >> 1)) * wq;
-            e[i] = row; o[i] = row + plane;
+            float *ei = scratch + 2 * i * n, *oi = ei + n;
+            split_row(ei, oi, x, h, w, 2 * ty + i, pt, pl, n);
+            e[i] = ei; o[i] = oi;
         }
         input_row(v + (ty - ty0) * tw, vstride, e, o, tw);
     }
@@ -87,8 +116,9 @@ void output_body(float *y, long oh, long ow, const float *m, long mstride, long 
 
 #if defined(__x86_64__)
 __attribute__((target("avx2,fma")))
-static void input_avx2(float *v, long vstride, const float *ph, long hq, long wq, long ty0, long ty1, long tw) {
-    input_body(v, vstride, ph, hq, wq, ty0, ty1, tw);
+static void input_avx2(float *v, long vstride, const float *x, long h, long w, long pt, long pl, long ty0, long ty1, long tw,
+                       float *scratch) {
+    input_body(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch);
 }
 __attribute__((target("avx2,fma")))
 static void output_avx2(float *y, long oh, long ow, const float *m, long mstride, long ty0, long ty1, long tw,
@@ -98,11 +128,17 @@ static void output_avx2(float *y, long oh, long ow, const float *m, long mstride
 static int has_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 #endif
 
-void mdf_wino_input(float *v, long vstride, const float *ph, long hq, long wq, long ty0, long ty1, long tw, int portable) {
+void mdf_wino_input(float *v, long vstride, const float *x, long h, long w, long pt, long pl, long ty0, long ty1, long tw,
+                    int portable) {
+    float local[8 * 1024];
+    float *scratch = 8 * (tw + 1) <= 8 * 1024 ? local : malloc(sizeof(float) * 8 * (size_t)(tw + 1));
+    if (!scratch) abort();   // a few KB per thousand tiles of row width
 #if defined(__x86_64__)
-    if (!portable && has_avx2()) { input_avx2(v, vstride, ph, hq, wq, ty0, ty1, tw); return; }
+    if (!portable && has_avx2()) input_avx2(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch);
+    else
 #endif
-    input_body(v, vstride, ph, hq, wq, ty0, ty1, tw);
+    input_body(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch);
+    if (scratch != local) free(scratch);
 }
 
 void mdf_wino_output(float *y, long oh, long ow, const float *m, long mstride, long ty0, long ty1, long tw,

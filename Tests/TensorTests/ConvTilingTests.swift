@@ -135,6 +135,7 @@ func fusedActivationMatchesSeparateOps(_ g: ConvGeometry, _ slope: Float) {
     (ConvGeometry(kernel: 3, stride: 1, padding: 1, groups: 2), 64, 66, 7, 11),
     (ConvGeometry(kernel: 3, stride: 1, padding: 1), 32, 32, 40, 5),
     (ConvGeometry(kernel: 3, stride: 1, padding: 1), 86, 66, 9, 11),
+    (ConvGeometry(kernel: (3, 3), stride: (1, 1), padding: (top: 0, bottom: 1, left: 2, right: 0)), 32, 32, 8, 13),
 ])
 func winogradMatchesDirectLoops(_ g: ConvGeometry, _ cin: Int, _ cout: Int, _ h: Int, _ width: Int) {
     #expect(winogradApplies(g, cg: cin / g.groups, mg: cout / g.groups) == winogradEnabled)

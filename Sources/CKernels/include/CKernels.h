@@ -56,10 +56,11 @@ void mdf_conv_wgrad(const mdf_wgrad_args *args, int kp0, int kp1);
 void mdf_phase_fill(float *dst, const float *x, long h, long w, long sh, long sw, long pt, long pl, long hq, long wq);
 
 /// Winograd F(2×2, 3×3), input transform of tile rows [ty0, ty1) × tile columns [0, tw) of one
-/// channel. ph: the channel zero-padded and split into 2 × 2 phases by mdf_phase_fill (stride 2),
-/// planes of hq × wq with hq ≥ ty1 + 1 and wq ≥ tw + 1. For the 4 × 4 patch d at padded (2ty, 2tx):
+/// channel x (h × w), seen zero-padded by pt rows on top and pl columns on the left (and zeros past
+/// its end). For the 4 × 4 patch d at padded (2ty, 2tx):
 /// v[ξ · vstride + (ty − ty0) · tw + tx] = (Bᵀ d B)[ξ], ξ = 0..<16 (winograd.c has the matrices).
-void mdf_wino_input(float *v, long vstride, const float *ph, long hq, long wq, long ty0, long ty1, long tw, int portable);
+void mdf_wino_input(float *v, long vstride, const float *x, long h, long w, long pt, long pl, long ty0, long ty1, long tw,
+                    int portable);
 
 /// Winograd F(2×2, 3×3), output transform of tile rows [ty0, ty1) of one output channel (oh × ow):
 /// y[2ty + a][2tx + b] = act(bias + (Aᵀ M A)[a][b]), or y += (Aᵀ M A)[a][b] with `accumulate`

@@ -39,38 +39,39 @@ private let winogradChunkTiles = 96
 func packWinogradWeights(_ wt: UnsafePointer<Float>, cout: Int, cg: Int, groups: Int) -> Storage {
     let mg = cout / groups, per = packedPanelFloats(m: mg, k: cg)
     let packed = Storage(count: 16 * groups * per)
-    packed.pointer.update(repeating: 0, count: packed.count)
+    if mg % 4 != 0 { packed.pointer.update(repeating: 0, count: packed.count) }   // the last panel's missing rows
     for grp in 0..<groups {
-        for co in 0..<mg {
+        // Panel by panel, so that each of the 16 planes is written in order.
+        for p in 0..<(mg + 3) / 4 {
             for c in 0..<cg {
-                let dst = packed.pointer + grp * per + (co / 4) * cg * 4 + c * 4 + co % 4
-                mdf_wino_weight(dst, groups * per, wt + ((grp * mg + co) * cg + c) * 9)
+                for co in 4 * p..<min(mg, 4 * p + 4) {
+                    mdf_wino_weight(packed.pointer + grp * per + p * cg * 4 + c * 4 + co % 4, groups * per,
+                                    wt + ((grp * mg + co) * cg + c) * 9)
+                }
             }
         }
     }
     return packed
 }
 
-/// The tiles of a 3×3 stride-1 convolution's output, and its input's padded 2 × 2-phase copy:
-/// tile (ty, tx) reads rows ty, ty + 1 and columns tx, tx + 1 of each of the four planes.
+/// The 2 × 2 output tiles of a 3×3 stride-1 undilated convolution.
 struct WinogradTiles {
     let g: ConvGeometry
-    let h, w, oh, ow, th, tw, hq, wq: Int
+    let h, w, oh, ow, th, tw: Int
 
     init(_ g: ConvGeometry, h: Int, w: Int) {
         precondition(g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1)
         self.g = g; self.h = h; self.w = w
         (oh, ow) = g.outputSize(h: h, w: w)
-        th = (oh + 1) / 2; tw = (ow + 1) / 2; hq = th + 1; wq = tw + 1
+        th = (oh + 1) / 2; tw = (ow + 1) / 2
     }
 
-    /// Floats of one channel's phased copy.
-    var plane: Int { 4 * hq * wq }
     var tiles: Int { th * tw }
 
-    /// Writes one channel's phased copy. x: (h, w); dst: `plane` floats.
-    func fill(_ dst: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>) {
-        mdf_phase_fill(dst, x, h, w, 2, 2, g.padTop, g.padLeft, hq, wq)
+    /// The input transform of tile rows [ty0, ty1) of one channel x (h × w) into v (plane stride vstride).
+    func transformInput(_ v: UnsafeMutablePointer<Float>, vstride: Int, _ x: UnsafePointer<Float>,
+                        rows ty0: Int, _ ty1: Int, portable: Bool) {
+        mdf_wino_input(v, vstride, x, h, w, g.padTop, g.padLeft, ty0, ty1, tw, portable ? 1 : 0)
     }
 }
 
@@ -81,30 +82,26 @@ func winogradConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, p
                   _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry,
                   leakySlope: Float?, accumulate: Bool, portable: Bool = false) {
     let lt = WinogradTiles(g, h: h, w: w)
-    let (oh, ow, th, tw, plane) = (lt.oh, lt.ow, lt.th, lt.tw, lt.plane)
+    let (oh, ow, th, tw) = (lt.oh, lt.ow, lt.th, lt.tw)
     guard oh > 0, ow > 0 else { return }
     let cg = cin / g.groups, mg = cout / g.groups, per = packedPanelFloats(m: mg, k: cg)
-    let phased = Storage(count: n * cin * plane)
-    let php = SendablePointer(phased.pointer)
-    parallelFor(n * cin, minCount: n * cin * plane >= 1 << 15 ? 2 : Int.max) { r in
-        for c in r { lt.fill(php.base + c * plane, x + c * h * w) }
-    }
     let rowsPerChunk = max(1, (winogradChunkTiles + tw - 1) / tw), chunks = (th + rowsPerChunk - 1) / rowsPerChunk
     let maxTiles = rowsPerChunk * tw, vstride = cg * maxTiles + 24
     let work = 16 * mg * cg * th * tw * n * g.groups
     let yp = SendablePointer(y)
     parallelFor(n * g.groups * chunks, minCount: work >= 1 << 17 ? 2 : Int.max) { tasks in
         let v = Storage(count: 16 * vstride), m = Storage(count: 16 * mg * maxTiles)
-        v.pointer.update(repeating: 0, count: v.count)
         var koff = [Int32](repeating: 0, count: cg)
         for t in tasks {
             let ig = t / chunks, img = ig / g.groups, grp = ig % g.groups
             let ty0 = (t % chunks) * rowsPerChunk, ty1 = min(th, ty0 + rowsPerChunk), tiles = (ty1 - ty0) * tw
             for c in 0..<cg {
-                mdf_wino_input(v.pointer + c * tiles, vstride, php.base + (img * cin + grp * cg + c) * plane,
-                               lt.hq, lt.wq, ty0, ty1, tw, portable ? 1 : 0)
+                lt.transformInput(v.pointer + c * tiles, vstride: vstride, x + ((img * cin + grp * cg + c) * h) * w,
+                                  rows: ty0, ty1, portable: portable)
                 koff[c] = Int32(c * tiles)
             }
+            // The kernel reads up to 23 floats past each plane's last row (columns it drops): keep them finite.
+            for xi in 0..<16 { (v.pointer + xi * vstride + cg * tiles).update(repeating: 0, count: 24) }
             koff.withUnsafeBufferPointer { kp in
                 for xi in 0..<16 {
                     var args = mdf_igemm_args(
@@ -147,10 +144,9 @@ func winogradWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePoint
         acc.pointer.update(repeating: 0, count: acc.count)
         for img in 0..<n {
             parallelFor(cg, minCount: parallel) { channels in
-                let phased = Storage(count: lt.plane)
                 for c in channels {
-                    lt.fill(phased.pointer, x + ((img * cin + grp * cg + c) * h) * w)
-                    mdf_wino_input(vp.base + c * tiles, cg * tiles, phased.pointer, lt.hq, lt.wq, 0, lt.th, lt.tw, flag)
+                    lt.transformInput(vp.base + c * tiles, vstride: cg * tiles, x + ((img * cin + grp * cg + c) * h) * w,
+                                      rows: 0, lt.th, portable: portable)
                 }
             }
             parallelFor(mg, minCount: parallel) { channels in
