@@ -19,7 +19,7 @@ let package = Package(
         // C only: PNG/JPEG decode and encode behind setjmp, and malloc tuning.
         .target(name: "CSupport", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
         // C only: the AVX2 micro-kernel of the direct convolution (portable fallback inside).
-        .target(name: "CKernels"),
+        .target(name: "CKernels", linkerSettings: [.linkedLibrary("m")]),
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CKernels"]),
         .target(name: "NN", dependencies: ["Tensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .target(name: "FlowNets", dependencies: ["Tensor", "NN"]),
@@ -36,7 +36,7 @@ let package = Package(
 
         // Shared test helpers: fixture loading, finite-difference gradient checks.
         .target(name: "TestSupport", dependencies: ["Tensor", "NN"], path: "Tests/TestSupport"),
-        .testTarget(name: "TensorTests", dependencies: ["Tensor", "NN", "TestSupport"]),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels", "NN", "TestSupport"]),
         .testTarget(name: "NNTests", dependencies: ["Tensor", "NN", "TestSupport"]),
         .testTarget(name: "LossesTests", dependencies: ["Tensor", "NN", "Losses", "TestSupport"]),
         .testTarget(name: "FlowDataTests", dependencies: ["Tensor", "FlowData", "CSupport", "TestSupport"]),

@@ -79,4 +79,10 @@ void mdf_wino_dy(float *v, long vstride, const float *dy, long oh, long ow, int 
 /// Ŵ[ξ] = w[ξ · wstride], the transform-domain gradient Σ_tiles (A dY Aᵀ)[ξ] · (Bᵀ d B)[ξ].
 void mdf_wino_weight_grad(float *dg, const float *w, long wstride);
 
+/// y = 1 / (1 + e^−x) over n floats (y may be x), eight lanes at a time where AVX2 is available.
+void mdf_sigmoid(float *y, const float *x, long n, int portable);
+
+/// y = tanh x over n floats (y may be x), eight lanes at a time where AVX2 is available.
+void mdf_tanh(float *y, const float *x, long n, int portable);
+
 #endif

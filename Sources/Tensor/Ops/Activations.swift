@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// y = max(x, 0).
@@ -14,11 +15,19 @@ public enum LeakyReLUKernel: UnaryKernel {
 public enum SigmoidKernel: UnaryKernel {
     @inline(__always) public static func f(_ x: Float, _ p: Float) -> Float { 1 / (1 + Foundation.exp(-x)) }
     @inline(__always) public static func d(_ x: Float, _ y: Float, _ p: Float) -> Float { y * (1 - y) }
+    /// Eight lanes at a time (CKernels/activations.c).
+    public static func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, p: Float) {
+        mdf_sigmoid(y, x, count, 0)
+    }
 }
 /// y = tanh x.
 public enum TanhKernel: UnaryKernel {
     @inline(__always) public static func f(_ x: Float, _ p: Float) -> Float { Foundation.tanh(x) }
     @inline(__always) public static func d(_ x: Float, _ y: Float, _ p: Float) -> Float { 1 - y * y }
+    /// Eight lanes at a time (CKernels/activations.c).
+    public static func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, p: Float) {
+        mdf_tanh(y, x, count, 0)
+    }
 }
 
 extension Tensor {

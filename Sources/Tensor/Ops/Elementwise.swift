@@ -16,6 +16,15 @@ public protocol UnaryKernel {
     static func f(_ x: Float, _ p: Float) -> Float
     /// dy/dx given x, y and the op's scalar parameter p.
     static func d(_ x: Float, _ y: Float, _ p: Float) -> Float
+    /// y[i] = f(x[i], p) for i < count; kernels with a vectorized loop supply their own.
+    static func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, p: Float)
+}
+
+extension UnaryKernel {
+    @inline(__always)
+    public static func forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, p: Float) {
+        for i in 0..<count { y[i] = f(x[i], p) }
+    }
 }
 
 public enum AddKernel: BinaryKernel {
@@ -128,7 +137,7 @@ public func binaryBackward<K: BinaryKernel>(_ k: K.Type, _ da: UnsafeMutablePoin
 /// y = K.f(x, p).  x, y: (count)
 @inline(__always)
 public func unaryForward<K: UnaryKernel>(_ k: K.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int, p: Float) {
-    parallelFor(count, minCount: 1 << 18) { r in for i in r { y[i] = K.f(x[i], p) } }
+    parallelFor(count, minCount: 1 << 18) { r in K.forward(y + r.lowerBound, x + r.lowerBound, count: r.count, p: p) }
 }
 
 /// dx += dy·K.d(x, y, p). Accumulates.

@@ -137,6 +137,8 @@ func winogradWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePoint
     let packedDy = Storage(count: 16 * accLd * tiles), acc = Storage(count: 16 * accPlane)
     let (vp, yp, pp, ap, dwp) = (SendablePointer(v.pointer), SendablePointer(yhat.pointer), SendablePointer(packedDy.pointer),
                                  SendablePointer(acc.pointer), SendablePointer(dw))
+    require(cg * tiles < Int(Int32.max), "conv2d",
+            "the Winograd weight gradient of \(cg) channels at \(h)×\(w) exceeds its 2^31-float offsets")
     let koff = (0..<cg).map { Int32($0 * tiles) }
     let parallel = 16 * mg * cg * tiles >= 1 << 17 ? 2 : Int.max
     let flag: Int32 = portable ? 1 : 0
