@@ -149,18 +149,25 @@ void mdf_wino_output(float *y, long oh, long ow, const float *m, long mstride, l
     output_body(y, oh, ow, m, mstride, ty0, ty1, tw, bias, act, slope, accumulate);
 }
 
-void mdf_wino_weight(float *u, long ustride, const float *g) {
-    float t[4][3];
+void mdf_wino_weight4(float *u, long ustride, const float *const g[4]) {
+    // Four kernels side by side (lane r), so each of the 16 outputs is one 4-float store.
+    float k[9][4], t[4][3][4];
+    for (int i = 0; i < 9; i++) for (int r = 0; r < 4; r++) k[i][r] = g[r] ? g[r][i] : 0.f;
     for (int j = 0; j < 3; j++) {
-        const float a = g[j], b = g[3 + j], c = g[6 + j];
-        t[0][j] = a; t[1][j] = 0.5f * (a + b + c); t[2][j] = 0.5f * (a - b + c); t[3][j] = c;
+        for (int r = 0; r < 4; r++) {
+            const float a = k[j][r], b = k[3 + j][r], c = k[6 + j][r];
+            t[0][j][r] = a; t[1][j][r] = 0.5f * (a + b + c); t[2][j][r] = 0.5f * (a - b + c); t[3][j][r] = c;
+        }
     }
     for (int i = 0; i < 4; i++) {
-        const float a = t[i][0], b = t[i][1], c = t[i][2];
-        u[(4 * i + 0) * ustride] = a;
-        u[(4 * i + 1) * ustride] = 0.5f * (a + b + c);
-        u[(4 * i + 2) * ustride] = 0.5f * (a - b + c);
-        u[(4 * i + 3) * ustride] = c;
+        float *o = u + 4 * i * ustride;
+        for (int r = 0; r < 4; r++) {
+            const float a = t[i][0][r], b = t[i][1][r], c = t[i][2][r];
+            o[r] = a;
+            o[ustride + r] = 0.5f * (a + b + c);
+            o[2 * ustride + r] = 0.5f * (a - b + c);
+            o[3 * ustride + r] = c;
+        }
     }
 }
 

@@ -68,8 +68,9 @@ void mdf_wino_input(float *v, long vstride, const float *x, long h, long w, long
 void mdf_wino_output(float *y, long oh, long ow, const float *m, long mstride, long ty0, long ty1, long tw,
                      float bias, int act, float slope, int accumulate, int portable);
 
-/// Winograd F(2×2, 3×3), kernel transform: u[ξ · ustride] = (G g Gᵀ)[ξ] for one 3 × 3 kernel g (row-major).
-void mdf_wino_weight(float *u, long ustride, const float *g);
+/// Winograd F(2×2, 3×3), kernel transform of four kernels (one 4-row panel, see mdf_igemm):
+/// u[ξ · ustride + r] = (G g_r Gᵀ)[ξ] for the 3 × 3 kernels g_r (row-major; NULL: a zero kernel).
+void mdf_wino_weight4(float *u, long ustride, const float *const g[4]);
 
 /// Winograd F(2×2, 3×3) weight gradient, dy transform of one output channel (oh × ow), all tiles:
 /// v[ξ · vstride + ty · tw + tx] = (A dY Aᵀ)[ξ] for the 2 × 2 block dY at (2ty, 2tx), zero outside.

@@ -39,14 +39,19 @@ private let winogradChunkTiles = 96
 func packWinogradWeights(_ wt: UnsafePointer<Float>, cout: Int, cg: Int, groups: Int) -> Storage {
     let mg = cout / groups, per = packedPanelFloats(m: mg, k: cg)
     let packed = Storage(count: 16 * groups * per)
-    if mg % 4 != 0 { packed.pointer.update(repeating: 0, count: packed.count) }   // the last panel's missing rows
     for grp in 0..<groups {
-        // Panel by panel, so that each of the 16 planes is written in order.
+        // Panel by panel, four kernels at a time: each of the 16 planes is written in order.
         for p in 0..<(mg + 3) / 4 {
             for c in 0..<cg {
-                for co in 4 * p..<min(mg, 4 * p + 4) {
-                    mdf_wino_weight(packed.pointer + grp * per + p * cg * 4 + c * 4 + co % 4, groups * per,
-                                    wt + ((grp * mg + co) * cg + c) * 9)
+                let kernel = { (r: Int) -> UnsafePointer<Float>? in
+                    4 * p + r < mg ? wt + ((grp * mg + 4 * p + r) * cg + c) * 9 : nil
+                }
+                var g: (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?) =
+                    (kernel(0), kernel(1), kernel(2), kernel(3))
+                withUnsafePointer(to: &g) { gp in
+                    gp.withMemoryRebound(to: UnsafePointer<Float>?.self, capacity: 4) {
+                        mdf_wino_weight4(packed.pointer + grp * per + p * cg * 4 + c * 4, groups * per, $0)
+                    }
                 }
             }
         }
