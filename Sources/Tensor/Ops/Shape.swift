@@ -147,24 +147,23 @@ extension Tensor {
         let outer = first[..<d].reduce(1, *), inner = first[(d + 1)...].reduce(1, *)
         let y = Tensor(uninitialized: out)
         let rowOut = out[d] * inner
-        var offset = 0
+        var pieces: [Piece] = [], offset = 0
         for p in parts {
-            let n = p.shape[d] * inner, src = p.data, dst = y.data + offset
-            for o in 0..<outer { (dst + o * rowOut).update(from: src + o * n, count: n) }
+            let n = p.shape[d] * inner
+            for o in 0..<outer { pieces.append(Piece(dst: y.data + o * rowOut + offset, src: p.data + o * n, count: n)) }
             offset += n
         }
+        runPieces(pieces, accumulate: false)
         Tape.record(y, inputs: parts) { dy in
-            var offset = 0
+            var pieces: [Piece] = [], offset = 0
             for p in parts {
                 let n = p.shape[d] * inner
                 if let dp = p.gradIfNeeded {
-                    for o in 0..<outer {
-                        let s = dy + o * rowOut + offset, t = dp + o * n
-                        for i in 0..<n { t[i] += s[i] }
-                    }
+                    for o in 0..<outer { pieces.append(Piece(dst: dp + o * n, src: dy + o * rowOut + offset, count: n)) }
                 }
                 offset += n
             }
+            runPieces(pieces, accumulate: true)
         }
         return y
     }
@@ -180,13 +179,12 @@ extension Tensor {
         let rowIn = shape[d] * inner, n = length * inner
         let x = self
         let y = Tensor(uninitialized: out)
-        for o in 0..<outer { (y.data + o * n).update(from: x.data + o * rowIn + start * inner, count: n) }
+        runPieces((0..<outer).map { Piece(dst: y.data + $0 * n, src: x.data + $0 * rowIn + start * inner, count: n) },
+                  accumulate: false)
         Tape.record(y, inputs: [x]) { dy in
             let dx = x.gradPointer()
-            for o in 0..<outer {
-                let s = dy + o * n, t = dx + o * rowIn + start * inner
-                for i in 0..<n { t[i] += s[i] }
-            }
+            runPieces((0..<outer).map { Piece(dst: dx + $0 * rowIn + start * inner, src: dy + $0 * n, count: n) },
+                      accumulate: true)
         }
         return y
     }
@@ -223,5 +221,35 @@ extension Tensor {
         let n = shape[0], c = shape[1], hw = shape[2] * shape[3], per = c / g
         // (N, g, per, HW) → (N, per, g, HW)
         return reshape([n, g, per, hw]).permute([0, 2, 1, 3]).reshape([n, c, shape[2], shape[3]])
+    }
+}
+
+/// One contiguous run of a concat or slice: count floats from src to dst.
+struct Piece {
+    let dst: UnsafeMutablePointer<Float>
+    let src: UnsafePointer<Float>
+    let count: Int
+}
+
+/// dst = src (or dst += src with `accumulate`) for every piece, cut into runs of at most 32 Ki
+/// floats that the threads share once the whole is large enough to be worth it.
+func runPieces(_ pieces: [Piece], accumulate: Bool) {
+    let run = 1 << 15
+    var runs: [Piece] = []
+    var total = 0
+    for p in pieces {
+        total += p.count
+        var i = 0
+        while i < p.count {
+            let m = min(run, p.count - i)
+            runs.append(Piece(dst: p.dst + i, src: p.src + i, count: m))
+            i += m
+        }
+    }
+    parallelFor(runs.count, minCount: total >= 1 << 16 ? 2 : Int.max) { r in
+        for t in r {
+            let p = runs[t]
+            if accumulate { for i in 0..<p.count { p.dst[i] += p.src[i] } } else { p.dst.update(from: p.src, count: p.count) }
+        }
     }
 }

@@ -39,9 +39,11 @@ private let winogradChunkTiles = 96
 func packWinogradWeights(_ wt: UnsafePointer<Float>, cout: Int, cg: Int, groups: Int) -> Storage {
     let mg = cout / groups, per = packedPanelFloats(m: mg, k: cg)
     let packed = Storage(count: 16 * groups * per)
-    for grp in 0..<groups {
-        // Panel by panel, four kernels at a time: each of the 16 planes is written in order.
-        for p in 0..<(mg + 3) / 4 {
+    let panels = (mg + 3) / 4, pp = SendablePointer(packed.pointer)
+    // Panel by panel, four kernels at a time: each of the 16 planes is written in order.
+    parallelFor(groups * panels, minCount: groups * mg * cg >= 1 << 12 ? 2 : Int.max) { tasks in
+        for t in tasks {
+            let grp = t / panels, p = t % panels
             for c in 0..<cg {
                 let kernel = { (r: Int) -> UnsafePointer<Float>? in
                     4 * p + r < mg ? wt + ((grp * mg + 4 * p + r) * cg + c) * 9 : nil
@@ -50,7 +52,7 @@ func packWinogradWeights(_ wt: UnsafePointer<Float>, cout: Int, cg: Int, groups:
                     (kernel(0), kernel(1), kernel(2), kernel(3))
                 withUnsafePointer(to: &g) { gp in
                     gp.withMemoryRebound(to: UnsafePointer<Float>?.self, capacity: 4) {
-                        mdf_wino_weight4(packed.pointer + grp * per + p * cg * 4 + c * 4, groups * per, $0)
+                        mdf_wino_weight4(pp.base + grp * per + p * cg * 4 + c * 4, groups * per, $0)
                     }
                 }
             }
