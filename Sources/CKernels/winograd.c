@@ -52,8 +52,9 @@ void split_row(float *restrict e, float *restrict o, const float *x, long h, lon
     }
 }
 
-/// Tile rows [ty0, ty1): each tile row's four padded input rows are split into even and odd
-/// columns in `scratch` (8 · (tw + 1) floats, stays in L1), then transformed.
+/// Tile rows [ty0, ty1): each tile row's four padded input rows, split into even and odd columns,
+/// sit in `scratch` (8 · (tw + 1) floats, stays in L1), padded row r in slot r mod 4; consecutive
+/// tile rows share two rows, so each row after the first tile row's is split once.
 static inline __attribute__((always_inline))
 void input_body(float *v, long vstride, const float *x, long h, long w, long pt, long pl, long ty0, long ty1, long tw,
                 float *scratch) {
@@ -61,8 +62,9 @@ void input_body(float *v, long vstride, const float *x, long h, long w, long pt,
     for (long ty = ty0; ty < ty1; ty++) {
         const float *e[4], *o[4];
         for (int i = 0; i < 4; i++) {
-            float *ei = scratch + 2 * i * n, *oi = ei + n;
-            split_row(ei, oi, x, h, w, 2 * ty + i, pt, pl, n);
+            const long r = 2 * ty + i;
+            float *ei = scratch + 2 * (r & 3) * n, *oi = ei + n;
+            if (ty == ty0 || i >= 2) split_row(ei, oi, x, h, w, r, pt, pl, n);
             e[i] = ei; o[i] = oi;
         }
         input_row(v + (ty - ty0) * tw, vstride, e, o, tw);
