@@ -6,7 +6,6 @@
 // runs over a row of tiles with unit-stride loads and stores, so the compiler vectorizes it; the
 // AVX2 entry points compile the same bodies for 8-wide registers.
 #include "CKernels.h"
-#include <stdlib.h>
 
 /// Bᵀ d B of one row of tiles. r0…r3: the patch rows; within each, the even and odd padded
 /// columns (e, o) so that tile tx reads e[tx], o[tx], e[tx + 1], o[tx + 1].
@@ -131,16 +130,11 @@ static int has_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_c
 #endif
 
 void mdf_wino_input(float *v, long vstride, const float *x, long h, long w, long pt, long pl, long ty0, long ty1, long tw,
-                    int portable) {
-    float local[8 * 1024];
-    float *scratch = 8 * (tw + 1) <= 8 * 1024 ? local : malloc(sizeof(float) * 8 * (size_t)(tw + 1));
-    if (!scratch) abort();   // a few KB per thousand tiles of row width
+                    float *scratch, int portable) {
 #if defined(__x86_64__)
-    if (!portable && has_avx2()) input_avx2(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch);
-    else
+    if (!portable && has_avx2()) { input_avx2(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch); return; }
 #endif
     input_body(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch);
-    if (scratch != local) free(scratch);
 }
 
 void mdf_wino_output(float *y, long oh, long ow, const float *m, long mstride, long ty0, long ty1, long tw,

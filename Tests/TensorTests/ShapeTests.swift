@@ -22,6 +22,35 @@ import TestSupport
         #expect(parts[1].toArray() == b.toArray())
     }
 
+    /// Concatenations large enough for the threads to share the copies, including a tensor
+    /// concatenated with itself, whose two gradient pieces add into the same memory.
+    @Test func largeConcatAndSliceCopyAndAccumulateExactly() {
+        var rng = RandomGenerator(seed: 8)
+        let x = Tensor.randn([2, 3, 70, 90], using: &rng), z = Tensor.randn([2, 1, 70, 90], using: &rng)
+        x.requiresGrad = true; z.requiresGrad = true
+        let y = Tensor.concat([x, z, x], dim: 1)
+        let plane = 70 * 90
+        for b in 0..<2 {
+            for c in 0..<7 {
+                let src = c < 3 ? x.data + (b * 3 + c) * plane : c == 3 ? z.data + b * plane : x.data + (b * 3 + c - 4) * plane
+                #expect((0..<plane).allSatisfy { y.data[(b * 7 + c) * plane + $0] == src[$0] })
+            }
+        }
+        let gy = Tensor.randn(y.shape, using: &rng)
+        Tape.backward((y.slice(dim: 1, start: 1, length: 6) * gy.slice(dim: 1, start: 1, length: 6)).sum())
+        for b in 0..<2 {
+            for c in 0..<3 {
+                for i in 0..<plane {
+                    // x's channel c appears at 0 + c (outside the slice when c = 0) and at 4 + c.
+                    let first: Float = c == 0 ? 0 : gy.data[(b * 7 + c) * plane + i]
+                    let want = first + gy.data[(b * 7 + 4 + c) * plane + i]
+                    if x.grad!.data[(b * 3 + c) * plane + i] != want { Issue.record("x grad (\(b), \(c), \(i))"); return }
+                }
+            }
+        }
+        #expect((0..<2 * plane).allSatisfy { z.grad!.data[$0] == gy.data[($0 / plane * 7 + 3) * plane + $0 % plane] })
+    }
+
     @Test func padZerosAndReplicate() {
         let x = Tensor(shape: [1, 1, 2, 2], values: [1, 2, 3, 4])
         #expect(x.pad(left: 1, right: 0, top: 0, bottom: 1).toArray() == [0, 1, 2, 0, 3, 4, 0, 0, 0])

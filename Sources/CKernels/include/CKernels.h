@@ -59,8 +59,9 @@ void mdf_phase_fill(float *dst, const float *x, long h, long w, long sh, long sw
 /// channel x (h × w), seen zero-padded by pt rows on top and pl columns on the left (and zeros past
 /// its end). For the 4 × 4 patch d at padded (2ty, 2tx):
 /// v[ξ · vstride + (ty − ty0) · tw + tx] = (Bᵀ d B)[ξ], ξ = 0..<16 (winograd.c has the matrices).
+/// scratch: 8 · (tw + 1) floats.
 void mdf_wino_input(float *v, long vstride, const float *x, long h, long w, long pt, long pl, long ty0, long ty1, long tw,
-                    int portable);
+                    float *scratch, int portable);
 
 /// Winograd F(2×2, 3×3), output transform of tile rows [ty0, ty1) of one output channel (oh × ow):
 /// y[2ty + a][2tx + b] = act(bias + (Aᵀ M A)[a][b]), or y += (Aᵀ M A)[a][b] with `accumulate`

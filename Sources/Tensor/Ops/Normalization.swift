@@ -36,10 +36,9 @@ func instanceNormForward(_ y: UnsafeMutablePointer<Float>, _ mean: UnsafeMutable
         for p in range {
             let xp = x + p * size, yp = y + p * size
             let m = doubleSum(size, { load8(xp, $0) }, { Double(xp[$0]) }) / Double(size)
-            // Deviations from the mean rounded to Float: the mean is removed before squaring, so
-            // this keeps the Double sum's accuracy for the variances seen here.
+            // Deviations from the (Float) mean and their squares in Float, summed in Double.
             let mf = Float(m)
-            let v = doubleSum(size, { let d = load8(xp, $0) - mf; return d * d }, { let d = Double(xp[$0]) - m; return d * d })
+            let v = doubleSum(size, { let d = load8(xp, $0) - mf; return d * d }, { let d = xp[$0] - mf; return Double(d * d) })
             let inv = Float(1 / (v / Double(size) + Double(eps)).squareRoot())
             for i in 0..<size { yp[i] = (xp[i] - mf) * inv }
             mean[p] = mf; invstd[p] = inv

@@ -232,8 +232,16 @@ struct Piece {
 }
 
 /// dst = src (or dst += src with `accumulate`) for every piece, cut into runs of at most 32 Ki
-/// floats that the threads share once the whole is large enough to be worth it.
+/// floats that the threads share once the whole is large enough to be worth it. Accumulating
+/// pieces whose destinations overlap (a tensor concatenated with itself) run serially, in order.
 func runPieces(_ pieces: [Piece], accumulate: Bool) {
+    if accumulate {
+        let byDst = pieces.sorted { $0.dst < $1.dst }
+        for (a, b) in zip(byDst, byDst.dropFirst()) where a.dst + a.count > b.dst {
+            for p in pieces { for i in 0..<p.count { p.dst[i] += p.src[i] } }
+            return
+        }
+    }
     let run = 1 << 15
     var runs: [Piece] = []
     var total = 0

@@ -75,10 +75,14 @@ struct WinogradTiles {
 
     var tiles: Int { th * tw }
 
-    /// The input transform of tile rows [ty0, ty1) of one channel x (h × w) into v (plane stride vstride).
+    /// Floats of the input transform's scratch.
+    var scratchCount: Int { 8 * (tw + 1) }
+
+    /// The input transform of tile rows [ty0, ty1) of one channel x (h × w) into v (plane stride
+    /// vstride). scratch: `scratchCount` floats.
     func transformInput(_ v: UnsafeMutablePointer<Float>, vstride: Int, _ x: UnsafePointer<Float>,
-                        rows ty0: Int, _ ty1: Int, portable: Bool) {
-        mdf_wino_input(v, vstride, x, h, w, g.padTop, g.padLeft, ty0, ty1, tw, portable ? 1 : 0)
+                        rows ty0: Int, _ ty1: Int, scratch: UnsafeMutablePointer<Float>, portable: Bool) {
+        mdf_wino_input(v, vstride, x, h, w, g.padTop, g.padLeft, ty0, ty1, tw, scratch, portable ? 1 : 0)
     }
 }
 
@@ -97,14 +101,14 @@ func winogradConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, p
     let work = 16 * mg * cg * th * tw * n * g.groups
     let yp = SendablePointer(y)
     parallelFor(n * g.groups * chunks, minCount: work >= 1 << 17 ? 2 : Int.max) { tasks in
-        let v = Storage(count: 16 * vstride), m = Storage(count: 16 * mg * maxTiles)
+        let v = Storage(count: 16 * vstride), m = Storage(count: 16 * mg * maxTiles), scratch = Storage(count: lt.scratchCount)
         var koff = [Int32](repeating: 0, count: cg)
         for t in tasks {
             let ig = t / chunks, img = ig / g.groups, grp = ig % g.groups
             let ty0 = (t % chunks) * rowsPerChunk, ty1 = min(th, ty0 + rowsPerChunk), tiles = (ty1 - ty0) * tw
             for c in 0..<cg {
                 lt.transformInput(v.pointer + c * tiles, vstride: vstride, x + ((img * cin + grp * cg + c) * h) * w,
-                                  rows: ty0, ty1, portable: portable)
+                                  rows: ty0, ty1, scratch: scratch.pointer, portable: portable)
                 koff[c] = Int32(c * tiles)
             }
             // The kernel reads up to 23 floats past each plane's last row (columns it drops): keep them finite.
@@ -153,9 +157,10 @@ func winogradWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePoint
         acc.pointer.update(repeating: 0, count: acc.count)
         for img in 0..<n {
             parallelFor(cg, minCount: parallel) { channels in
+                let scratch = Storage(count: lt.scratchCount)
                 for c in channels {
                     lt.transformInput(vp.base + c * tiles, vstride: cg * tiles, x + ((img * cin + grp * cg + c) * h) * w,
-                                      rows: 0, lt.th, portable: portable)
+                                      rows: 0, lt.th, scratch: scratch.pointer, portable: portable)
                 }
             }
             parallelFor(mg, minCount: parallel) { channels in
