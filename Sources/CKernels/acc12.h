@@ -1,5 +1,5 @@
 // Shared by the two assembly tiles: move twelve ymm sums (ymm0–ymm11) between registers and the
-// 384 bytes at the operand named `out`.
+// 384 bytes at the operand named `out`, or start them at zero.
 #ifndef MDFLOW_CKERNELS_ACC12_H
 #define MDFLOW_CKERNELS_ACC12_H
 
@@ -8,6 +8,12 @@
     "vmovups 96(%[out]), %%ymm3\n\t"  "vmovups 128(%[out]), %%ymm4\n\t" "vmovups 160(%[out]), %%ymm5\n\t"  \
     "vmovups 192(%[out]), %%ymm6\n\t" "vmovups 224(%[out]), %%ymm7\n\t" "vmovups 256(%[out]), %%ymm8\n\t"  \
     "vmovups 288(%[out]), %%ymm9\n\t" "vmovups 320(%[out]), %%ymm10\n\t" "vmovups 352(%[out]), %%ymm11\n\t"
+
+#define ACC12_ZERO                                                                              \
+    "vxorps %%ymm0, %%ymm0, %%ymm0\n\t"   "vxorps %%ymm1, %%ymm1, %%ymm1\n\t"   "vxorps %%ymm2, %%ymm2, %%ymm2\n\t"   \
+    "vxorps %%ymm3, %%ymm3, %%ymm3\n\t"   "vxorps %%ymm4, %%ymm4, %%ymm4\n\t"   "vxorps %%ymm5, %%ymm5, %%ymm5\n\t"   \
+    "vxorps %%ymm6, %%ymm6, %%ymm6\n\t"   "vxorps %%ymm7, %%ymm7, %%ymm7\n\t"   "vxorps %%ymm8, %%ymm8, %%ymm8\n\t"   \
+    "vxorps %%ymm9, %%ymm9, %%ymm9\n\t"   "vxorps %%ymm10, %%ymm10, %%ymm10\n\t" "vxorps %%ymm11, %%ymm11, %%ymm11\n\t"
 
 #define ACC12_STORE                                                                             \
     "vmovups %%ymm0, 0(%[out])\n\t"   "vmovups %%ymm1, 32(%[out])\n\t"  "vmovups %%ymm2, 64(%[out])\n\t"   \

@@ -95,13 +95,20 @@ static void igemm_portable(const mdf_igemm_args *a, long j0, long j1) {
     __m256 av = _mm256_broadcast_ss(ap + (r));                                               \
     c0 = _mm256_fmadd_ps(av, b0, c0); c1 = _mm256_fmadd_ps(av, b1, c1); c2 = _mm256_fmadd_ps(av, b2, c2); }
 
-/// The register tile: out[r][0..<24] += Σ_kk ap[4·kk + r] · x[koff[kk] + i]. Written in assembly
-/// because it needs all sixteen ymm registers (twelve sums, three loads, one broadcast) and the
-/// compiler spills one sum per step, which chains every step through a store and a reload.
+/// The register tile: out[r][0..<24] += Σ_kk ap[4·kk + r] · x[koff[kk] + i] (with `first`, out is
+/// overwritten: the sums start at zero instead of out's contents). Written in assembly because it
+/// needs all sixteen ymm registers (twelve sums, three loads, one broadcast) and the compiler
+/// spills one sum per step, which chains every step through a store and a reload.
 __attribute__((target("avx2,fma")))
-static void tile_4x24_add(long k, const float *ap, const float *xb, const int32_t *koff, __m256 out[MR][3]) {
+static void tile_4x24_add(long k, const float *ap, const float *xb, const int32_t *koff, __m256 out[MR][3], long first) {
     __asm__ volatile(
+        "test %[first], %[first]\n\t"
+        "jz 3f\n\t"
+        ACC12_ZERO
+        "jmp 4f\n\t"
+        "3:\n\t"
         ACC12_LOAD
+        "4:\n\t"
         "test %[k], %[k]\n\t"
         "jle 2f\n\t"
         "1:\n\t"
@@ -132,7 +139,7 @@ static void tile_4x24_add(long k, const float *ap, const float *xb, const int32_
         "2:\n\t"
         ACC12_STORE
         : [ap] "+r"(ap), [koff] "+r"(koff), [k] "+r"(k)
-        : [xb] "r"(xb), [out] "r"(out)
+        : [xb] "r"(xb), [out] "r"(out), [first] "r"(first)
         : "rax", ACC12_CLOBBERS);
 }
 
@@ -153,10 +160,11 @@ static void igemm_avx2(const mdf_igemm_args *a, long j0, long j1) {
         const long oy = j / a->row_len, ox = j % a->row_len;
         const int fast = cols == NR && ox + NR <= a->valid_len;
         const float *xb = a->x + j;
-        memset(sums, 0, sizeof(__m256[MR][3]) * (size_t)panels);
+        if (k == 0) memset(sums, 0, sizeof(__m256[MR][3]) * (size_t)panels);
         for (int k0 = 0; k0 < k; k0 += kc) {
             const long len = k - k0 < kc ? k - k0 : kc;
-            for (int p = 0; p < panels; p++) tile_4x24_add(len, a->ap + ((long)p * k + k0) * MR, xb, a->koff + k0, sums[p]);
+            for (int p = 0; p < panels; p++)
+                tile_4x24_add(len, a->ap + ((long)p * k + k0) * MR, xb, a->koff + k0, sums[p], k0 == 0);
         }
         for (int p = 0; p < panels; p++) {
             __m256 c00 = sums[p][0][0], c01 = sums[p][0][1], c02 = sums[p][0][2];
