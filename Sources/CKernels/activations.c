@@ -2,6 +2,7 @@
 // element, ~6% of a RAFT-small inference step; these evaluate eight lanes at once with an exp
 // accurate to ~2 ulp. NaN propagates; ±∞ and large magnitudes saturate.
 #include "CKernels.h"
+#include "dispatch.h"
 #include <math.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -62,19 +63,18 @@ static void tanh_avx2(float *y, const float *x, long n) {
     for (; i < n; i++) y[i] = tanhf(x[i]);
 }
 
-static int has_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 #endif
 
 void mdf_sigmoid(float *y, const float *x, long n, int portable) {
 #if defined(__x86_64__)
-    if (!portable && has_avx2()) { sigmoid_avx2(y, x, n); return; }
+    if (mdf_use_avx2(portable)) { sigmoid_avx2(y, x, n); return; }
 #endif
     for (long i = 0; i < n; i++) y[i] = 1.f / (1.f + expf(-x[i]));
 }
 
 void mdf_tanh(float *y, const float *x, long n, int portable) {
 #if defined(__x86_64__)
-    if (!portable && has_avx2()) { tanh_avx2(y, x, n); return; }
+    if (mdf_use_avx2(portable)) { tanh_avx2(y, x, n); return; }
 #endif
     for (long i = 0; i < n; i++) y[i] = tanhf(x[i]);
 }

@@ -3,6 +3,7 @@
 // broadcasts four packed A values and loads 24 consecutive floats of the input at that tap's offset.
 // Machines without AVX2+FMA take the portable loop, with the same tiling and the same stores.
 #include "CKernels.h"
+#include "dispatch.h"
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__)
@@ -190,7 +191,7 @@ static void igemm_avx2(const mdf_igemm_args *a, long j0, long j1) {
 
 void mdf_igemm(const mdf_igemm_args *args, long j0, long j1) {
 #if defined(__x86_64__)
-    if (!args->portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) { igemm_avx2(args, j0, j1); return; }
+    if (mdf_use_avx2(args->portable)) { igemm_avx2(args, j0, j1); return; }
 #endif
     igemm_portable(args, j0, j1);
 }

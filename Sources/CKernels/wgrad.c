@@ -3,6 +3,7 @@
 // column, its six taps read as running streams of the phased input. Columns go in chunks of 512,
 // so a chunk's dy panel (32 KiB) is re-read from cache by every tap panel.
 #include "CKernels.h"
+#include "dispatch.h"
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -83,10 +84,7 @@ static void tile_avx2(long len, const float *const s[TP], const float *b, float 
 #endif
 
 void mdf_conv_wgrad(const mdf_wgrad_args *a, int kp0, int kp1) {
-    int avx2 = 0;
-#if defined(__x86_64__)
-    avx2 = !a->portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#endif
+    const int avx2 = mdf_use_avx2(a->portable);
     const long panels = a->acc_ld / NP;
     float tile[TP * NP];
     for (long j0 = 0; j0 < a->columns; j0 += JC) {

@@ -6,6 +6,7 @@
 // runs over a row of tiles with unit-stride loads and stores, so the compiler vectorizes it; the
 // AVX2 entry points compile the same bodies for 8-wide registers.
 #include "CKernels.h"
+#include "dispatch.h"
 
 /// Bᵀ d B of one row of tiles. r0…r3: the patch rows; within each, the even and odd padded
 /// columns (e, o) so that tile tx reads e[tx], o[tx], e[tx + 1], o[tx + 1].
@@ -126,13 +127,12 @@ static void output_avx2(float *y, long oh, long ow, const float *m, long mstride
                         float bias, int act, float slope, int accumulate) {
     output_body(y, oh, ow, m, mstride, ty0, ty1, tw, bias, act, slope, accumulate);
 }
-static int has_avx2(void) { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 #endif
 
 void mdf_wino_input(float *v, long vstride, const float *x, long h, long w, long pt, long pl, long ty0, long ty1, long tw,
                     float *scratch, int portable) {
 #if defined(__x86_64__)
-    if (!portable && has_avx2()) { input_avx2(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch); return; }
+    if (mdf_use_avx2(portable)) { input_avx2(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch); return; }
 #endif
     input_body(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch);
 }
@@ -140,7 +140,7 @@ void mdf_wino_input(float *v, long vstride, const float *x, long h, long w, long
 void mdf_wino_output(float *y, long oh, long ow, const float *m, long mstride, long ty0, long ty1, long tw,
                      float bias, int act, float slope, int accumulate, int portable) {
 #if defined(__x86_64__)
-    if (!portable && has_avx2()) { output_avx2(y, oh, ow, m, mstride, ty0, ty1, tw, bias, act, slope, accumulate); return; }
+    if (mdf_use_avx2(portable)) { output_avx2(y, oh, ow, m, mstride, ty0, ty1, tw, bias, act, slope, accumulate); return; }
 #endif
     output_body(y, oh, ow, m, mstride, ty0, ty1, tw, bias, act, slope, accumulate);
 }
@@ -207,7 +207,7 @@ static void dy_avx2(float *v, long vstride, const float *dy, long oh, long ow, l
 void mdf_wino_dy(float *v, long vstride, const float *dy, long oh, long ow, int portable) {
     const long th = (oh + 1) / 2, tw = (ow + 1) / 2;
 #if defined(__x86_64__)
-    if (!portable && has_avx2()) { dy_avx2(v, vstride, dy, oh, ow, th, tw); return; }
+    if (mdf_use_avx2(portable)) { dy_avx2(v, vstride, dy, oh, ow, th, tw); return; }
 #endif
     dy_body(v, vstride, dy, oh, ow, th, tw);
 }

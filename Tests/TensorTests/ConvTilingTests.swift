@@ -35,13 +35,30 @@ private func worstRelative(_ a: Tensor, _ b: [Double]) -> Double {
     return num / max(den, 1e-12)
 }
 
+/// conv2d(x, w) and the gradients of sum(y · gy), gy random, against the Double loops: each within
+/// 1e-5 relative. Returns y and the loops' output.
+@discardableResult
+private func expectConvMatchesDirectLoops(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry,
+                                          using rng: inout RandomGenerator) -> (y: Tensor, ref: [Double]) {
+    x.requiresGrad = true; w.requiresGrad = true
+    let y = x.conv2d(w, nil, g)
+    let gy = Tensor.randn(y.shape, using: &rng)
+    Tape.backward((y * gy).sum())
+    let ref = directConv(x: x, w: w, gy: gy, g)
+    #expect(worstRelative(y, ref.y) < 1e-5)
+    #expect(worstRelative(x.grad!, ref.gx) < 1e-5)
+    #expect(worstRelative(w.grad!, ref.gw) < 1e-5)
+    return (y, ref.y)
+}
+
 /// Shapes wide enough that conv2d cuts every image into many panels and several cache tiles, run
 /// as parallel tasks (strided backward-data in two phases), so tile seams, partial weight gradients
 /// and the even/odd schedule are all exercised.
 /// The direct convolution's cases too: output channels not a multiple of its 4-row panels,
 /// reductions longer than one 256-tap block, asymmetric padding, rows narrower than a panel,
-/// stride with dilation (input-gradient phases that receive no tap), and a padding wider than the
-/// kernel (the input gradient's col2im fallback).
+/// stride with dilation (input-gradient phases that receive no tap), a padding wider than the
+/// kernel (the input gradient's col2im fallback), and a 5×5 stride-2 layer whose input-gradient
+/// phases include a 3×3 one wide enough for Winograd.
 @Test(arguments: [
     (ConvGeometry(kernel: 3, stride: 1, padding: 1), 6, 4, 420),
     (ConvGeometry(kernel: 3, stride: 2, padding: 1), 6, 4, 420),
@@ -52,19 +69,13 @@ private func worstRelative(_ a: Tensor, _ b: [Double]) -> Double {
     (ConvGeometry(kernel: (3, 2), stride: (2, 1), padding: (top: 1, bottom: 0, left: 2, right: 1), dilation: (1, 2)), 6, 5, 11),
     (ConvGeometry(kernel: 3, stride: 2, padding: 2, dilation: 2), 6, 4, 41),
     (ConvGeometry(kernel: 1, padding: 1), 6, 5, 30),
+    (ConvGeometry(kernel: 5, stride: 2, padding: 2), 34, 32, 40),
 ])
 func tiledConvolutionMatchesDirectLoops(_ g: ConvGeometry, _ cin: Int, _ cout: Int, _ width: Int) {
     var rng = RandomGenerator(seed: 21)
     let x = Tensor.randn([2, cin, 29, width], using: &rng)
     let w = Tensor.randn([cout, cin / g.groups, g.kh, g.kw], using: &rng)
-    x.requiresGrad = true; w.requiresGrad = true
-    let y = x.conv2d(w, nil, g)
-    let gy = Tensor.randn(y.shape, using: &rng)
-    Tape.backward((y * gy).sum())
-    let ref = directConv(x: x, w: w, gy: gy, g)
-    #expect(worstRelative(y, ref.y) < 1e-5)
-    #expect(worstRelative(x.grad!, ref.gx) < 1e-5)
-    #expect(worstRelative(w.grad!, ref.gw) < 1e-5)
+    expectConvMatchesDirectLoops(x, w, g, using: &rng)
 }
 
 /// The fused leaky ReLU (slope 0.1, and 0 for ReLU) equals conv2d then the separate activation,
@@ -143,18 +154,11 @@ func winogradMatchesDirectLoops(_ g: ConvGeometry, _ cin: Int, _ cout: Int, _ h:
     let x = Tensor.randn([2, cin, h, width], using: &rng)
     let w = Tensor.randn([cout, cin / g.groups, 3, 3], using: &rng)
     let b = Tensor.randn([cout], using: &rng)
-    x.requiresGrad = true; w.requiresGrad = true
-    let y = x.conv2d(w, nil, g)
-    let gy = Tensor.randn(y.shape, using: &rng)
-    Tape.backward((y * gy).sum())
-    let ref = directConv(x: x, w: w, gy: gy, g)
-    #expect(worstRelative(y, ref.y) < 1e-5)
-    #expect(worstRelative(x.grad!, ref.gx) < 1e-5)
-    #expect(worstRelative(w.grad!, ref.gw) < 1e-5)
+    let (y, ref) = expectConvMatchesDirectLoops(x, w, g, using: &rng)
     // Bias and the fused leaky ReLU in the output transform.
     let fused = x.detached().conv2d(w.detached(), b, g, leakySlope: 0.1)
-    let expected = (0..<ref.y.count).map { i -> Double in
-        let v = ref.y[i] + Double(b.data[(i / (y.shape[2] * y.shape[3])) % cout])
+    let expected = (0..<ref.count).map { i -> Double in
+        let v = ref[i] + Double(b.data[(i / (y.shape[2] * y.shape[3])) % cout])
         return v > 0 ? v : 0.1 * v
     }
     #expect(worstRelative(fused, expected) < 1e-5)

@@ -161,15 +161,24 @@ struct ConvTiling {
 public func conv2dForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
                           _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry,
                           leakySlope: Float? = nil) {
+    convolve(y, x, wt, b, n: n, cin: cin, h: h, w: w, cout: cout, g, leakySlope: leakySlope, accumulate: false)
+}
+
+/// y = act(conv(x, w) + b), or y += conv(x, w) with `accumulate` (no bias or act): packs the
+/// weights for, and runs, Winograd where it applies and the direct convolution elsewhere.
+/// x: (n, cin, h, w); wt: (cout, cin/groups, kh, kw); b: (cout) or nil; y: (n, cout, oh, ow).
+func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
+              _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry,
+              leakySlope: Float?, accumulate: Bool) {
     if winogradApplies(g, cg: cin / g.groups, mg: cout / g.groups) {
         let packed = packWinogradWeights(wt, cout: cout, cg: cin / g.groups, groups: g.groups)
         winogradConv(y, x, packed: packed.pointer, b, n: n, cin: cin, h: h, w: w, cout: cout, g,
-                     leakySlope: leakySlope, accumulate: false)
+                     leakySlope: leakySlope, accumulate: accumulate)
         return
     }
     let packed = packConvWeights(wt, cout: cout, kg: cin / g.groups * g.kh * g.kw, groups: g.groups)
     directConv(y, x, packed: packed.pointer, b, n: n, cin: cin, h: h, w: w, cout: cout, g,
-               leakySlope: leakySlope, accumulate: false)
+               leakySlope: leakySlope, accumulate: accumulate)
 }
 
 /// dy·act′: the gradient before a fused leaky ReLU, read off its output y (y > 0 iff its input > 0).

@@ -213,9 +213,9 @@ func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<
     let cg = cin / g.groups, mg = cout / g.groups, whole = g.sh == 1 && g.sw == 1
     let dxp = SendablePointer(dx)
     for p in phases {
+        // The phase's weights as a convolution's (cin, cout/groups, |ty|, |tx|):
         // w′[ci][(co, a, b)] = w[co][ci][ty[a]][tx[b]], group by group.
-        // The phase's weights as a convolution's (cin, cout/groups, |ty|, |tx|).
-        let kOut = mg * p.ty.count * p.tx.count, per = packedPanelFloats(m: cg, k: kOut)
+        let kOut = mg * p.ty.count * p.tx.count
         let dense = Storage(count: cin * kOut)
         for grp in 0..<g.groups {
             for ci in 0..<cg {
@@ -226,24 +226,14 @@ func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<
                 }
             }
         }
-        if whole && winogradApplies(p.g, cg: mg, mg: cg) {
-            let packed = packWinogradWeights(dense.pointer, cout: cin, cg: mg, groups: g.groups)
-            winogradConv(dx, dy, packed: packed.pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, p.g,
-                         leakySlope: nil, accumulate: true)
-            continue
-        }
-        let packed = Storage(count: g.groups * per)
-        for grp in 0..<g.groups {
-            packPanels4(packed.pointer + grp * per, dense.pointer + grp * cg * kOut, m: cg, k: kOut, lda: kOut)
-        }
         if whole {
-            directConv(dx, dy, packed: packed.pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, p.g,
-                       leakySlope: nil, accumulate: true)
+            convolve(dx, dy, dense.pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, p.g,
+                     leakySlope: nil, accumulate: true)
             continue
         }
         let phase = Storage(count: n * cin * p.hr * p.wr)
-        directConv(phase.pointer, dy, packed: packed.pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, p.g,
-                   leakySlope: nil, accumulate: false)
+        convolve(phase.pointer, dy, dense.pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, p.g,
+                 leakySlope: nil, accumulate: false)
         let pp = SendablePointer(phase.pointer)
         parallelFor(n * cin, minCount: n * cin * p.hr * p.wr >= 1 << 15 ? 2 : Int.max) { planes in
             for plane in planes {
