@@ -21,6 +21,20 @@
     "vmovups %%ymm6, 192(%[out])\n\t" "vmovups %%ymm7, 224(%[out])\n\t" "vmovups %%ymm8, 256(%[out])\n\t"  \
     "vmovups %%ymm9, 288(%[out])\n\t" "vmovups %%ymm10, 320(%[out])\n\t" "vmovups %%ymm11, 352(%[out])\n\t"
 
+// The same for twelve zmm sums (zmm0–zmm11) and 768 bytes; ACC12_ZERO serves both (a VEX-encoded
+// vxorps clears the whole register).
+#define ACC12Z_LOAD                                                                             \
+    "vmovups 0(%[out]), %%zmm0\n\t"   "vmovups 64(%[out]), %%zmm1\n\t"  "vmovups 128(%[out]), %%zmm2\n\t"  \
+    "vmovups 192(%[out]), %%zmm3\n\t" "vmovups 256(%[out]), %%zmm4\n\t" "vmovups 320(%[out]), %%zmm5\n\t"  \
+    "vmovups 384(%[out]), %%zmm6\n\t" "vmovups 448(%[out]), %%zmm7\n\t" "vmovups 512(%[out]), %%zmm8\n\t"  \
+    "vmovups 576(%[out]), %%zmm9\n\t" "vmovups 640(%[out]), %%zmm10\n\t" "vmovups 704(%[out]), %%zmm11\n\t"
+
+#define ACC12Z_STORE                                                                            \
+    "vmovups %%zmm0, 0(%[out])\n\t"   "vmovups %%zmm1, 64(%[out])\n\t"  "vmovups %%zmm2, 128(%[out])\n\t"  \
+    "vmovups %%zmm3, 192(%[out])\n\t" "vmovups %%zmm4, 256(%[out])\n\t" "vmovups %%zmm5, 320(%[out])\n\t"  \
+    "vmovups %%zmm6, 384(%[out])\n\t" "vmovups %%zmm7, 448(%[out])\n\t" "vmovups %%zmm8, 512(%[out])\n\t"  \
+    "vmovups %%zmm9, 576(%[out])\n\t" "vmovups %%zmm10, 640(%[out])\n\t" "vmovups %%zmm11, 704(%[out])\n\t"
+
 #define ACC12_CLOBBERS "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", \
     "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"
 

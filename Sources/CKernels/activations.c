@@ -65,16 +65,16 @@ static void tanh_avx2(float *y, const float *x, long n) {
 
 #endif
 
-void mdf_sigmoid(float *y, const float *x, long n, int portable) {
+void mdf_sigmoid(float *y, const float *x, long n, int isa) {
 #if defined(__x86_64__)
-    if (mdf_use_avx2(portable)) { sigmoid_avx2(y, x, n); return; }
+    if (mdf_use_avx2(isa)) { sigmoid_avx2(y, x, n); return; }
 #endif
     for (long i = 0; i < n; i++) y[i] = 1.f / (1.f + expf(-x[i]));
 }
 
-void mdf_tanh(float *y, const float *x, long n, int portable) {
+void mdf_tanh(float *y, const float *x, long n, int isa) {
 #if defined(__x86_64__)
-    if (mdf_use_avx2(portable)) { tanh_avx2(y, x, n); return; }
+    if (mdf_use_avx2(isa)) { tanh_avx2(y, x, n); return; }
 #endif
     for (long i = 0; i < n; i++) y[i] = tanhf(x[i]);
 }

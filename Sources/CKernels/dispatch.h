@@ -1,13 +1,31 @@
-// The run-time choice every kernel file makes: the AVX2+FMA code where the CPU has it and the
-// caller did not ask for the portable loop (tests compare the two).
+// The run-time choice every kernel file makes. `isa` is the caller's request (CKernels.h,
+// MDF_ISA_*): the widest code the CPU has, the portable loop, or at most AVX2 (tests compare them).
+// AVX-512 is used where the CPU has AVX512F, unless MDFLOW_AVX512=0 is in the environment (for A/B
+// measurements); a kernel without an AVX-512 form runs its AVX2 one.
 #ifndef MDFLOW_CKERNELS_DISPATCH_H
 #define MDFLOW_CKERNELS_DISPATCH_H
+#include <stdlib.h>
+#include "CKernels.h"
 
-static inline int mdf_use_avx2(int portable) {
+static inline int mdf_use_avx2(int isa) {
 #if defined(__x86_64__)
-    return !portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return isa != MDF_ISA_PORTABLE && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
-    (void)portable;
+    (void)isa;
+    return 0;
+#endif
+}
+
+static inline int mdf_use_avx512(int isa) {
+#if defined(__x86_64__)
+    static int available = -1;   // read once per file; a racing first call writes the same value
+    if (available < 0) {
+        const char *e = getenv("MDFLOW_AVX512");
+        available = __builtin_cpu_supports("avx512f") && mdf_use_avx2(MDF_ISA_BEST) && !(e && e[0] == '0');
+    }
+    return isa == MDF_ISA_BEST && available;
+#else
+    (void)isa;
     return 0;
 #endif
 }

@@ -1,7 +1,9 @@
 // The implicit-GEMM micro-kernel behind mdflow's direct convolution (see CKernels.h).
 // A 4 × 24 tile of C lives in twelve AVX2 registers while the reduction runs over k; each step
 // broadcasts four packed A values and loads 24 consecutive floats of the input at that tap's offset.
-// Machines without AVX2+FMA take the portable loop, with the same tiling and the same stores.
+// Machines without AVX2+FMA take the portable loop, with the same tiling and the same stores. With
+// AVX-512 a 4 × 48 tile in twelve zmm registers takes whole 48-column strips and the AVX2 tile the
+// rest; every output is the same chain of FMAs in kk order on either, so the results are bitwise equal.
 #include "CKernels.h"
 #include "dispatch.h"
 #include <stdlib.h>
@@ -13,8 +15,9 @@
 
 enum { MR = 4, NR = 24 };
 
-/// Writes (or adds) rows [r0, r0 + rows) of a finished tile to C, skipping the grid's padding columns.
-static void store_tile(const mdf_igemm_args *a, int r0, int rows, long j, long cols, float tile[MR][NR]) {
+/// Writes (or adds) rows [r0, r0 + rows) of a finished tile (row r at tile + r · ld) to C, skipping
+/// the grid's padding columns.
+static void store_tile(const mdf_igemm_args *a, int r0, int rows, long j, long cols, const float *tile, long ld) {
     long oy = j / a->row_len, ox = j % a->row_len, t = 0;
     while (t < cols) {
         long seg = a->row_len - ox;
@@ -25,7 +28,7 @@ static void store_tile(const mdf_igemm_args *a, int r0, int rows, long j, long c
             long base = oy * a->valid_len + ox;
             for (int r = 0; r < rows; r++) {
                 float *dst = a->c + (long)(r0 + r) * a->ldc + base;
-                const float *src = tile[r] + t;
+                const float *src = tile + r * ld + t;
                 if (a->accumulate) { for (long i = 0; i < valid; i++) dst[i] += src[i]; }
                 else memcpy(dst, src, (size_t)valid * sizeof(float));
             }
@@ -58,7 +61,7 @@ static void igemm_portable(const mdf_igemm_args *a, long j0, long j1) {
             }
             int rows = a->m - p * MR < MR ? a->m - p * MR : MR;
             for (int r = 0; r < rows; r++) for (int i = 0; i < NR; i++) tile[r][i] = finish(a, p * MR + r, tile[r][i]);
-            store_tile(a, p * MR, rows, j, cols, tile);
+            store_tile(a, p * MR, rows, j, cols, &tile[0][0], NR);
         }
     }
 }
@@ -182,16 +185,135 @@ static void igemm_avx2(const mdf_igemm_args *a, long j0, long j1) {
             ROW_STORE(c10, c11, c12, 1)
             ROW_STORE(c20, c21, c22, 2)
             ROW_STORE(c30, c31, c32, 3)
-            if (!fast) store_tile(a, r0, rows, j, cols, tile);
+            if (!fast) store_tile(a, r0, rows, j, cols, &tile[0][0], NR);
         }
     }
     free(sums);
+}
+
+enum { NRZ = 48 };
+
+#define ZROW_FINISH(c0, c1, c2, r)                                                           \
+    if (!a->accumulate) {                                                                    \
+        if (a->bias) {                                                                       \
+            __m512 bv = _mm512_set1_ps(a->bias[r0 + (r)]);                                   \
+            c0 = _mm512_add_ps(c0, bv); c1 = _mm512_add_ps(c1, bv); c2 = _mm512_add_ps(c2, bv); \
+        }                                                                                    \
+        if (a->act == 1) {                                                                   \
+            c0 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(c0, zero, _CMP_GT_OQ), _mm512_mul_ps(c0, sl), c0); \
+            c1 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(c1, zero, _CMP_GT_OQ), _mm512_mul_ps(c1, sl), c1); \
+            c2 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(c2, zero, _CMP_GT_OQ), _mm512_mul_ps(c2, sl), c2); \
+        }                                                                                    \
+    }
+
+#define ZROW_STORE(c0, c1, c2, r)                                                            \
+    if ((r) < rows) {                                                                        \
+        if (fast) {                                                                          \
+            float *d = dst + (long)(r) * a->ldc;                                             \
+            if (a->accumulate) {                                                             \
+                c0 = _mm512_add_ps(c0, _mm512_loadu_ps(d));                                  \
+                c1 = _mm512_add_ps(c1, _mm512_loadu_ps(d + 16));                             \
+                c2 = _mm512_add_ps(c2, _mm512_loadu_ps(d + 32));                             \
+            }                                                                                \
+            _mm512_storeu_ps(d, c0); _mm512_storeu_ps(d + 16, c1); _mm512_storeu_ps(d + 32, c2); \
+        } else {                                                                             \
+            _mm512_storeu_ps(tile[r], c0); _mm512_storeu_ps(tile[r] + 16, c1); _mm512_storeu_ps(tile[r] + 32, c2); \
+        }                                                                                    \
+    }
+
+/// tile_4x24_add with zmm registers: out[r][0..<48] += Σ_kk ap[4·kk + r] · x[koff[kk] + i], twelve
+/// 16-float sums, three loads and one broadcast (zmm0–zmm15, so the same clobber list).
+__attribute__((target("avx512f")))
+static void tile_4x48_add(long k, const float *ap, const float *xb, const int32_t *koff, __m512 out[MR][3], long first) {
+    __asm__ volatile(
+        "test %[first], %[first]\n\t"
+        "jz 3f\n\t"
+        ACC12_ZERO
+        "jmp 4f\n\t"
+        "3:\n\t"
+        ACC12Z_LOAD
+        "4:\n\t"
+        "test %[k], %[k]\n\t"
+        "jle 2f\n\t"
+        "1:\n\t"
+        "movslq (%[koff]), %%rax\n\t"
+        "vmovups (%[xb],%%rax,4), %%zmm12\n\t"
+        "vmovups 64(%[xb],%%rax,4), %%zmm13\n\t"
+        "vmovups 128(%[xb],%%rax,4), %%zmm14\n\t"
+        "vbroadcastss (%[ap]), %%zmm15\n\t"
+        "vfmadd231ps %%zmm12, %%zmm15, %%zmm0\n\t"
+        "vfmadd231ps %%zmm13, %%zmm15, %%zmm1\n\t"
+        "vfmadd231ps %%zmm14, %%zmm15, %%zmm2\n\t"
+        "vbroadcastss 4(%[ap]), %%zmm15\n\t"
+        "vfmadd231ps %%zmm12, %%zmm15, %%zmm3\n\t"
+        "vfmadd231ps %%zmm13, %%zmm15, %%zmm4\n\t"
+        "vfmadd231ps %%zmm14, %%zmm15, %%zmm5\n\t"
+        "vbroadcastss 8(%[ap]), %%zmm15\n\t"
+        "vfmadd231ps %%zmm12, %%zmm15, %%zmm6\n\t"
+        "vfmadd231ps %%zmm13, %%zmm15, %%zmm7\n\t"
+        "vfmadd231ps %%zmm14, %%zmm15, %%zmm8\n\t"
+        "vbroadcastss 12(%[ap]), %%zmm15\n\t"
+        "vfmadd231ps %%zmm12, %%zmm15, %%zmm9\n\t"
+        "vfmadd231ps %%zmm13, %%zmm15, %%zmm10\n\t"
+        "vfmadd231ps %%zmm14, %%zmm15, %%zmm11\n\t"
+        "add $16, %[ap]\n\t"
+        "add $4, %[koff]\n\t"
+        "dec %[k]\n\t"
+        "jnz 1b\n\t"
+        "2:\n\t"
+        ACC12Z_STORE
+        : [ap] "+r"(ap), [koff] "+r"(koff), [k] "+r"(k)
+        : [xb] "r"(xb), [out] "r"(out), [first] "r"(first)
+        : "rax", ACC12_CLOBBERS);
+}
+
+/// igemm_avx2 in 48-column strips; the last strip, when shorter, goes to igemm_avx2 (24 at a time).
+__attribute__((target("avx512f")))
+static void igemm_avx512(const mdf_igemm_args *a, long j0, long j1) {
+    const int panels = (a->m + MR - 1) / MR, k = a->k;
+    const int blocks = (k + KC - 1) / KC, kc = (k + blocks - 1) / blocks;
+    const __m512 zero = _mm512_setzero_ps(), sl = _mm512_set1_ps(a->slope);
+    __m512 (*sums)[MR][3] = aligned_alloc(64, sizeof(__m512[MR][3]) * (size_t)panels);
+    if (!sums) { igemm_avx2(a, j0, j1); return; }
+    float tile[MR][NRZ];
+    long j = j0;
+    for (; j + NRZ <= j1; j += NRZ) {
+        const long oy = j / a->row_len, ox = j % a->row_len;
+        const int fast = ox + NRZ <= a->valid_len;
+        const float *xb = a->x + j;
+        if (k == 0) memset(sums, 0, sizeof(__m512[MR][3]) * (size_t)panels);
+        for (int k0 = 0; k0 < k; k0 += kc) {
+            const long len = k - k0 < kc ? k - k0 : kc;
+            for (int p = 0; p < panels; p++)
+                tile_4x48_add(len, a->ap + ((long)p * k + k0) * MR, xb, a->koff + k0, sums[p], k0 == 0);
+        }
+        for (int p = 0; p < panels; p++) {
+            __m512 c00 = sums[p][0][0], c01 = sums[p][0][1], c02 = sums[p][0][2];
+            __m512 c10 = sums[p][1][0], c11 = sums[p][1][1], c12 = sums[p][1][2];
+            __m512 c20 = sums[p][2][0], c21 = sums[p][2][1], c22 = sums[p][2][2];
+            __m512 c30 = sums[p][3][0], c31 = sums[p][3][1], c32 = sums[p][3][2];
+            const int r0 = p * MR, rows = a->m - r0 < MR ? a->m - r0 : MR;
+            ZROW_FINISH(c00, c01, c02, 0)
+            if (rows > 1) ZROW_FINISH(c10, c11, c12, 1)
+            if (rows > 2) ZROW_FINISH(c20, c21, c22, 2)
+            if (rows > 3) ZROW_FINISH(c30, c31, c32, 3)
+            float *dst = a->c + (long)r0 * a->ldc + oy * a->valid_len + ox;
+            ZROW_STORE(c00, c01, c02, 0)
+            ZROW_STORE(c10, c11, c12, 1)
+            ZROW_STORE(c20, c21, c22, 2)
+            ZROW_STORE(c30, c31, c32, 3)
+            if (!fast) store_tile(a, r0, rows, j, NRZ, &tile[0][0], NRZ);
+        }
+    }
+    free(sums);
+    if (j < j1) igemm_avx2(a, j, j1);
 }
 #endif
 
 void mdf_igemm(const mdf_igemm_args *args, long j0, long j1) {
 #if defined(__x86_64__)
-    if (mdf_use_avx2(args->portable)) { igemm_avx2(args, j0, j1); return; }
+    if (mdf_use_avx512(args->isa)) { igemm_avx512(args, j0, j1); return; }
+    if (mdf_use_avx2(args->isa)) { igemm_avx2(args, j0, j1); return; }
 #endif
     igemm_portable(args, j0, j1);
 }

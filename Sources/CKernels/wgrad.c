@@ -1,7 +1,9 @@
 // The weight gradient of the direct convolution (CKernels.h). dy is first laid out in panels of 16
 // channels, column-major; then a 6-tap × 16-channel tile of the gradient takes 12 FMAs per grid
 // column, its six taps read as running streams of the phased input. Columns go in chunks of 512,
-// so a chunk's dy panel (32 KiB) is re-read from cache by every tap panel.
+// so a chunk's dy panel (32 KiB) is re-read from cache by every tap panel. With AVX-512 a 6 × 32 tile
+// takes two panels at once (twelve zmm sums) and the AVX2 tile a last odd panel; each sum is the
+// same FMA chain over j either way, so the results are bitwise equal.
 #include "CKernels.h"
 #include "dispatch.h"
 #include <string.h>
@@ -81,16 +83,60 @@ static void tile_avx2(long len, const float *const s[TP], const float *b, float 
           [out] "r"(out)
         : ACC12_CLOBBERS);
 }
+
+/// tile_avx2 over two 16-channel panels at once, b and b + pd bytes: out[r][0..<32] (row stride 32)
+/// += Σ_j s_r[j] · (b[j][0..<16], b'[j][0..<16]), twelve zmm sums.
+__attribute__((target("avx512f")))
+static void tile_avx512(long len, const float *const s[TP], const float *b, long pd, float *out) {
+    long j = 0;
+    const float *s0 = s[0], *s1 = s[1], *s2 = s[2], *s3 = s[3], *s4 = s[4], *s5 = s[5];
+    __asm__ volatile(
+        ACC12Z_LOAD
+        "test %[len], %[len]\n\t"
+        "jle 2f\n\t"
+        "1:\n\t"
+        "vmovups (%[b]), %%zmm12\n\t"
+        "vmovups (%[b],%[pd]), %%zmm13\n\t"
+        "vbroadcastss (%[s0],%[j],4), %%zmm15\n\t"
+        "vfmadd231ps %%zmm12, %%zmm15, %%zmm0\n\t"
+        "vfmadd231ps %%zmm13, %%zmm15, %%zmm1\n\t"
+        "vbroadcastss (%[s1],%[j],4), %%zmm14\n\t"
+        "vfmadd231ps %%zmm12, %%zmm14, %%zmm2\n\t"
+        "vfmadd231ps %%zmm13, %%zmm14, %%zmm3\n\t"
+        "vbroadcastss (%[s2],%[j],4), %%zmm15\n\t"
+        "vfmadd231ps %%zmm12, %%zmm15, %%zmm4\n\t"
+        "vfmadd231ps %%zmm13, %%zmm15, %%zmm5\n\t"
+        "vbroadcastss (%[s3],%[j],4), %%zmm14\n\t"
+        "vfmadd231ps %%zmm12, %%zmm14, %%zmm6\n\t"
+        "vfmadd231ps %%zmm13, %%zmm14, %%zmm7\n\t"
+        "vbroadcastss (%[s4],%[j],4), %%zmm15\n\t"
+        "vfmadd231ps %%zmm12, %%zmm15, %%zmm8\n\t"
+        "vfmadd231ps %%zmm13, %%zmm15, %%zmm9\n\t"
+        "vbroadcastss (%[s5],%[j],4), %%zmm14\n\t"
+        "vfmadd231ps %%zmm12, %%zmm14, %%zmm10\n\t"
+        "vfmadd231ps %%zmm13, %%zmm14, %%zmm11\n\t"
+        "add $64, %[b]\n\t"
+        "inc %[j]\n\t"
+        "cmp %[j], %[len]\n\t"
+        "jne 1b\n\t"
+        "2:\n\t"
+        ACC12Z_STORE
+        : [b] "+r"(b), [j] "+r"(j)
+        : [len] "r"(len), [pd] "r"(pd), [s0] "r"(s0), [s1] "r"(s1), [s2] "r"(s2), [s3] "r"(s3), [s4] "r"(s4),
+          [s5] "r"(s5), [out] "r"(out)
+        : ACC12_CLOBBERS);
+}
 #endif
 
 void mdf_conv_wgrad(const mdf_wgrad_args *a, int kp0, int kp1) {
-    const int avx2 = mdf_use_avx2(a->portable);
+    const int avx2 = mdf_use_avx2(a->isa), avx512 = mdf_use_avx512(a->isa);
     const long panels = a->acc_ld / NP;
-    float tile[TP * NP];
+    float tile[TP * 2 * NP];
     for (long j0 = 0; j0 < a->columns; j0 += JC) {
         const long len = a->columns - j0 < JC ? a->columns - j0 : JC;
-        for (long p = 0; p < panels; p++) {
+        for (long p = 0; p < panels;) {
             const float *b = a->dyp + (p * a->columns + j0) * NP;
+            const int width = avx512 && p + 1 < panels ? 2 : 1;   // 16-channel panels in this tile
             for (int q = kp0; q < kp1; q++) {
                 const float *s[TP];
                 for (int r = 0; r < TP; r++) {
@@ -98,14 +144,17 @@ void mdf_conv_wgrad(const mdf_wgrad_args *a, int kp0, int kp1) {
                     s[r] = a->x + a->koff[kk] + j0;
                 }
                 float *out = a->acc + (long)(q - kp0) * TP * a->acc_ld + p * NP;
-                for (int r = 0; r < TP; r++) memcpy(tile + r * NP, out + r * a->acc_ld, sizeof(float) * NP);
+                const size_t row = sizeof(float) * (size_t)(width * NP);
+                for (int r = 0; r < TP; r++) memcpy(tile + r * width * NP, out + r * a->acc_ld, row);
 #if defined(__x86_64__)
-                if (avx2) tile_avx2(len, s, b, tile);
+                if (width == 2) tile_avx512(len, s, b, a->columns * NP * (long)sizeof(float), tile);
+                else if (avx2) tile_avx2(len, s, b, tile);
                 else
 #endif
                 tile_portable(len, s, b, tile);
-                for (int r = 0; r < TP; r++) memcpy(out + r * a->acc_ld, tile + r * NP, sizeof(float) * NP);
+                for (int r = 0; r < TP; r++) memcpy(out + r * a->acc_ld, tile + r * width * NP, row);
             }
+            p += width;
         }
     }
 }

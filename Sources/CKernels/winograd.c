@@ -130,17 +130,17 @@ static void output_avx2(float *y, long oh, long ow, const float *m, long mstride
 #endif
 
 void mdf_wino_input(float *v, long vstride, const float *x, long h, long w, long pt, long pl, long ty0, long ty1, long tw,
-                    float *scratch, int portable) {
+                    float *scratch, int isa) {
 #if defined(__x86_64__)
-    if (mdf_use_avx2(portable)) { input_avx2(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch); return; }
+    if (mdf_use_avx2(isa)) { input_avx2(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch); return; }
 #endif
     input_body(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch);
 }
 
 void mdf_wino_output(float *y, long oh, long ow, const float *m, long mstride, long ty0, long ty1, long tw,
-                     float bias, int act, float slope, int accumulate, int portable) {
+                     float bias, int act, float slope, int accumulate, int isa) {
 #if defined(__x86_64__)
-    if (mdf_use_avx2(portable)) { output_avx2(y, oh, ow, m, mstride, ty0, ty1, tw, bias, act, slope, accumulate); return; }
+    if (mdf_use_avx2(isa)) { output_avx2(y, oh, ow, m, mstride, ty0, ty1, tw, bias, act, slope, accumulate); return; }
 #endif
     output_body(y, oh, ow, m, mstride, ty0, ty1, tw, bias, act, slope, accumulate);
 }
@@ -204,10 +204,10 @@ static void dy_avx2(float *v, long vstride, const float *dy, long oh, long ow, l
 }
 #endif
 
-void mdf_wino_dy(float *v, long vstride, const float *dy, long oh, long ow, int portable) {
+void mdf_wino_dy(float *v, long vstride, const float *dy, long oh, long ow, int isa) {
     const long th = (oh + 1) / 2, tw = (ow + 1) / 2;
 #if defined(__x86_64__)
-    if (mdf_use_avx2(portable)) { dy_avx2(v, vstride, dy, oh, ow, th, tw); return; }
+    if (mdf_use_avx2(isa)) { dy_avx2(v, vstride, dy, oh, ow, th, tw); return; }
 #endif
     dy_body(v, vstride, dy, oh, ow, th, tw);
 }

@@ -105,33 +105,45 @@ func fusedActivationMatchesSeparateOps(_ g: ConvGeometry, _ slope: Float) {
     }
 }
 
-/// The portable C loops (machines without AVX2+FMA) agree with the AVX2 kernels: forward with a
-/// fused activation, accumulation, and the weight gradient, on a grouped strided shape whose
-/// channel counts fill neither a 4-row nor a 16-channel panel.
-@Test func portableKernelsMatchTheAVX2Ones() {
+/// How many elements of a and b differ in their bits.
+private func differingElements(_ a: Tensor, _ b: Tensor) -> Int {
+    zip(a.toArray(), b.toArray()).filter { $0.bitPattern != $1.bitPattern }.count
+}
+
+/// The kernel paths agree: the portable C loops (machines without AVX2+FMA) with the AVX2 tiles to
+/// rounding, and the widest path (AVX-512 where the CPU has it) with AVX2 bit for bit, since every
+/// output is the same FMA chain. Forward with a fused activation, accumulation, and the weight
+/// gradient, on grouped strided shapes whose channel counts fill neither a 4-row nor a 16-channel
+/// panel, with rows wide enough for whole 48-column strips, and (the second) an even number of
+/// 16-channel panels with rows that end inside a strip.
+@Test(arguments: [(2, 6, 13, 57, 10, 2), (1, 8, 21, 100, 64, 1)])
+func kernelPathsAgree(_ n: Int, _ cin: Int, _ h: Int, _ w: Int, _ cout: Int, _ groups: Int) {
     var rng = RandomGenerator(seed: 31)
-    let g = ConvGeometry(kernel: 3, stride: 2, padding: 1, groups: 2)
-    let (n, cin, h, w, cout) = (2, 6, 13, 57, 10)
+    let g = ConvGeometry(kernel: 3, stride: 2, padding: 1, groups: groups)
     let (oh, ow) = g.outputSize(h: h, w: w)
-    let x = Tensor.randn([n, cin, h, w], using: &rng), wt = Tensor.randn([cout, cin / 2, 3, 3], using: &rng)
+    let x = Tensor.randn([n, cin, h, w], using: &rng), wt = Tensor.randn([cout, cin / groups, 3, 3], using: &rng)
     let b = Tensor.randn([cout], using: &rng), dy = Tensor.randn([n, cout, oh, ow], using: &rng)
-    let packed = packConvWeights(wt.data, cout: cout, kg: cin / 2 * 9, groups: 2)
+    let packed = packConvWeights(wt.data, cout: cout, kg: cin / groups * 9, groups: groups)
+    let paths: [KernelPath] = [.best, .avx2, .portable]
     for accumulate in [false, true] {
-        let y = [Tensor.zeros([n, cout, oh, ow]), Tensor.zeros([n, cout, oh, ow])]
-        for (i, portable) in [false, true].enumerated() {
+        let y = paths.map { _ in Tensor.zeros([n, cout, oh, ow]) }
+        for (i, path) in paths.enumerated() {
             y[i].data.update(from: dy.data, count: dy.count)
             directConv(y[i].data, x.data, packed: packed.pointer, accumulate ? nil : b.data, n: n, cin: cin, h: h, w: w,
-                       cout: cout, g, leakySlope: accumulate ? nil : 0.1, accumulate: accumulate, portable: portable)
+                       cout: cout, g, leakySlope: accumulate ? nil : 0.1, accumulate: accumulate, path: path)
         }
-        #expect(worstRelative(y[1], (0..<y[0].count).map { Double(y[0].data[$0]) }) < 1e-6)
+        #expect(differingElements(y[0], y[1]) == 0)
+        #expect(worstRelative(y[2], (0..<y[1].count).map { Double(y[1].data[$0]) }) < 1e-6)
     }
-    let dw = [Tensor.zeros(wt.shape), Tensor.zeros(wt.shape)]
-    for (i, portable) in [false, true].enumerated() {
-        directConvWeightGradient(dw[i].data, dy.data, x.data, n: n, cin: cin, h: h, w: w, cout: cout, g, portable: portable)
+    let dw = paths.map { _ in Tensor.zeros(wt.shape) }
+    for (i, path) in paths.enumerated() {
+        directConvWeightGradient(dw[i].data, dy.data, x.data, n: n, cin: cin, h: h, w: w, cout: cout, g, path: path)
     }
-    #expect(worstRelative(dw[1], (0..<dw[0].count).map { Double(dw[0].data[$0]) }) < 1e-5)
+    #expect(differingElements(dw[0], dw[1]) == 0)
+    #expect(worstRelative(dw[2], (0..<dw[1].count).map { Double(dw[1].data[$0]) }) < 1e-5)
     let ref = directConv(x: x, w: wt, gy: dy, g)
-    #expect(worstRelative(dw[1], ref.gw) < 1e-5)
+    #expect(worstRelative(dw[2], ref.gw) < 1e-5)
+    #expect(worstRelative(dw[0], ref.gw) < 1e-5)
 }
 
 /// 3×3 stride-1 layers with at least 32 channels a group take Winograd F(2×2, 3×3), forward and
@@ -164,29 +176,34 @@ func winogradMatchesDirectLoops(_ g: ConvGeometry, _ cin: Int, _ cout: Int, _ h:
     #expect(worstRelative(fused, expected) < 1e-5)
 }
 
-/// The portable transforms agree with the AVX2 ones: forward with a fused activation, accumulating,
-/// and the weight gradient (called directly, below its channel threshold).
-@Test func portableWinogradMatchesTheAVX2One() {
+/// The Winograd paths agree (the transforms have AVX2 and portable forms; their products run on
+/// the implicit GEMM, AVX-512 where available): forward with a fused activation, accumulating, and
+/// the weight gradient (called directly, below its channel threshold); AVX2 and the widest path bit
+/// for bit.
+@Test func winogradPathsAgree() {
     var rng = RandomGenerator(seed: 43)
     let g = ConvGeometry(kernel: 3, stride: 1, padding: 1)
     let (n, cin, h, w, cout) = (1, 16, 11, 37, 18)
     let x = Tensor.randn([n, cin, h, w], using: &rng), wt = Tensor.randn([cout, cin, 3, 3], using: &rng)
     let b = Tensor.randn([cout], using: &rng), y0 = Tensor.randn([n, cout, h, w], using: &rng)
     let packed = packWinogradWeights(wt.data, cout: cout, cg: cin, groups: 1)
+    let paths: [KernelPath] = [.best, .avx2, .portable]
     for accumulate in [false, true] {
-        let y = [Tensor.zeros(y0.shape), Tensor.zeros(y0.shape)]
-        for (i, portable) in [false, true].enumerated() {
+        let y = paths.map { _ in Tensor.zeros(y0.shape) }
+        for (i, path) in paths.enumerated() {
             y[i].data.update(from: y0.data, count: y0.count)
             winogradConv(y[i].data, x.data, packed: packed.pointer, accumulate ? nil : b.data, n: n, cin: cin, h: h, w: w,
-                         cout: cout, g, leakySlope: accumulate ? nil : 0.1, accumulate: accumulate, portable: portable)
+                         cout: cout, g, leakySlope: accumulate ? nil : 0.1, accumulate: accumulate, path: path)
         }
-        #expect(worstRelative(y[1], (0..<y[0].count).map { Double(y[0].data[$0]) }) < 1e-6)
-        #expect(worstRelative(y[0], (0..<y0.count).map { Double(y0.data[$0]) }) > 1e-2)
+        #expect(differingElements(y[0], y[1]) == 0)
+        #expect(worstRelative(y[2], (0..<y[1].count).map { Double(y[1].data[$0]) }) < 1e-6)
+        #expect(worstRelative(y[1], (0..<y0.count).map { Double(y0.data[$0]) }) > 1e-2)
     }
-    let dw = [Tensor.zeros(wt.shape), Tensor.zeros(wt.shape)]
-    for (i, portable) in [false, true].enumerated() {
-        winogradWeightGradient(dw[i].data, y0.data, x.data, n: n, cin: cin, h: h, w: w, cout: cout, g, portable: portable)
+    let dw = paths.map { _ in Tensor.zeros(wt.shape) }
+    for (i, path) in paths.enumerated() {
+        winogradWeightGradient(dw[i].data, y0.data, x.data, n: n, cin: cin, h: h, w: w, cout: cout, g, path: path)
     }
-    #expect(worstRelative(dw[1], (0..<dw[0].count).map { Double(dw[0].data[$0]) }) < 1e-5)
-    #expect(worstRelative(dw[1], directConv(x: x, w: wt, gy: y0, g).gw) < 1e-5)
+    #expect(differingElements(dw[0], dw[1]) == 0)
+    #expect(worstRelative(dw[2], (0..<dw[1].count).map { Double(dw[1].data[$0]) }) < 1e-5)
+    #expect(worstRelative(dw[2], directConv(x: x, w: wt, gy: y0, g).gw) < 1e-5)
 }

@@ -2,6 +2,11 @@
 #define MDFLOW_CKERNELS_H
 #include <stdint.h>
 
+/// Which code a kernel runs, its `isa` argument: the widest the CPU has (AVX-512 where a kernel has
+/// that form, else AVX2+FMA, else the portable loop), the portable loop, or at most AVX2. The last
+/// two are for tests, which compare the three.
+enum { MDF_ISA_BEST = 0, MDF_ISA_PORTABLE = 1, MDF_ISA_AVX2 = 2 };
+
 /// An implicit GEMM, the core of mdflow's direct convolution:
 ///   C[r][map(j)] = act(bias[r] + Σ_kk A[r][kk] · x[koff[kk] + j])   (or C += the sum, no bias/act)
 /// for the virtual columns j of one image-group. The columns live on a grid of `row_len` per output
@@ -22,10 +27,12 @@ typedef struct {
     float slope;            ///< leaky ReLU slope when act == 1
     int act;                ///< 0 identity, 1 leaky ReLU: v > 0 ? v : slope · v
     int accumulate;         ///< 1: C += Σ (bias and act are ignored)
-    int portable;           ///< 1: the portable loop even where AVX2 is available (tests)
+    int isa;                ///< MDF_ISA_*
 } mdf_igemm_args;
 
-/// Computes the grid columns [j0, j1) of `args` (whole 24-column panels from j0; stores are clipped to j1).
+/// Computes the grid columns [j0, j1) of `args` (whole 24-column panels from j0, two at a time with
+/// AVX-512; stores are clipped to j1). Bitwise the same on every path that has FMA: each output is one
+/// chain of fused multiply-adds in kk order.
 void mdf_igemm(const mdf_igemm_args *args, long j0, long j1);
 
 /// Lays dy of one image-group out for `mdf_conv_wgrad`: panels of 16 channels, each column-major
@@ -46,7 +53,7 @@ typedef struct {
     const float *dyp;       ///< packed dy of this image-group
     float *acc;
     long acc_ld;
-    int portable;           ///< 1: the portable loop even where AVX2 is available (tests)
+    int isa;                ///< MDF_ISA_*
 } mdf_wgrad_args;
 
 void mdf_conv_wgrad(const mdf_wgrad_args *args, int kp0, int kp1);
@@ -61,13 +68,13 @@ void mdf_phase_fill(float *dst, const float *x, long h, long w, long sh, long sw
 /// v[ξ · vstride + (ty − ty0) · tw + tx] = (Bᵀ d B)[ξ], ξ = 0..<16 (winograd.c has the matrices).
 /// scratch: 8 · (tw + 1) floats.
 void mdf_wino_input(float *v, long vstride, const float *x, long h, long w, long pt, long pl, long ty0, long ty1, long tw,
-                    float *scratch, int portable);
+                    float *scratch, int isa);
 
 /// Winograd F(2×2, 3×3), output transform of tile rows [ty0, ty1) of one output channel (oh × ow):
 /// y[2ty + a][2tx + b] = act(bias + (Aᵀ M A)[a][b]), or y += (Aᵀ M A)[a][b] with `accumulate`
 /// (bias and act ignored), clipped to oh × ow. M[ξ] of tile (ty, tx) is m[ξ · mstride + (ty − ty0) · tw + tx].
 void mdf_wino_output(float *y, long oh, long ow, const float *m, long mstride, long ty0, long ty1, long tw,
-                     float bias, int act, float slope, int accumulate, int portable);
+                     float bias, int act, float slope, int accumulate, int isa);
 
 /// Winograd F(2×2, 3×3), kernel transform of four kernels (one 4-row panel, see mdf_igemm):
 /// u[ξ · ustride + r] = (G g_r Gᵀ)[ξ] for the 3 × 3 kernels g_r (row-major; NULL: a zero kernel).
@@ -75,16 +82,16 @@ void mdf_wino_weight4(float *u, long ustride, const float *const g[4]);
 
 /// Winograd F(2×2, 3×3) weight gradient, dy transform of one output channel (oh × ow), all tiles:
 /// v[ξ · vstride + ty · tw + tx] = (A dY Aᵀ)[ξ] for the 2 × 2 block dY at (2ty, 2tx), zero outside.
-void mdf_wino_dy(float *v, long vstride, const float *dy, long oh, long ow, int portable);
+void mdf_wino_dy(float *v, long vstride, const float *dy, long oh, long ow, int isa);
 
 /// Winograd F(2×2, 3×3) weight gradient, kernel side: dg (3 × 3, row-major) += Gᵀ Ŵ G with
 /// Ŵ[ξ] = w[ξ · wstride], the transform-domain gradient Σ_tiles (A dY Aᵀ)[ξ] · (Bᵀ d B)[ξ].
 void mdf_wino_weight_grad(float *dg, const float *w, long wstride);
 
 /// y = 1 / (1 + e^−x) over n floats (y may be x), eight lanes at a time where AVX2 is available.
-void mdf_sigmoid(float *y, const float *x, long n, int portable);
+void mdf_sigmoid(float *y, const float *x, long n, int isa);
 
 /// y = tanh x over n floats (y may be x), eight lanes at a time where AVX2 is available.
-void mdf_tanh(float *y, const float *x, long n, int portable);
+void mdf_tanh(float *y, const float *x, long n, int isa);
 
 #endif

@@ -69,6 +69,13 @@ struct PhasedLayout {
     }
 }
 
+/// Which code the C kernels run (CKernels.h, MDF_ISA_*): the widest the CPU has (AVX-512 where a
+/// kernel has that form, else AVX2+FMA, else portable C), or, for tests comparing them, the portable
+/// loops or at most AVX2.
+enum KernelPath: Int32 {
+    case best = 0, portable = 1, avx2 = 2
+}
+
 /// Packs an m × k row-major matrix (row stride lda) into panels of 4 rows: panel p holds
 /// a[4p ..< 4p + 4][kk] for kk = 0..<k, zero rows past m. dst: ((m + 3) / 4) · k · 4 floats.
 func packPanels4(_ dst: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, m: Int, k: Int, lda: Int) {
@@ -90,13 +97,13 @@ func packPanels4(_ dst: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, 
 /// Floats of one group's packed weights.
 @inline(__always) func packedPanelFloats(m: Int, k: Int) -> Int { (m + 3) / 4 * k * 4 }
 
-/// y = act(conv(x) + b), or y += conv(x) with `accumulate`, through the implicit GEMM (`portable`:
-/// the C loop even where the AVX2 kernel runs, for tests).
+/// y = act(conv(x) + b), or y += conv(x) with `accumulate`, through the implicit GEMM (`path`: which
+/// kernel code, for tests).
 /// x: (n, cin, h, w); packed: groups × packedPanelFloats(cout/groups, cin/groups·kh·kw), the weights
 /// (cout, cin/groups, kh, kw) of each group in 4-row panels; b: (cout) or nil; y: (n, cout, oh, ow).
 func directConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, packed: UnsafePointer<Float>,
                 _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry,
-                leakySlope: Float?, accumulate: Bool, portable: Bool = false) {
+                leakySlope: Float?, accumulate: Bool, path: KernelPath = .best) {
     let layout = PhasedLayout(g, h: h, w: w)
     let cg = cin / g.groups, mg = cout / g.groups, kg = cg * g.kh * g.kw
     let ohw = layout.oh * layout.ow
@@ -120,7 +127,7 @@ func directConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, pac
                     row_len: layout.wq, valid_len: layout.ow,
                     c: yp.base + (img * cout + grp * mg) * ohw, ldc: ohw,
                     bias: b.map { $0 + grp * mg }, slope: leakySlope ?? 0, act: leakySlope == nil ? 0 : 1,
-                    accumulate: accumulate ? 1 : 0, portable: portable ? 1 : 0)
+                    accumulate: accumulate ? 1 : 0, isa: path.rawValue)
                 mdf_igemm(&args, p0 * 24, min(layout.gridColumns, p1 * 24))
                 t += p1 - p0
             }
@@ -140,7 +147,7 @@ func packConvWeights(_ wt: UnsafePointer<Float>, cout: Int, kg: Int, groups: Int
 /// are split across the threads, so each owns whole columns of dw and no partial sums are merged.
 /// dy: (n, cout, oh, ow); x: (n, cin, h, w); dw: (cout, cin/groups, kh, kw).
 func directConvWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                              n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry, portable: Bool = false) {
+                              n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry, path: KernelPath = .best) {
     let layout = PhasedLayout(g, h: h, w: w)
     let cg = cin / g.groups, mg = cout / g.groups, kg = cg * g.kh * g.kw, ohw = layout.oh * layout.ow
     let buffer = layout.phasedCopy(x, images: n, channels: cin)
@@ -165,7 +172,7 @@ func directConvWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePoi
                     var args = mdf_wgrad_args(
                         m: Int32(mg), k: Int32(kg), x: bp.base + (img * cin + grp * cg) * layout.perChannel, koff: koffBase,
                         columns: layout.gridColumns, dyp: pp.base + (img * g.groups + grp) * packedPerGroup,
-                        acc: acc.pointer, acc_ld: accLd, portable: portable ? 1 : 0)
+                        acc: acc.pointer, acc_ld: accLd, isa: path.rawValue)
                     mdf_conv_wgrad(&args, Int32(panels.lowerBound), Int32(panels.upperBound))
                 }
                 // acc is tap-major: add it, transposed, into this group's rows of dw.

@@ -81,8 +81,8 @@ struct WinogradTiles {
     /// The input transform of tile rows [ty0, ty1) of one channel x (h × w) into v (plane stride
     /// vstride). scratch: `scratchCount` floats.
     func transformInput(_ v: UnsafeMutablePointer<Float>, vstride: Int, _ x: UnsafePointer<Float>,
-                        rows ty0: Int, _ ty1: Int, scratch: UnsafeMutablePointer<Float>, portable: Bool) {
-        mdf_wino_input(v, vstride, x, h, w, g.padTop, g.padLeft, ty0, ty1, tw, scratch, portable ? 1 : 0)
+                        rows ty0: Int, _ ty1: Int, scratch: UnsafeMutablePointer<Float>, path: KernelPath) {
+        mdf_wino_input(v, vstride, x, h, w, g.padTop, g.padLeft, ty0, ty1, tw, scratch, path.rawValue)
     }
 }
 
@@ -91,7 +91,7 @@ struct WinogradTiles {
 /// x: (n, cin, h, w); y: (n, cout, oh, ow).
 func winogradConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, packed: UnsafePointer<Float>,
                   _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry,
-                  leakySlope: Float?, accumulate: Bool, portable: Bool = false) {
+                  leakySlope: Float?, accumulate: Bool, path: KernelPath = .best) {
     let lt = WinogradTiles(g, h: h, w: w)
     let (oh, ow, th, tw) = (lt.oh, lt.ow, lt.th, lt.tw)
     guard oh > 0, ow > 0 else { return }
@@ -108,7 +108,7 @@ func winogradConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, p
             let ty0 = (t % chunks) * rowsPerChunk, ty1 = min(th, ty0 + rowsPerChunk), tiles = (ty1 - ty0) * tw
             for c in 0..<cg {
                 lt.transformInput(v.pointer + c * tiles, vstride: vstride, x + ((img * cin + grp * cg + c) * h) * w,
-                                  rows: ty0, ty1, scratch: scratch.pointer, portable: portable)
+                                  rows: ty0, ty1, scratch: scratch.pointer, path: path)
                 koff[c] = Int32(c * tiles)
             }
             // The kernel reads up to 23 floats past each plane's last row (columns it drops): keep them finite.
@@ -119,7 +119,7 @@ func winogradConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, p
                         m: Int32(mg), k: Int32(cg), ap: packed + (xi * g.groups + grp) * per,
                         x: v.pointer + xi * vstride, koff: kp.baseAddress!, row_len: tiles, valid_len: tiles,
                         c: m.pointer + xi * tiles, ldc: 16 * tiles, bias: nil, slope: 0, act: 0, accumulate: 0,
-                        portable: portable ? 1 : 0)
+                        isa: path.rawValue)
                     mdf_igemm(&args, 0, tiles)
                 }
             }
@@ -127,7 +127,7 @@ func winogradConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, p
                 let oc = grp * mg + co
                 mdf_wino_output(yp.base + (img * cout + oc) * oh * ow, oh, ow, m.pointer + co * 16 * tiles, tiles,
                                 ty0, ty1, tw, b?[oc] ?? 0, leakySlope == nil ? 0 : 1, leakySlope ?? 0,
-                                accumulate ? 1 : 0, portable ? 1 : 0)
+                                accumulate ? 1 : 0, path.rawValue)
             }
         }
     }
@@ -139,7 +139,7 @@ func winogradConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, p
 /// 6-channel panels, so each sum keeps one order whatever the thread count.
 /// dy: (n, cout, oh, ow); x: (n, cin, h, w); dw: (cout, cin/groups, 3, 3).
 func winogradWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
-                            n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry, portable: Bool = false) {
+                            n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry, path: KernelPath = .best) {
     let lt = WinogradTiles(g, h: h, w: w)
     guard lt.oh > 0, lt.ow > 0 else { return }
     let cg = cin / g.groups, mg = cout / g.groups, tiles = lt.tiles, ohw = lt.oh * lt.ow
@@ -152,7 +152,7 @@ func winogradWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePoint
             "the Winograd weight gradient of \(cg) channels at \(h)×\(w) exceeds its 2^31-float offsets")
     let koff = (0..<cg).map { Int32($0 * tiles) }
     let parallel = 16 * mg * cg * tiles >= 1 << 17 ? 2 : Int.max
-    let flag: Int32 = portable ? 1 : 0
+    let flag = path.rawValue
     for grp in 0..<g.groups {
         acc.pointer.update(repeating: 0, count: acc.count)
         for img in 0..<n {
@@ -160,7 +160,7 @@ func winogradWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePoint
                 let scratch = Storage(count: lt.scratchCount)
                 for c in channels {
                     lt.transformInput(vp.base + c * tiles, vstride: cg * tiles, x + ((img * cin + grp * cg + c) * h) * w,
-                                      rows: 0, lt.th, scratch: scratch.pointer, portable: portable)
+                                      rows: 0, lt.th, scratch: scratch.pointer, path: path)
                 }
             }
             parallelFor(mg, minCount: parallel) { channels in
@@ -182,7 +182,7 @@ func winogradWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePoint
                         var args = mdf_wgrad_args(
                             m: Int32(mg), k: Int32(cg), x: vp.base + xi * cg * tiles, koff: koffBase, columns: tiles,
                             dyp: pp.base + xi * accLd * tiles, acc: ap.base + xi * accPlane + q0 * 6 * accLd,
-                            acc_ld: accLd, portable: flag)
+                            acc_ld: accLd, isa: flag)
                         mdf_conv_wgrad(&args, Int32(q0), Int32(q1))
                         t += q1 - q0
                     }
