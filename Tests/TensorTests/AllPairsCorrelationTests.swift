@@ -53,7 +53,7 @@ private func compareCorrFixture(_ name: String,
 }
 
 @Suite struct AllPairsCorrelationTests {
-    @Test(arguments: ["raft_corr_r2_l2", "raft_corr_r3_l4"])
+    @Test(arguments: ["raft_corr_r2_l2", "raft_corr_r3_l4", "raft_corr_r3_l4_16x16"])
     func correlationPyramidMatchesPyTorch(_ name: String) throws {
         let errors = try compareCorrFixture(name) { f1, f2, coords, radius, levels in
             CorrelationPyramid(f1, f2, levels: levels, radius: radius).lookup(coords)
@@ -61,7 +61,7 @@ private func compareCorrFixture(_ name: String,
         for (label, e) in errors { #expect(e <= 1e-4, "\(label): \(e)") }
     }
 
-    @Test(arguments: ["raft_corr_r2_l2", "raft_corr_r3_l4"])
+    @Test(arguments: ["raft_corr_r2_l2", "raft_corr_r3_l4", "raft_corr_r3_l4_16x16"])
     func composedPiecesMatchPyTorch(_ name: String) throws {
         // allPairs → avgPool2d pyramid → one lookup per level → concat, op by op.
         let errors = try compareCorrFixture(name) { f1, f2, coords, radius, levels in
