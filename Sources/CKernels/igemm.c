@@ -2,8 +2,8 @@
 // A 4 × 24 tile of C lives in twelve AVX2 registers while the reduction runs over k; each step
 // broadcasts four packed A values and loads 24 consecutive floats of the input at that tap's offset.
 // Machines without AVX2+FMA take the portable loop, with the same tiling and the same stores. With
-// AVX-512 a 4 × 48 tile in twelve zmm registers takes whole 48-column strips and the AVX2 tile the
-// rest; every output is the same chain of FMAs in kk order on either, so the results are bitwise equal.
+// AVX-512 a 4 × 48 tile in twelve zmm registers takes 48-column strips, the last one with masked
+// loads; every output is the same chain of FMAs in kk order on either, so the results are bitwise equal.
 #include "CKernels.h"
 #include "dispatch.h"
 #include <stdlib.h>
@@ -222,52 +222,70 @@ enum { NRZ = 48 };
     }
 
 /// tile_4x24_add with zmm registers: out[r][0..<48] += Σ_kk ap[4·kk + r] · x[koff[kk] + i], twelve
-/// 16-float sums, three loads and one broadcast (zmm0–zmm15, so the same clobber list).
+/// 16-float sums, three loads and one broadcast (zmm0–zmm15, so the same clobber list). The masked
+/// form loads only the columns set in m0, m1, m2 (the others read as zero, nothing past them is
+/// touched): a strip's last, shorter piece.
+#define TILE48_LOOP(K0, K1, K2)                                                                 \
+        "test %[first], %[first]\n\t"                                                           \
+        "jz 3f\n\t"                                                                             \
+        ACC12_ZERO                                                                              \
+        "jmp 4f\n\t"                                                                            \
+        "3:\n\t"                                                                                \
+        ACC12Z_LOAD                                                                             \
+        "4:\n\t"                                                                                \
+        "test %[k], %[k]\n\t"                                                                   \
+        "jle 2f\n\t"                                                                            \
+        "1:\n\t"                                                                                \
+        "movslq (%[koff]), %%rax\n\t"                                                           \
+        "vmovups (%[xb],%%rax,4), %%zmm12" K0 "\n\t"                                            \
+        "vmovups 64(%[xb],%%rax,4), %%zmm13" K1 "\n\t"                                          \
+        "vmovups 128(%[xb],%%rax,4), %%zmm14" K2 "\n\t"                                         \
+        "vbroadcastss (%[ap]), %%zmm15\n\t"                                                     \
+        "vfmadd231ps %%zmm12, %%zmm15, %%zmm0\n\t"                                              \
+        "vfmadd231ps %%zmm13, %%zmm15, %%zmm1\n\t"                                              \
+        "vfmadd231ps %%zmm14, %%zmm15, %%zmm2\n\t"                                              \
+        "vbroadcastss 4(%[ap]), %%zmm15\n\t"                                                    \
+        "vfmadd231ps %%zmm12, %%zmm15, %%zmm3\n\t"                                              \
+        "vfmadd231ps %%zmm13, %%zmm15, %%zmm4\n\t"                                              \
+        "vfmadd231ps %%zmm14, %%zmm15, %%zmm5\n\t"                                              \
+        "vbroadcastss 8(%[ap]), %%zmm15\n\t"                                                    \
+        "vfmadd231ps %%zmm12, %%zmm15, %%zmm6\n\t"                                              \
+        "vfmadd231ps %%zmm13, %%zmm15, %%zmm7\n\t"                                              \
+        "vfmadd231ps %%zmm14, %%zmm15, %%zmm8\n\t"                                              \
+        "vbroadcastss 12(%[ap]), %%zmm15\n\t"                                                   \
+        "vfmadd231ps %%zmm12, %%zmm15, %%zmm9\n\t"                                              \
+        "vfmadd231ps %%zmm13, %%zmm15, %%zmm10\n\t"                                             \
+        "vfmadd231ps %%zmm14, %%zmm15, %%zmm11\n\t"                                             \
+        "add $16, %[ap]\n\t"                                                                    \
+        "add $4, %[koff]\n\t"                                                                   \
+        "dec %[k]\n\t"                                                                          \
+        "jnz 1b\n\t"                                                                            \
+        "2:\n\t"                                                                                \
+        ACC12Z_STORE
+
 __attribute__((target("avx512f")))
 static void tile_4x48_add(long k, const float *ap, const float *xb, const int32_t *koff, __m512 out[MR][3], long first) {
     __asm__ volatile(
-        "test %[first], %[first]\n\t"
-        "jz 3f\n\t"
-        ACC12_ZERO
-        "jmp 4f\n\t"
-        "3:\n\t"
-        ACC12Z_LOAD
-        "4:\n\t"
-        "test %[k], %[k]\n\t"
-        "jle 2f\n\t"
-        "1:\n\t"
-        "movslq (%[koff]), %%rax\n\t"
-        "vmovups (%[xb],%%rax,4), %%zmm12\n\t"
-        "vmovups 64(%[xb],%%rax,4), %%zmm13\n\t"
-        "vmovups 128(%[xb],%%rax,4), %%zmm14\n\t"
-        "vbroadcastss (%[ap]), %%zmm15\n\t"
-        "vfmadd231ps %%zmm12, %%zmm15, %%zmm0\n\t"
-        "vfmadd231ps %%zmm13, %%zmm15, %%zmm1\n\t"
-        "vfmadd231ps %%zmm14, %%zmm15, %%zmm2\n\t"
-        "vbroadcastss 4(%[ap]), %%zmm15\n\t"
-        "vfmadd231ps %%zmm12, %%zmm15, %%zmm3\n\t"
-        "vfmadd231ps %%zmm13, %%zmm15, %%zmm4\n\t"
-        "vfmadd231ps %%zmm14, %%zmm15, %%zmm5\n\t"
-        "vbroadcastss 8(%[ap]), %%zmm15\n\t"
-        "vfmadd231ps %%zmm12, %%zmm15, %%zmm6\n\t"
-        "vfmadd231ps %%zmm13, %%zmm15, %%zmm7\n\t"
-        "vfmadd231ps %%zmm14, %%zmm15, %%zmm8\n\t"
-        "vbroadcastss 12(%[ap]), %%zmm15\n\t"
-        "vfmadd231ps %%zmm12, %%zmm15, %%zmm9\n\t"
-        "vfmadd231ps %%zmm13, %%zmm15, %%zmm10\n\t"
-        "vfmadd231ps %%zmm14, %%zmm15, %%zmm11\n\t"
-        "add $16, %[ap]\n\t"
-        "add $4, %[koff]\n\t"
-        "dec %[k]\n\t"
-        "jnz 1b\n\t"
-        "2:\n\t"
-        ACC12Z_STORE
+        TILE48_LOOP("", "", "")
         : [ap] "+r"(ap), [koff] "+r"(koff), [k] "+r"(k)
         : [xb] "r"(xb), [out] "r"(out), [first] "r"(first)
         : "rax", ACC12_CLOBBERS);
 }
 
-/// igemm_avx2 in 48-column strips; the last strip, when shorter, goes to igemm_avx2 (24 at a time).
+__attribute__((target("avx512f")))
+static void tile_4x48_add_masked(long k, const float *ap, const float *xb, const int32_t *koff, __m512 out[MR][3], long first,
+                                 unsigned m0, unsigned m1, unsigned m2) {
+    __asm__ volatile(
+        "kmovw %[m0], %%k1\n\t"
+        "kmovw %[m1], %%k2\n\t"
+        "kmovw %[m2], %%k3\n\t"
+        TILE48_LOOP("%{%%k1%}%{z%}", "%{%%k2%}%{z%}", "%{%%k3%}%{z%}")
+        : [ap] "+r"(ap), [koff] "+r"(koff), [k] "+r"(k)
+        : [xb] "r"(xb), [out] "r"(out), [first] "r"(first), [m0] "r"(m0), [m1] "r"(m1), [m2] "r"(m2)
+        : "rax", "k1", "k2", "k3", ACC12_CLOBBERS);
+}
+
+/// igemm_avx2 in 48-column strips, the last one masked to the columns left.
 __attribute__((target("avx512f")))
 static void igemm_avx512(const mdf_igemm_args *a, long j0, long j1) {
     const int panels = (a->m + MR - 1) / MR, k = a->k;
@@ -276,16 +294,22 @@ static void igemm_avx512(const mdf_igemm_args *a, long j0, long j1) {
     __m512 (*sums)[MR][3] = aligned_alloc(64, sizeof(__m512[MR][3]) * (size_t)panels);
     if (!sums) { igemm_avx2(a, j0, j1); return; }
     float tile[MR][NRZ];
-    long j = j0;
-    for (; j + NRZ <= j1; j += NRZ) {
+    for (long j = j0; j < j1; j += NRZ) {
+        const long cols = j1 - j < NRZ ? j1 - j : NRZ;
+        const unsigned m0 = cols >= 16 ? 0xFFFFu : (1u << cols) - 1;
+        const unsigned m1 = cols >= 32 ? 0xFFFFu : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
+        const unsigned m2 = cols >= 48 ? 0xFFFFu : cols > 32 ? (1u << (cols - 32)) - 1 : 0;
         const long oy = j / a->row_len, ox = j % a->row_len;
-        const int fast = ox + NRZ <= a->valid_len;
+        const int fast = cols == NRZ && ox + NRZ <= a->valid_len;
         const float *xb = a->x + j;
         if (k == 0) memset(sums, 0, sizeof(__m512[MR][3]) * (size_t)panels);
         for (int k0 = 0; k0 < k; k0 += kc) {
             const long len = k - k0 < kc ? k - k0 : kc;
-            for (int p = 0; p < panels; p++)
-                tile_4x48_add(len, a->ap + ((long)p * k + k0) * MR, xb, a->koff + k0, sums[p], k0 == 0);
+            for (int p = 0; p < panels; p++) {
+                const float *ap = a->ap + ((long)p * k + k0) * MR;
+                if (cols == NRZ) tile_4x48_add(len, ap, xb, a->koff + k0, sums[p], k0 == 0);
+                else tile_4x48_add_masked(len, ap, xb, a->koff + k0, sums[p], k0 == 0, m0, m1, m2);
+            }
         }
         for (int p = 0; p < panels; p++) {
             __m512 c00 = sums[p][0][0], c01 = sums[p][0][1], c02 = sums[p][0][2];
@@ -302,11 +326,10 @@ static void igemm_avx512(const mdf_igemm_args *a, long j0, long j1) {
             ZROW_STORE(c10, c11, c12, 1)
             ZROW_STORE(c20, c21, c22, 2)
             ZROW_STORE(c30, c31, c32, 3)
-            if (!fast) store_tile(a, r0, rows, j, NRZ, &tile[0][0], NRZ);
+            if (!fast) store_tile(a, r0, rows, j, cols, &tile[0][0], NRZ);
         }
     }
     free(sums);
-    if (j < j1) igemm_avx2(a, j, j1);
 }
 #endif
 
