@@ -59,14 +59,17 @@ public final class Adam {
                 m[id] = ms; v[id] = vs
                 let pp = p.data, gp = gs.pointer, mp = ms.pointer, vp = vs.pointer, n = p.count
                 let doDecay = decoupled && group.weightDecay != 0
-                for i in 0..<n {
-                    var g = gp[i]
-                    if l2 != 0 { g = g + l2 * pp[i] }
-                    if doDecay { pp[i] = pp[i] * decay }
-                    mp[i] = mp[i] + w1 * (g - mp[i])
-                    vp[i] = vp[i] * b2 + w2 * (g * g)
-                    let denom = vp[i].squareRoot() / bc2s + eps
-                    pp[i] = pp[i] - stepSize * (mp[i] / denom)
+                // Element by element, so splitting a large tensor across the threads changes nothing.
+                parallelFor(n, minCount: 1 << 15) { range in
+                    for i in range {
+                        var g = gp[i]
+                        if l2 != 0 { g = g + l2 * pp[i] }
+                        if doDecay { pp[i] = pp[i] * decay }
+                        mp[i] = mp[i] + w1 * (g - mp[i])
+                        vp[i] = vp[i] * b2 + w2 * (g * g)
+                        let denom = vp[i].squareRoot() / bc2s + eps
+                        pp[i] = pp[i] - stepSize * (mp[i] / denom)
+                    }
                 }
             }
         }

@@ -170,13 +170,18 @@ public func conv2dForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<F
 func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
               _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry,
               leakySlope: Float?, accumulate: Bool) {
-    if winogradApplies(g, cg: cin / g.groups, mg: cout / g.groups) {
-        let packed = packWinogradWeights(wt, cout: cout, cg: cin / g.groups, groups: g.groups)
+    let cg = cin / g.groups, kg = cg * g.kh * g.kw
+    if winogradApplies(g, cg: cg, mg: cout / g.groups) {
+        let packed = DerivedWeights.shared.form("winograd \(cout) \(cg) \(g.groups)", of: wt, count: cout * kg) {
+            packWinogradWeights(wt, cout: cout, cg: cg, groups: g.groups)
+        }
         winogradConv(y, x, packed: packed.pointer, b, n: n, cin: cin, h: h, w: w, cout: cout, g,
                      leakySlope: leakySlope, accumulate: accumulate)
         return
     }
-    let packed = packConvWeights(wt, cout: cout, kg: cin / g.groups * g.kh * g.kw, groups: g.groups)
+    let packed = DerivedWeights.shared.form("panels \(cout) \(kg) \(g.groups)", of: wt, count: cout * kg) {
+        packConvWeights(wt, cout: cout, kg: kg, groups: g.groups)
+    }
     directConv(y, x, packed: packed.pointer, b, n: n, cin: cin, h: h, w: w, cout: cout, g,
                leakySlope: leakySlope, accumulate: accumulate)
 }

@@ -222,16 +222,24 @@ func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<
     for p in phases {
         // The phase's weights as a convolution's (cin, cout/groups, |ty|, |tx|):
         // w′[ci][(co, a, b)] = w[co][ci][ty[a]][tx[b]], group by group.
+        // Kept while the weights are unchanged (RAFT's update block reuses them every iteration);
+        // built with the input channels split across the threads, each writing its own rows.
         let kOut = mg * p.ty.count * p.tx.count
-        let dense = Storage(count: cin * kOut)
-        for grp in 0..<g.groups {
-            for ci in 0..<cg {
-                var d = dense.pointer + (grp * cg + ci) * kOut
-                for co in 0..<mg {
-                    let src = wt + ((grp * mg + co) * cg + ci) * g.kh * g.kw
-                    for ky in p.ty { for kx in p.tx { d.pointee = src[ky * g.kw + kx]; d += 1 } }
+        let kind = "input-gradient \(cin) \(cout) \(g.groups) \(g.kh)×\(g.kw) \(p.ty) \(p.tx)"
+        let dense = DerivedWeights.shared.form(kind, of: wt, count: cout * cg * g.kh * g.kw) {
+            let dense = Storage(count: cin * kOut)
+            let densePointer = SendablePointer(dense.pointer)
+            parallelFor(cin, minCount: cin * kOut >= 1 << 14 ? 2 : Int.max) { channels in
+                for c in channels {
+                    let grp = c / cg, ci = c % cg
+                    var d = densePointer.base + c * kOut
+                    for co in 0..<mg {
+                        let src = wt + ((grp * mg + co) * cg + ci) * g.kh * g.kw
+                        for ky in p.ty { for kx in p.tx { d.pointee = src[ky * g.kw + kx]; d += 1 } }
+                    }
                 }
             }
+            return dense
         }
         if whole {
             convolve(dx, dy, dense.pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, p.g,
