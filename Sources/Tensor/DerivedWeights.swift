@@ -21,10 +21,13 @@ public final class DerivedWeights: @unchecked Sendable {
     private var clock = 0
     /// Most bytes held (weight copies and derived forms together).
     public var capacityBytes = 256 << 20
+    /// Smaller weights are not kept: rebuilding their forms costs less than comparing them.
+    public var minimumCount = 1 << 12
 
     /// The form `kind` (which must name every parameter `make` depends on) of the `count` weights
     /// at w: the cached one if w still holds the same values, else `make()`.
     public func form(_ kind: String, of w: UnsafePointer<Float>, count: Int, _ make: () -> Storage) -> Storage {
+        if count < minimumCount { return make() }
         let key = "\(kind)@\(UInt(bitPattern: w)):\(count)"
         lock.lock()
         clock += 1

@@ -4,6 +4,7 @@ import Testing
 @Suite struct DerivedWeightsTests {
     @Test func aFormIsRebuiltExactlyWhenItsWeightsChange() {
         let cache = DerivedWeights()
+        cache.minimumCount = 1
         let w = Storage(count: 10)
         for i in 0..<10 { w.pointer[i] = Float(i) }
         var builds = 0
@@ -28,6 +29,7 @@ import Testing
 
     @Test func beyondItsCapacityTheLeastRecentlyUsedFormGoes() {
         let cache = DerivedWeights()
+        cache.minimumCount = 1
         cache.capacityBytes = 3 * 4 * 8   // three entries of 4 weights + 4 derived floats
         let ws = (0..<4).map { k -> Storage in
             let s = Storage(count: 4)

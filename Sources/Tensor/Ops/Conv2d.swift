@@ -164,26 +164,40 @@ public func conv2dForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<F
     convolve(y, x, wt, b, n: n, cin: cin, h: h, w: w, cout: cout, g, leakySlope: leakySlope, accumulate: false)
 }
 
-/// y = act(conv(x, w) + b), or y += conv(x, w) with `accumulate` (no bias or act): packs the
-/// weights for, and runs, Winograd where it applies and the direct convolution elsewhere.
-/// x: (n, cin, h, w); wt: (cout, cin/groups, kh, kw); b: (cout) or nil; y: (n, cout, oh, ow).
+/// The weights (cout, cin/groups, kh, kw) packed as `convolve` runs them: transformed for Winograd
+/// where it applies, in 4-row panels for the direct convolution elsewhere.
+func packForConvolve(_ wt: UnsafePointer<Float>, cin: Int, cout: Int, _ g: ConvGeometry) -> Storage {
+    let cg = cin / g.groups
+    return winogradApplies(g, cg: cg, mg: cout / g.groups)
+        ? packWinogradWeights(wt, cout: cout, cg: cg, groups: g.groups)
+        : packConvWeights(wt, cout: cout, kg: cg * g.kh * g.kw, groups: g.groups)
+}
+
+/// y = act(conv(x, w) + b), or y += conv(x, w) with `accumulate` (no bias or act), by Winograd
+/// where it applies and the direct convolution elsewhere. packed: from `packForConvolve`.
+/// x: (n, cin, h, w); b: (cout) or nil; y: (n, cout, oh, ow).
+func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, packed: UnsafePointer<Float>,
+              _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry,
+              leakySlope: Float?, accumulate: Bool) {
+    if winogradApplies(g, cg: cin / g.groups, mg: cout / g.groups) {
+        winogradConv(y, x, packed: packed, b, n: n, cin: cin, h: h, w: w, cout: cout, g,
+                     leakySlope: leakySlope, accumulate: accumulate)
+    } else {
+        directConv(y, x, packed: packed, b, n: n, cin: cin, h: h, w: w, cout: cout, g,
+                   leakySlope: leakySlope, accumulate: accumulate)
+    }
+}
+
+/// `convolve` with the weights wt (cout, cin/groups, kh, kw), packed once while they stay the same
+/// (DerivedWeights).
 func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
               _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry,
               leakySlope: Float?, accumulate: Bool) {
-    let cg = cin / g.groups, kg = cg * g.kh * g.kw
-    if winogradApplies(g, cg: cg, mg: cout / g.groups) {
-        let packed = DerivedWeights.shared.form("winograd \(cout) \(cg) \(g.groups)", of: wt, count: cout * kg) {
-            packWinogradWeights(wt, cout: cout, cg: cg, groups: g.groups)
-        }
-        winogradConv(y, x, packed: packed.pointer, b, n: n, cin: cin, h: h, w: w, cout: cout, g,
-                     leakySlope: leakySlope, accumulate: accumulate)
-        return
+    let packed = DerivedWeights.shared.form("conv \(cin)→\(cout) \(g)", of: wt, count: cout * cin / g.groups * g.kh * g.kw) {
+        packForConvolve(wt, cin: cin, cout: cout, g)
     }
-    let packed = DerivedWeights.shared.form("panels \(cout) \(kg) \(g.groups)", of: wt, count: cout * kg) {
-        packConvWeights(wt, cout: cout, kg: kg, groups: g.groups)
-    }
-    directConv(y, x, packed: packed.pointer, b, n: n, cin: cin, h: h, w: w, cout: cout, g,
-               leakySlope: leakySlope, accumulate: accumulate)
+    convolve(y, x, packed: packed.pointer, b, n: n, cin: cin, h: h, w: w, cout: cout, g,
+             leakySlope: leakySlope, accumulate: accumulate)
 }
 
 /// dy·act′: the gradient before a fused leaky ReLU, read off its output y (y > 0 iff its input > 0).

@@ -222,11 +222,11 @@ func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<
     for p in phases {
         // The phase's weights as a convolution's (cin, cout/groups, |ty|, |tx|):
         // w′[ci][(co, a, b)] = w[co][ci][ty[a]][tx[b]], group by group.
-        // Kept while the weights are unchanged (RAFT's update block reuses them every iteration);
-        // built with the input channels split across the threads, each writing its own rows.
+        // Rearranged and packed once while the weights stay the same (RAFT's update block reuses
+        // them every iteration); the rearrangement splits the input channels across the threads.
         let kOut = mg * p.ty.count * p.tx.count
-        let kind = "input-gradient \(cin) \(cout) \(g.groups) \(g.kh)×\(g.kw) \(p.ty) \(p.tx)"
-        let dense = DerivedWeights.shared.form(kind, of: wt, count: cout * cg * g.kh * g.kw) {
+        let kind = "input gradient \(cin)→\(cout) \(g) phase \(p.ty) \(p.tx)"
+        let packed = DerivedWeights.shared.form(kind, of: wt, count: cout * cg * g.kh * g.kw) {
             let dense = Storage(count: cin * kOut)
             let densePointer = SendablePointer(dense.pointer)
             parallelFor(cin, minCount: cin * kOut >= 1 << 14 ? 2 : Int.max) { channels in
@@ -239,15 +239,15 @@ func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<
                     }
                 }
             }
-            return dense
+            return packForConvolve(dense.pointer, cin: cout, cout: cin, p.g)
         }
         if whole {
-            convolve(dx, dy, dense.pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, p.g,
+            convolve(dx, dy, packed: packed.pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, p.g,
                      leakySlope: nil, accumulate: true)
             continue
         }
         let phase = Storage(count: n * cin * p.hr * p.wr)
-        convolve(phase.pointer, dy, dense.pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, p.g,
+        convolve(phase.pointer, dy, packed: packed.pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, p.g,
                  leakySlope: nil, accumulate: false)
         let pp = SendablePointer(phase.pointer)
         parallelFor(n * cin, minCount: n * cin * p.hr * p.wr >= 1 << 15 ? 2 : Int.max) { planes in
