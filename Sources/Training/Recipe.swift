@@ -391,7 +391,7 @@ extension Recipe {
             if s.loss.scaleWeights.count != 5 { throw fail("\(p).loss.scaleWeights", "needs 5 weights (full, flow3, flow4, flow5, flow6), got \(s.loss.scaleWeights.count)") }
             if ![1, 2].contains(s.loss.smoothOrder) { throw fail("\(p).loss.smoothOrder", "must be 1 or 2") }
             if !["fb", "range"].contains(s.loss.occlusion) { throw fail("\(p).loss.occlusion", "expected fb or range, got '\(s.loss.occlusion)'") }
-            if !["occlusion", "better"].contains(s.loss.distillMask) { throw fail("\(p).loss.distillMask", "expected occlusion or better, got '\(s.loss.distillMask)'") }
+            if !["occlusion", "better", "all"].contains(s.loss.distillMask) { throw fail("\(p).loss.distillMask", "expected occlusion, better or all, got '\(s.loss.distillMask)'") }
             if !["threshold", "quantile"].contains(s.loss.confidence) { throw fail("\(p).loss.confidence", "expected threshold or quantile, got '\(s.loss.confidence)'") }
             if !(s.loss.quantile > 0 && s.loss.quantile <= 1) { throw fail("\(p).loss.quantile", "must be in (0, 1]") }
             if let prob = s.selfAugment.spatial.problems().first { throw fail("\(p).selfAugment.spatial", prob) }

@@ -97,13 +97,10 @@ public enum StageLosses {
                 loss = loss + l
             }
             if let studentFlow, wDistill > 0 {
-                var mask = visF
-                if spec.distillMask == "better" {
-                    let own = flows[0].slice(dim: 0, start: 0, length: n)
-                    let (better, fraction) = studentIsBetter(image1: image1, image2: image2, student: studentFlow, teacher: own, visible: visF)
-                    mask = better
-                    terms["better"] = fraction
-                }
+                let own = flows[0].slice(dim: 0, start: 0, length: n)
+                let (mask, fraction) = distillationMask(spec.distillMask, image1: image1, image2: image2, student: studentFlow,
+                                                        teacher: own, visible: visF)
+                if let fraction { terms["better"] = fraction }
                 let (t, m) = aug.target(flow: studentFlow, mask: mask)
                 let l = robust(pred, t, mask: m, eps: spec.robustEps, q: spec.robustQ) * wDistill
                 terms["distill"] = l.item
@@ -111,6 +108,21 @@ public enum StageLosses {
             }
         }
         return StepLoss(total: loss, terms: terms)
+    }
+
+    /// Where the student's flow supervises the teacher (`loss.distillMask`): `occlusion`, the
+    /// teacher's visible pixels (MDFlow's figure); `better`, those of them where the student's flow
+    /// is the more census-consistent (with the fraction kept); `all`, every pixel (the student's
+    /// flow also where the teacher's photometric loss is blind). visible: (B,1,H,W).
+    public static func distillationMask(_ kind: String, image1: Tensor, image2: Tensor, student: Tensor, teacher: Tensor,
+                                        visible: Tensor) -> (Tensor, Float?) {
+        switch kind {
+        case "all": return (Tensor.full(visible.shape, 1), nil)
+        case "better":
+            let (better, fraction) = studentIsBetter(image1: image1, image2: image2, student: student, teacher: teacher, visible: visible)
+            return (better, fraction)
+        default: return (visible, nil)
+        }
     }
 
     /// Where the student's flow explains I1 better than the teacher's own: visible ∧ census

@@ -47,6 +47,21 @@ import FlowNets
         }
     }
 
+    /// The three student → teacher masks: the visible pixels, every pixel, and the census-better
+    /// visible ones (a subset of the visible).
+    @Test func distillationMasksKeepWhatTheirNamesSay() {
+        let (i1, i2, f, visible) = pair(0)
+        let zero = Tensor.zeros(f.shape)
+        let (occ, none) = StageLosses.distillationMask("occlusion", image1: i1, image2: i2, student: f, teacher: zero, visible: visible)
+        #expect(occ.toArray() == visible.toArray() && none == nil)
+        let (all, _) = StageLosses.distillationMask("all", image1: i1, image2: i2, student: f, teacher: zero, visible: visible)
+        #expect(all.shape == visible.shape && all.toArray().allSatisfy { $0 == 1 })
+        #expect(visible.toArray().contains(0), "the test pair should have occluded pixels")
+        let (better, fraction) = StageLosses.distillationMask("better", image1: i1, image2: i2, student: f, teacher: zero, visible: visible)
+        #expect(fraction != nil)
+        for i in 0..<visible.count where visible.data[i] == 0 { #expect(better.data[i] == 0) }
+    }
+
     @Test func forwardBackwardCheckKeepsTheVisiblePixelsOfTheTrueFlow() {
         var c = SyntheticConfig(pairs: 2, height: 64, width: 96, seed: 11)
         c.maxDisplacement = 5
