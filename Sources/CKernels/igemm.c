@@ -95,9 +95,46 @@ static void igemm_portable(const mdf_igemm_args *a, long j0, long j1) {
         }                                                                                    \
     }
 
-#define FMA_ROW(c0, c1, c2, r) {                                                             \
-    __m256 av = _mm256_broadcast_ss(ap + (r));                                               \
-    c0 = _mm256_fmadd_ps(av, b0, c0); c1 = _mm256_fmadd_ps(av, b1, c1); c2 = _mm256_fmadd_ps(av, b2, c2); }
+/// The register tile's loop, for R = ymm (O1, O2 = 32, 64: 24 columns) or zmm (64, 128: 48 columns),
+/// each of the three loads optionally masked (K0–K2, AVX-512 only): twelve sums, three loads and one
+/// broadcast per step, in registers 0–15 of that width.
+#define TILE_4X3_LOOP(R, O1, O2, K0, K1, K2, ACC_LOAD, ACC_STORE)                                                                 \
+        "test %[first], %[first]\n\t"                                                           \
+        "jz 3f\n\t"                                                                             \
+        ACC12_ZERO                                                                              \
+        "jmp 4f\n\t"                                                                            \
+        "3:\n\t"                                                                                \
+        ACC_LOAD                                                                             \
+        "4:\n\t"                                                                                \
+        "test %[k], %[k]\n\t"                                                                   \
+        "jle 2f\n\t"                                                                            \
+        "1:\n\t"                                                                                \
+        "movslq (%[koff]), %%rax\n\t"                                                           \
+        "vmovups (%[xb],%%rax,4), %%" R "12" K0 "\n\t"                                            \
+        "vmovups " O1 "(%[xb],%%rax,4), %%" R "13" K1 "\n\t"                                          \
+        "vmovups " O2 "(%[xb],%%rax,4), %%" R "14" K2 "\n\t"                                         \
+        "vbroadcastss (%[ap]), %%" R "15\n\t"                                                     \
+        "vfmadd231ps %%" R "12, %%" R "15, %%" R "0\n\t"                                              \
+        "vfmadd231ps %%" R "13, %%" R "15, %%" R "1\n\t"                                              \
+        "vfmadd231ps %%" R "14, %%" R "15, %%" R "2\n\t"                                              \
+        "vbroadcastss 4(%[ap]), %%" R "15\n\t"                                                    \
+        "vfmadd231ps %%" R "12, %%" R "15, %%" R "3\n\t"                                              \
+        "vfmadd231ps %%" R "13, %%" R "15, %%" R "4\n\t"                                              \
+        "vfmadd231ps %%" R "14, %%" R "15, %%" R "5\n\t"                                              \
+        "vbroadcastss 8(%[ap]), %%" R "15\n\t"                                                    \
+        "vfmadd231ps %%" R "12, %%" R "15, %%" R "6\n\t"                                              \
+        "vfmadd231ps %%" R "13, %%" R "15, %%" R "7\n\t"                                              \
+        "vfmadd231ps %%" R "14, %%" R "15, %%" R "8\n\t"                                              \
+        "vbroadcastss 12(%[ap]), %%" R "15\n\t"                                                   \
+        "vfmadd231ps %%" R "12, %%" R "15, %%" R "9\n\t"                                              \
+        "vfmadd231ps %%" R "13, %%" R "15, %%" R "10\n\t"                                             \
+        "vfmadd231ps %%" R "14, %%" R "15, %%" R "11\n\t"                                             \
+        "add $16, %[ap]\n\t"                                                                    \
+        "add $4, %[koff]\n\t"                                                                   \
+        "dec %[k]\n\t"                                                                          \
+        "jnz 1b\n\t"                                                                            \
+        "2:\n\t"                                                                                \
+        ACC_STORE
 
 /// The register tile: out[r][0..<24] += Σ_kk ap[4·kk + r] · x[koff[kk] + i] (with `first`, out is
 /// overwritten: the sums start at zero instead of out's contents). Written in assembly because it
@@ -106,42 +143,7 @@ static void igemm_portable(const mdf_igemm_args *a, long j0, long j1) {
 __attribute__((target("avx2,fma")))
 static void tile_4x24_add(long k, const float *ap, const float *xb, const int32_t *koff, __m256 out[MR][3], long first) {
     __asm__ volatile(
-        "test %[first], %[first]\n\t"
-        "jz 3f\n\t"
-        ACC12_ZERO
-        "jmp 4f\n\t"
-        "3:\n\t"
-        ACC12_LOAD
-        "4:\n\t"
-        "test %[k], %[k]\n\t"
-        "jle 2f\n\t"
-        "1:\n\t"
-        "movslq (%[koff]), %%rax\n\t"
-        "vmovups (%[xb],%%rax,4), %%ymm12\n\t"
-        "vmovups 32(%[xb],%%rax,4), %%ymm13\n\t"
-        "vmovups 64(%[xb],%%rax,4), %%ymm14\n\t"
-        "vbroadcastss (%[ap]), %%ymm15\n\t"
-        "vfmadd231ps %%ymm12, %%ymm15, %%ymm0\n\t"
-        "vfmadd231ps %%ymm13, %%ymm15, %%ymm1\n\t"
-        "vfmadd231ps %%ymm14, %%ymm15, %%ymm2\n\t"
-        "vbroadcastss 4(%[ap]), %%ymm15\n\t"
-        "vfmadd231ps %%ymm12, %%ymm15, %%ymm3\n\t"
-        "vfmadd231ps %%ymm13, %%ymm15, %%ymm4\n\t"
-        "vfmadd231ps %%ymm14, %%ymm15, %%ymm5\n\t"
-        "vbroadcastss 8(%[ap]), %%ymm15\n\t"
-        "vfmadd231ps %%ymm12, %%ymm15, %%ymm6\n\t"
-        "vfmadd231ps %%ymm13, %%ymm15, %%ymm7\n\t"
-        "vfmadd231ps %%ymm14, %%ymm15, %%ymm8\n\t"
-        "vbroadcastss 12(%[ap]), %%ymm15\n\t"
-        "vfmadd231ps %%ymm12, %%ymm15, %%ymm9\n\t"
-        "vfmadd231ps %%ymm13, %%ymm15, %%ymm10\n\t"
-        "vfmadd231ps %%ymm14, %%ymm15, %%ymm11\n\t"
-        "add $16, %[ap]\n\t"
-        "add $4, %[koff]\n\t"
-        "dec %[k]\n\t"
-        "jnz 1b\n\t"
-        "2:\n\t"
-        ACC12_STORE
+        TILE_4X3_LOOP("ymm", "32", "64", "", "", "", ACC12_LOAD, ACC12_STORE)
         : [ap] "+r"(ap), [koff] "+r"(koff), [k] "+r"(k)
         : [xb] "r"(xb), [out] "r"(out), [first] "r"(first)
         : "rax", ACC12_CLOBBERS);
@@ -221,52 +223,14 @@ enum { NRZ = 48 };
         }                                                                                    \
     }
 
-/// tile_4x24_add with zmm registers: out[r][0..<48] += Σ_kk ap[4·kk + r] · x[koff[kk] + i], twelve
-/// 16-float sums, three loads and one broadcast (zmm0–zmm15, so the same clobber list). The masked
-/// form loads only the columns set in m0, m1, m2 (the others read as zero, nothing past them is
-/// touched): a strip's last, shorter piece.
-#define TILE48_LOOP(K0, K1, K2)                                                                 \
-        "test %[first], %[first]\n\t"                                                           \
-        "jz 3f\n\t"                                                                             \
-        ACC12_ZERO                                                                              \
-        "jmp 4f\n\t"                                                                            \
-        "3:\n\t"                                                                                \
-        ACC12Z_LOAD                                                                             \
-        "4:\n\t"                                                                                \
-        "test %[k], %[k]\n\t"                                                                   \
-        "jle 2f\n\t"                                                                            \
-        "1:\n\t"                                                                                \
-        "movslq (%[koff]), %%rax\n\t"                                                           \
-        "vmovups (%[xb],%%rax,4), %%zmm12" K0 "\n\t"                                            \
-        "vmovups 64(%[xb],%%rax,4), %%zmm13" K1 "\n\t"                                          \
-        "vmovups 128(%[xb],%%rax,4), %%zmm14" K2 "\n\t"                                         \
-        "vbroadcastss (%[ap]), %%zmm15\n\t"                                                     \
-        "vfmadd231ps %%zmm12, %%zmm15, %%zmm0\n\t"                                              \
-        "vfmadd231ps %%zmm13, %%zmm15, %%zmm1\n\t"                                              \
-        "vfmadd231ps %%zmm14, %%zmm15, %%zmm2\n\t"                                              \
-        "vbroadcastss 4(%[ap]), %%zmm15\n\t"                                                    \
-        "vfmadd231ps %%zmm12, %%zmm15, %%zmm3\n\t"                                              \
-        "vfmadd231ps %%zmm13, %%zmm15, %%zmm4\n\t"                                              \
-        "vfmadd231ps %%zmm14, %%zmm15, %%zmm5\n\t"                                              \
-        "vbroadcastss 8(%[ap]), %%zmm15\n\t"                                                    \
-        "vfmadd231ps %%zmm12, %%zmm15, %%zmm6\n\t"                                              \
-        "vfmadd231ps %%zmm13, %%zmm15, %%zmm7\n\t"                                              \
-        "vfmadd231ps %%zmm14, %%zmm15, %%zmm8\n\t"                                              \
-        "vbroadcastss 12(%[ap]), %%zmm15\n\t"                                                   \
-        "vfmadd231ps %%zmm12, %%zmm15, %%zmm9\n\t"                                              \
-        "vfmadd231ps %%zmm13, %%zmm15, %%zmm10\n\t"                                             \
-        "vfmadd231ps %%zmm14, %%zmm15, %%zmm11\n\t"                                             \
-        "add $16, %[ap]\n\t"                                                                    \
-        "add $4, %[koff]\n\t"                                                                   \
-        "dec %[k]\n\t"                                                                          \
-        "jnz 1b\n\t"                                                                            \
-        "2:\n\t"                                                                                \
-        ACC12Z_STORE
+/// tile_4x24_add with zmm registers: out[r][0..<48] (zmm0–zmm15, so the same clobber list). The
+/// masked form loads only the columns set in m0, m1, m2 (the others read as zero, nothing past them
+/// is touched): a strip's last, shorter piece.
 
 __attribute__((target("avx512f")))
 static void tile_4x48_add(long k, const float *ap, const float *xb, const int32_t *koff, __m512 out[MR][3], long first) {
     __asm__ volatile(
-        TILE48_LOOP("", "", "")
+        TILE_4X3_LOOP("zmm", "64", "128", "", "", "", ACC12Z_LOAD, ACC12Z_STORE)
         : [ap] "+r"(ap), [koff] "+r"(koff), [k] "+r"(k)
         : [xb] "r"(xb), [out] "r"(out), [first] "r"(first)
         : "rax", ACC12_CLOBBERS);
@@ -279,7 +243,7 @@ static void tile_4x48_add_masked(long k, const float *ap, const float *xb, const
         "kmovw %[m0], %%k1\n\t"
         "kmovw %[m1], %%k2\n\t"
         "kmovw %[m2], %%k3\n\t"
-        TILE48_LOOP("%{%%k1%}%{z%}", "%{%%k2%}%{z%}", "%{%%k3%}%{z%}")
+        TILE_4X3_LOOP("zmm", "64", "128", "%{%%k1%}%{z%}", "%{%%k2%}%{z%}", "%{%%k3%}%{z%}", ACC12Z_LOAD, ACC12Z_STORE)
         : [ap] "+r"(ap), [koff] "+r"(koff), [k] "+r"(k)
         : [xb] "r"(xb), [out] "r"(out), [first] "r"(first), [m0] "r"(m0), [m1] "r"(m1), [m2] "r"(m2)
         : "rax", "k1", "k2", "k3", ACC12_CLOBBERS);

@@ -41,6 +41,41 @@ static void tile_portable(long len, const float *const s[TP], const float *b, fl
 }
 
 #if defined(__x86_64__)
+/// The weight-gradient tile's loop, for R = ymm (two 8-channel halves of one panel: SECOND is
+/// 32(%[b])) or zmm (two 16-channel panels: SECOND is (%[b],%[pd])): twelve sums, two loads and
+/// one broadcast per column.
+#define WGRAD_LOOP(R, SECOND, ACC_LOAD, ACC_STORE) \
+        ACC_LOAD                                           \
+        "test %[len], %[len]\n\t"                          \
+        "jle 2f\n\t"                                       \
+        "1:\n\t"                                           \
+        "vmovups (%[b]), %%" R "12\n\t"                    \
+        "vmovups " SECOND ", %%" R "13\n\t"                \
+        "vbroadcastss (%[s0],%[j],4), %%" R "15\n\t"       \
+        "vfmadd231ps %%" R "12, %%" R "15, %%" R "0\n\t"   \
+        "vfmadd231ps %%" R "13, %%" R "15, %%" R "1\n\t"   \
+        "vbroadcastss (%[s1],%[j],4), %%" R "14\n\t"       \
+        "vfmadd231ps %%" R "12, %%" R "14, %%" R "2\n\t"   \
+        "vfmadd231ps %%" R "13, %%" R "14, %%" R "3\n\t"   \
+        "vbroadcastss (%[s2],%[j],4), %%" R "15\n\t"       \
+        "vfmadd231ps %%" R "12, %%" R "15, %%" R "4\n\t"   \
+        "vfmadd231ps %%" R "13, %%" R "15, %%" R "5\n\t"   \
+        "vbroadcastss (%[s3],%[j],4), %%" R "14\n\t"       \
+        "vfmadd231ps %%" R "12, %%" R "14, %%" R "6\n\t"   \
+        "vfmadd231ps %%" R "13, %%" R "14, %%" R "7\n\t"   \
+        "vbroadcastss (%[s4],%[j],4), %%" R "15\n\t"       \
+        "vfmadd231ps %%" R "12, %%" R "15, %%" R "8\n\t"   \
+        "vfmadd231ps %%" R "13, %%" R "15, %%" R "9\n\t"   \
+        "vbroadcastss (%[s5],%[j],4), %%" R "14\n\t"       \
+        "vfmadd231ps %%" R "12, %%" R "14, %%" R "10\n\t"  \
+        "vfmadd231ps %%" R "13, %%" R "14, %%" R "11\n\t"  \
+        "add $64, %[b]\n\t"                                \
+        "inc %[j]\n\t"                                     \
+        "cmp %[j], %[len]\n\t"                             \
+        "jne 1b\n\t"                                       \
+        "2:\n\t"                                           \
+        ACC_STORE
+
 /// out[r][0..<16] += Σ_j s_r[j] · b[j][0..<16]: twelve sums, two loads and one broadcast in fifteen
 /// ymm registers (in assembly for the reason given at igemm.c's tile_4x24_add).
 __attribute__((target("avx2,fma")))
@@ -48,36 +83,7 @@ static void tile_avx2(long len, const float *const s[TP], const float *b, float 
     long j = 0;
     const float *s0 = s[0], *s1 = s[1], *s2 = s[2], *s3 = s[3], *s4 = s[4], *s5 = s[5];
     __asm__ volatile(
-        ACC12_LOAD
-        "test %[len], %[len]\n\t"
-        "jle 2f\n\t"
-        "1:\n\t"
-        "vmovups (%[b]), %%ymm12\n\t"
-        "vmovups 32(%[b]), %%ymm13\n\t"
-        "vbroadcastss (%[s0],%[j],4), %%ymm15\n\t"
-        "vfmadd231ps %%ymm12, %%ymm15, %%ymm0\n\t"
-        "vfmadd231ps %%ymm13, %%ymm15, %%ymm1\n\t"
-        "vbroadcastss (%[s1],%[j],4), %%ymm14\n\t"
-        "vfmadd231ps %%ymm12, %%ymm14, %%ymm2\n\t"
-        "vfmadd231ps %%ymm13, %%ymm14, %%ymm3\n\t"
-        "vbroadcastss (%[s2],%[j],4), %%ymm15\n\t"
-        "vfmadd231ps %%ymm12, %%ymm15, %%ymm4\n\t"
-        "vfmadd231ps %%ymm13, %%ymm15, %%ymm5\n\t"
-        "vbroadcastss (%[s3],%[j],4), %%ymm14\n\t"
-        "vfmadd231ps %%ymm12, %%ymm14, %%ymm6\n\t"
-        "vfmadd231ps %%ymm13, %%ymm14, %%ymm7\n\t"
-        "vbroadcastss (%[s4],%[j],4), %%ymm15\n\t"
-        "vfmadd231ps %%ymm12, %%ymm15, %%ymm8\n\t"
-        "vfmadd231ps %%ymm13, %%ymm15, %%ymm9\n\t"
-        "vbroadcastss (%[s5],%[j],4), %%ymm14\n\t"
-        "vfmadd231ps %%ymm12, %%ymm14, %%ymm10\n\t"
-        "vfmadd231ps %%ymm13, %%ymm14, %%ymm11\n\t"
-        "add $64, %[b]\n\t"
-        "inc %[j]\n\t"
-        "cmp %[j], %[len]\n\t"
-        "jne 1b\n\t"
-        "2:\n\t"
-        ACC12_STORE
+        WGRAD_LOOP("ymm", "32(%[b])", ACC12_LOAD, ACC12_STORE)
         : [b] "+r"(b), [j] "+r"(j)
         : [len] "r"(len), [s0] "r"(s0), [s1] "r"(s1), [s2] "r"(s2), [s3] "r"(s3), [s4] "r"(s4), [s5] "r"(s5),
           [out] "r"(out)
@@ -91,36 +97,7 @@ static void tile_avx512(long len, const float *const s[TP], const float *b, long
     long j = 0;
     const float *s0 = s[0], *s1 = s[1], *s2 = s[2], *s3 = s[3], *s4 = s[4], *s5 = s[5];
     __asm__ volatile(
-        ACC12Z_LOAD
-        "test %[len], %[len]\n\t"
-        "jle 2f\n\t"
-        "1:\n\t"
-        "vmovups (%[b]), %%zmm12\n\t"
-        "vmovups (%[b],%[pd]), %%zmm13\n\t"
-        "vbroadcastss (%[s0],%[j],4), %%zmm15\n\t"
-        "vfmadd231ps %%zmm12, %%zmm15, %%zmm0\n\t"
-        "vfmadd231ps %%zmm13, %%zmm15, %%zmm1\n\t"
-        "vbroadcastss (%[s1],%[j],4), %%zmm14\n\t"
-        "vfmadd231ps %%zmm12, %%zmm14, %%zmm2\n\t"
-        "vfmadd231ps %%zmm13, %%zmm14, %%zmm3\n\t"
-        "vbroadcastss (%[s2],%[j],4), %%zmm15\n\t"
-        "vfmadd231ps %%zmm12, %%zmm15, %%zmm4\n\t"
-        "vfmadd231ps %%zmm13, %%zmm15, %%zmm5\n\t"
-        "vbroadcastss (%[s3],%[j],4), %%zmm14\n\t"
-        "vfmadd231ps %%zmm12, %%zmm14, %%zmm6\n\t"
-        "vfmadd231ps %%zmm13, %%zmm14, %%zmm7\n\t"
-        "vbroadcastss (%[s4],%[j],4), %%zmm15\n\t"
-        "vfmadd231ps %%zmm12, %%zmm15, %%zmm8\n\t"
-        "vfmadd231ps %%zmm13, %%zmm15, %%zmm9\n\t"
-        "vbroadcastss (%[s5],%[j],4), %%zmm14\n\t"
-        "vfmadd231ps %%zmm12, %%zmm14, %%zmm10\n\t"
-        "vfmadd231ps %%zmm13, %%zmm14, %%zmm11\n\t"
-        "add $64, %[b]\n\t"
-        "inc %[j]\n\t"
-        "cmp %[j], %[len]\n\t"
-        "jne 1b\n\t"
-        "2:\n\t"
-        ACC12Z_STORE
+        WGRAD_LOOP("zmm", "(%[b],%[pd])", ACC12Z_LOAD, ACC12Z_STORE)
         : [b] "+r"(b), [j] "+r"(j)
         : [len] "r"(len), [pd] "r"(pd), [s0] "r"(s0), [s1] "r"(s1), [s2] "r"(s2), [s3] "r"(s3), [s4] "r"(s4),
           [s5] "r"(s5), [out] "r"(out)
