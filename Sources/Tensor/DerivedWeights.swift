@@ -6,8 +6,8 @@ import Foundation
 /// tenth of a training step. An entry is reused only when the weights match its copy byte for byte,
 /// so every write to them (an optimizer step, a loaded checkpoint, a finite-difference probe) is
 /// seen. Least recently used entries go first beyond `capacityBytes`.
-public final class DerivedWeights: @unchecked Sendable {
-    public static let shared = DerivedWeights()
+final class DerivedWeights: @unchecked Sendable {
+    static let shared = DerivedWeights()
 
     private struct Entry {
         let weights: Storage
@@ -20,13 +20,13 @@ public final class DerivedWeights: @unchecked Sendable {
     private var bytes = 0
     private var clock = 0
     /// Most bytes held (weight copies and derived forms together).
-    public var capacityBytes = 256 << 20
+    var capacityBytes = 256 << 20
     /// Smaller weights are not kept: rebuilding their forms costs less than comparing them.
-    public var minimumCount = 1 << 12
+    var minimumCount = 1 << 12
 
     /// The form `kind` (which must name every parameter `make` depends on) of the `count` weights
     /// at w: the cached one if w still holds the same values, else `make()`.
-    public func form(_ kind: String, of w: UnsafePointer<Float>, count: Int, _ make: () -> Storage) -> Storage {
+    func form(_ kind: String, of w: UnsafePointer<Float>, count: Int, _ make: () -> Storage) -> Storage {
         if count < minimumCount { return make() }
         let key = "\(kind)@\(UInt(bitPattern: w)):\(count)"
         lock.lock()
@@ -53,12 +53,5 @@ public final class DerivedWeights: @unchecked Sendable {
         entries[key] = Entry(weights: copy, value: value, lastUse: clock)
         bytes += size
         return value
-    }
-
-    /// Drops every entry.
-    public func removeAll() {
-        lock.lock(); defer { lock.unlock() }
-        entries = [:]
-        bytes = 0
     }
 }
