@@ -30,9 +30,9 @@ typedef struct {
     int isa;                ///< MDF_ISA_*
 } mdf_igemm_args;
 
-/// Computes the grid columns [j0, j1) of `args` (whole 24-column panels from j0, two at a time with
-/// AVX-512; stores are clipped to j1). Bitwise the same on every path that has FMA: each output is one
-/// chain of fused multiply-adds in kk order.
+/// Computes the grid columns [j0, j1) of `args`: 24-column panels from j0 with AVX2, 48-column strips
+/// with AVX-512 (the last one with masked loads); stores are clipped to j1. Bitwise the same on every
+/// path that has FMA: each output is one chain of fused multiply-adds in kk order.
 void mdf_igemm(const mdf_igemm_args *args, long j0, long j1);
 
 /// Lays dy of one image-group out for `mdf_conv_wgrad`: panels of 16 channels, each column-major
