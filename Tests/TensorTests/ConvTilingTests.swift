@@ -29,12 +29,6 @@ private func directConv(x: Tensor, w: Tensor, gy: Tensor?, _ g: ConvGeometry) ->
     return (y, gx, gw)
 }
 
-private func worstRelative(_ a: Tensor, _ b: [Double]) -> Double {
-    var num = 0.0, den = 0.0
-    for i in 0..<b.count { num = max(num, abs(Double(a.data[i]) - b[i])); den = max(den, abs(b[i])) }
-    return num / max(den, 1e-12)
-}
-
 /// conv2d(x, w) and the gradients of sum(y · gy), gy random, against the Double loops: each within
 /// 1e-5 relative. Returns y and the loops' output.
 @discardableResult
@@ -103,11 +97,6 @@ func fusedActivationMatchesSeparateOps(_ g: ConvGeometry, _ slope: Float) {
         #expect(f.shape == s.shape)
         #expect(worstRelative(f, (0..<s.count).map { Double(s.data[$0]) }) < 1e-6)
     }
-}
-
-/// How many elements of a and b differ in their bits.
-private func differingElements(_ a: Tensor, _ b: Tensor) -> Int {
-    zip(a.toArray(), b.toArray()).filter { $0.bitPattern != $1.bitPattern }.count
 }
 
 /// The kernel paths agree: the portable C loops (machines without AVX2+FMA) with the AVX2 tiles to

@@ -1,6 +1,6 @@
 import Testing
 import Foundation
-import Tensor
+@testable import Tensor
 import TestSupport
 
 @Suite struct CorrelationTests {
@@ -82,5 +82,52 @@ import TestSupport
         let f = Tensor.randn([1, 2, 3, 4], using: &rng)
         let r = GradCheck.check([f]) { localCorrelation($0[0], $0[0], maxDisplacement: 1) }
         #expect(r.worst < 1e-2, "\(r)")
+    }
+
+    /// The C kernel against Double loops, forward and both gradients, on a width that takes 16-,
+    /// 8-wide and scalar columns (37 = 16 + 16 + 4 + 1 on AVX-512) and FastFlowNet's 53 displacements;
+    /// AVX-512 equals AVX2 bit for bit, the portable loop agrees to rounding. Also at 0.5 of zero,
+    /// so a path that skipped a displacement or a border would show.
+    @Test func correlationKernelPathsMatchDoubleLoops() {
+        var rng = RandomGenerator(seed: 54)
+        let (n, c, h, w, d) = (2, 5, 7, 37, 4)
+        let list = cddcDisplacements()
+        let f1 = Tensor.randn([n, c, h, w], using: &rng), f2 = Tensor.randn([n, c, h, w], using: &rng)
+        let k = list.count, hw = h * w
+        let g = Tensor.randn([n, k, h, w], using: &rng)
+        // Double loops: y[b,k,y,x] = Σ_c f1·f2(shifted) / C and the gradients of Σ g ⊙ y.
+        var y = [Double](repeating: 0, count: n * k * hw)
+        var d1 = [Double](repeating: 0, count: n * c * hw), d2 = d1
+        for b in 0..<n { for (kk, p) in list.enumerated() { for py in 0..<h { for px in 0..<w {
+            let qy = py + p.dy, qx = px + p.dx
+            if qy < 0 || qy >= h || qx < 0 || qx >= w { continue }
+            let gi = Double(g.data[((b * k + kk) * h + py) * w + px])
+            var s = 0.0
+            for ch in 0..<c {
+                let i1 = ((b * c + ch) * h + py) * w + px, i2 = ((b * c + ch) * h + qy) * w + qx
+                s += Double(f1.data[i1]) * Double(f2.data[i2])
+                d1[i1] += gi * Double(f2.data[i2]) / Double(c)
+                d2[i2] += gi * Double(f1.data[i1]) / Double(c)
+            }
+            y[((b * k + kk) * h + py) * w + px] = s / Double(c)
+        } } } }
+        let indices = list.map { ($0.dy + d) * 9 + ($0.dx + d) }
+        let table = DisplacementTable(indices: indices, maxDisplacement: d)
+        let paths: [KernelPath] = [.best, .avx2, .portable]
+        var outs: [[Tensor]] = []
+        for path in paths {
+            let yo = Tensor.full([n, k, h, w], 7), g1 = Tensor.full(f1.shape, 0.5), g2 = Tensor.full(f2.shape, 0.5)
+            localCorrelationForward(yo.data, f1.data, f2.data, dys: table.dys, dxs: table.dxs, kCount: k,
+                                    maxDisplacement: d, n: n, c: c, h: h, w: w, path: path)
+            localCorrelationBackward(g1.data, g2.data, g.data, f1.data, f2.data, dys: table.dys, dxs: table.dxs,
+                                     kCount: k, maxDisplacement: d, n: n, c: c, h: h, w: w, path: path)
+            outs.append([yo, g1, g2])
+        }
+        for (i, out) in outs.enumerated() {
+            #expect(worstRelative(out[0], y) < 1e-5, "forward, path \(paths[i])")
+            #expect(worstRelative(out[1], d1.map { $0 + 0.5 }) < 1e-5, "df1, path \(paths[i])")
+            #expect(worstRelative(out[2], d2.map { $0 + 0.5 }) < 1e-5, "df2, path \(paths[i])")
+        }
+        for j in 0..<3 { #expect(differingElements(outs[0][j], outs[1][j]) == 0) }
     }
 }

@@ -94,4 +94,35 @@ void mdf_sigmoid(float *y, const float *x, long n, int isa);
 /// y = tanh x over n floats (y may be x), eight lanes at a time where AVX2 is available.
 void mdf_tanh(float *y, const float *x, long n, int isa);
 
+/// The local correlation's inner product, forward and backward (Tensor/Ops/Correlation.swift):
+///   out[j · ops + x] = scale · Σ_{i < count} a[aoff[i] + x] · b[bi[i] + bj[j] + x]   (or out += that)
+/// for j < nb, x < w. Forward: i runs over channels and j over displacements; backward: i over
+/// displacements and j over channels. Every output is one fused multiply-add chain in i order on
+/// AVX2 and AVX-512 (bitwise equal); the portable loop multiplies and adds separately.
+void mdf_corr_rows(float *out, long ops, const float *a, const long *aoff, const float *b, const long *bi, const long *bj,
+                   int count, int nb, long w, float scale, int accumulate, int isa);
+
+/// Copies `rows` rows of w floats, each with d zero columns on either side: dst rows are w + 2d long.
+void mdf_pad_columns(float *dst, const float *src, long rows, long w, long d);
+
+/// Bilinear backward warping (Tensor/Ops/Warp.swift), one row py of an h × w image whose samples
+/// sit at (x + u[x], py + v[x]). mdf_warp_corners finds, for x < w, the in-plane offsets o[k·w + x]
+/// of the four corners k = 00, 01, 10, 11 and their weights wt[k·w + x] (0 for a corner outside the
+/// image; with `border` the coordinates are clamped to the image first); with gx and gy non-NULL
+/// also the coefficients of ∂sample/∂x and ∂sample/∂y (0 along a clamped coordinate). o: 4w
+/// int32; wt, gx, gy: 4w floats.
+void mdf_warp_corners(int32_t *o, float *wt, float *gx, float *gy, const float *u, const float *v,
+                      long py, long h, long w, int border, int isa);
+
+/// y[ch·ys + x] = Σ_k wt[k·w + x] · img[ch·ps + o[k·w + x]] for c channels.
+void mdf_warp_sample(float *y, long ys, const float *img, long ps, long c, const int32_t *o, const float *wt, long w, int isa);
+
+/// dimg[ch·ps + o[k·w + x]] += wt[k·w + x] · g[ch·gs + x] for c channels (serial: corners collide).
+void mdf_warp_scatter(float *dimg, long ps, const float *g, long gs, long c, const int32_t *o, const float *wt, long w, int isa);
+
+/// du[x] += Σ_ch g[ch·gs + x] · Σ_k gx[k·w + x] · img[ch·ps + o[k·w + x]], dv likewise with gy.
+/// scratch: 2w floats.
+void mdf_warp_flow_grad(float *du, float *dv, const float *g, long gs, const float *img, long ps, long c,
+                        const int32_t *o, const float *gx, const float *gy, float *scratch, long w, int isa);
+
 #endif

@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 
 // Local correlation (FlowNet / PWC-Net / FastFlowNet cost volume, 1×1 patches, stride 1):
 //   y[n, k, y, x] = (1/C) Σ_c f1[n, c, y, x] · f2[n, c, y + dy_k, x + dx_k],  zero outside f2.
@@ -6,35 +7,49 @@ import Foundation
 // FastFlowNet CUDA kernel and spatial-correlation-sampler lay them out. A subset of displacements
 // (FastFlowNet's center-dense dilated correlation keeps 53 of 81) keeps that increasing order.
 
-/// y = local correlation for the displacements (dys[k], dxs[k]), k < kCount.
+/// Copies `planes` planes of h × w floats with d zero columns on either side (rows w + 2d long),
+/// the planes shared by the threads.
+private func padColumns(_ src: UnsafePointer<Float>, planes: Int, h: Int, w: Int, d: Int) -> Storage {
+    let wp = w + 2 * d, out = Storage(count: planes * h * wp), o = SendablePointer(out.pointer)
+    parallelFor(planes, minCount: max(2, (1 << 16) / max(1, h * wp))) { range in
+        for p in range { mdf_pad_columns(o.base + p * h * wp, src + p * h * w, h, w, d) }
+    }
+    return out
+}
+
+/// y = local correlation for the displacements (dys[k], dxs[k]), k < kCount, |dy|, |dx| ≤ d.
 /// f1, f2: (n, c, h, w)   y: (n, kCount, h, w)
-/// Work is split over (sample, row): a task keeps the kCount output rows of its row in cache
-/// while it streams the channels.
+/// f2 is copied once with d zero columns on either side; then each output row, for each run of
+/// displacements with one dy (consecutive k), is one `mdf_corr_rows` call over the channels.
+/// Work is split over (sample, row).
 func localCorrelationForward(_ y: UnsafeMutablePointer<Float>, _ f1: UnsafePointer<Float>, _ f2: UnsafePointer<Float>,
-                             dys: UnsafePointer<Int>, dxs: UnsafePointer<Int>, kCount: Int,
-                             n: Int, c: Int, h: Int, w: Int) {
-    let hw = h * w, scale = 1 / Float(c)
+                             dys: UnsafePointer<Int>, dxs: UnsafePointer<Int>, kCount: Int, maxDisplacement d: Int,
+                             n: Int, c: Int, h: Int, w: Int, path: KernelPath = .best) {
+    let hw = h * w, wp = w + 2 * d, scale = 1 / Float(c)
+    let f2p = padColumns(f2, planes: n * c, h: h, w: w, d: d)
+    let yp = SendablePointer(y)
     parallelFor(n * h, minCount: max(2, (1 << 15) / max(1, kCount * c * w))) { rows in
+        var aoff = [Int](repeating: 0, count: c), bi = [Int](repeating: 0, count: c)
+        var bj = [Int](repeating: 0, count: kCount)
+        for k in 0..<kCount { bj[k] = dxs[k] }
         for row in rows {
             let b = row / h, py = row % h
-            let yb = y + b * kCount * hw + py * w
-            for k in 0..<kCount { (yb + k * hw).update(repeating: 0, count: w) }
-            for ch in 0..<c {
-                let a = f1 + (b * c + ch) * hw + py * w
-                let plane2 = f2 + (b * c + ch) * hw
-                for k in 0..<kCount {
-                    let dy = dys[k], dx = dxs[k]
-                    let qy = py + dy
-                    if qy < 0 || qy >= h { continue }
-                    let br = plane2 + qy * w + dx, yr = yb + k * hw
-                    let xs = max(0, -dx), xe = min(w, w - dx)
-                    if xs >= xe { continue }
-                    for x in xs..<xe { yr[x] += a[x] * br[x] }
+            for ch in 0..<c { aoff[ch] = (b * c + ch) * hw + py * w; bi[ch] = (b * c + ch) * h * wp }
+            let yb = yp.base + b * kCount * hw + py * w
+            var k0 = 0
+            while k0 < kCount {
+                var k1 = k0 + 1
+                while k1 < kCount && dys[k1] == dys[k0] { k1 += 1 }
+                let qy = py + dys[k0]
+                if qy < 0 || qy >= h {
+                    for k in k0..<k1 { (yb + k * hw).update(repeating: 0, count: w) }
+                } else {
+                    bj.withUnsafeBufferPointer { bjp in
+                        mdf_corr_rows(yb + k0 * hw, hw, f1, aoff, f2p.pointer + qy * wp + d, bi, bjp.baseAddress! + k0,
+                                      Int32(c), Int32(k1 - k0), w, scale, 0, path.rawValue)
+                    }
                 }
-            }
-            for k in 0..<kCount {
-                let yr = yb + k * hw
-                for x in 0..<w { yr[x] *= scale }
+                k0 = k1
             }
         }
     }
@@ -42,43 +57,55 @@ func localCorrelationForward(_ y: UnsafeMutablePointer<Float>, _ f1: UnsafePoint
 
 /// df1 += ∂y/∂f1 · dy and df2 += ∂y/∂f2 · dy. Accumulates; nil skips an input.
 /// dy: (n, kCount, h, w)   f1, f2, df1, df2: (n, c, h, w)
-/// Work is split over (sample, channel), so every task owns its gradient planes; inside a task
-/// rows are the outer loop, so the kCount rows of dy at that row are reused across its channels.
+/// Both gradients are gathers, one `mdf_corr_rows` call per output row over the displacements
+/// that reach it: df1[c, y, x] = Σ_k dy[k, y, x] · f2[c, y + dy_k, x + dx_k] / C and
+/// df2[c, y, x] = Σ_k dy[k, y − dy_k, x − dx_k] · f1[c, y − dy_k, x − dx_k] / C, on copies of f2,
+/// dy and f1 with d zero columns on either side. Work is split over (sample, row); each task owns
+/// its gradient rows.
 func localCorrelationBackward(_ df1: UnsafeMutablePointer<Float>?, _ df2: UnsafeMutablePointer<Float>?,
                               _ dy: UnsafePointer<Float>, _ f1: UnsafePointer<Float>, _ f2: UnsafePointer<Float>,
-                              dys: UnsafePointer<Int>, dxs: UnsafePointer<Int>, kCount: Int,
-                              n: Int, c: Int, h: Int, w: Int) {
+                              dys: UnsafePointer<Int>, dxs: UnsafePointer<Int>, kCount: Int, maxDisplacement d: Int,
+                              n: Int, c: Int, h: Int, w: Int, path: KernelPath = .best) {
     if df1 == nil && df2 == nil { return }
-    let hw = h * w, scale = 1 / Float(c)
-    parallelFor(n * c, minCount: max(2, (1 << 15) / max(1, kCount * hw))) { range in
-        var lo = range.lowerBound
-        while lo < range.upperBound {
-            let b = lo / c
-            let hi = min(range.upperBound, (b + 1) * c)
-            for py in 0..<h {
-                let g = dy + b * kCount * hw + py * w
-                for plane in lo..<hi {
-                    let off = plane * hw
-                    let a = f1 + off + py * w
-                    for k in 0..<kCount {
-                        let dyk = dys[k], dx = dxs[k]
-                        let qy = py + dyk
-                        if qy < 0 || qy >= h { continue }
-                        let xs = max(0, -dx), xe = min(w, w - dx)
-                        if xs >= xe { continue }
-                        let gr = g + k * hw
-                        if let df1 {
-                            let d1 = df1 + off + py * w, br = f2 + off + qy * w + dx
-                            for x in xs..<xe { d1[x] += scale * gr[x] * br[x] }
-                        }
-                        if let df2 {
-                            let d2 = df2 + off + qy * w + dx
-                            for x in xs..<xe { d2[x] += scale * gr[x] * a[x] }
-                        }
-                    }
+    let hw = h * w, wp = w + 2 * d, scale = 1 / Float(c)
+    let f2p = df1 == nil ? nil : padColumns(f2, planes: n * c, h: h, w: w, d: d)
+    let f1p = df2 == nil ? nil : padColumns(f1, planes: n * c, h: h, w: w, d: d)
+    let gp = df2 == nil ? nil : padColumns(dy, planes: n * kCount, h: h, w: w, d: d)
+    let d1 = df1.map(SendablePointer.init), d2 = df2.map(SendablePointer.init)
+    parallelFor(n * h, minCount: max(2, (1 << 15) / max(1, kCount * c * w))) { rows in
+        var aoff = [Int](repeating: 0, count: kCount), bi = [Int](repeating: 0, count: kCount)
+        var bj = [Int](repeating: 0, count: c)
+        for ch in 0..<c { bj[ch] = ch * h * wp }
+        for row in rows {
+            let b = row / h, py = row % h
+            if let d1, let f2p {
+                var count = 0
+                for k in 0..<kCount {
+                    let qy = py + dys[k]
+                    if qy < 0 || qy >= h { continue }
+                    aoff[count] = (b * kCount + k) * hw + py * w
+                    bi[count] = qy * wp + dxs[k] + d
+                    count += 1
+                }
+                if count > 0 {
+                    mdf_corr_rows(d1.base + b * c * hw + py * w, hw, dy, aoff, f2p.pointer + b * c * h * wp, bi, bj,
+                                  Int32(count), Int32(c), w, scale, 1, path.rawValue)
                 }
             }
-            lo = hi
+            if let d2, let f1p, let gp {
+                var count = 0
+                for k in 0..<kCount {
+                    let sy = py - dys[k]
+                    if sy < 0 || sy >= h { continue }
+                    aoff[count] = ((b * kCount + k) * h + sy) * wp - dxs[k] + d
+                    bi[count] = sy * wp - dxs[k] + d
+                    count += 1
+                }
+                if count > 0 {
+                    mdf_corr_rows(d2.base + b * c * hw + py * w, hw, gp.pointer, aoff, f1p.pointer + b * c * h * wp, bi, bj,
+                                  Int32(count), Int32(c), w, scale, 1, path.rawValue)
+                }
+            }
         }
     }
 }
@@ -129,11 +156,12 @@ public func localCorrelation(_ f1: Tensor, _ f2: Tensor, maxDisplacement d: Int,
     let y = Tensor(uninitialized: [n, kCount, h, w])
     withExtendedLifetime(offsets) {
         localCorrelationForward(y.data, f1.data, f2.data, dys: offsets.dys, dxs: offsets.dxs, kCount: kCount,
-                                n: n, c: c, h: h, w: w)
+                                maxDisplacement: d, n: n, c: c, h: h, w: w)
     }
     Tape.record(y, inputs: [f1, f2]) { dy in
         localCorrelationBackward(f1.gradIfNeeded, f2.gradIfNeeded, dy, f1.data, f2.data,
-                                 dys: offsets.dys, dxs: offsets.dxs, kCount: kCount, n: n, c: c, h: h, w: w)
+                                 dys: offsets.dys, dxs: offsets.dxs, kCount: kCount, maxDisplacement: d,
+                                 n: n, c: c, h: h, w: w)
     }
     return y
 }
