@@ -1,5 +1,6 @@
 import Foundation
 import COpenBLAS
+import CKernels
 
 /// A raw pointer that may cross into `parallelFor` bodies. Kernels never see it: `parallelFor`
 /// takes a plain closure.
@@ -33,9 +34,10 @@ public enum Runtime {
     }
 }
 
-/// Runs `body` over `0..<count`, split into at most `Runtime.threads` contiguous chunks. Work
-/// below `minCount` items (or when only one thread is set) runs inline, since waking a second
-/// thread costs more than small kernels take.
+/// Runs `body` over `0..<count`, split into at most `Runtime.threads` contiguous chunks, on the
+/// calling thread and the pool's workers (CKernels `mdf_pool_run`). Work below `minCount` items
+/// (or when only one thread is set) runs inline, since handing work to a second thread costs more
+/// than small kernels take. Chunk boundaries depend only on `count` and the thread count.
 @inline(__always)
 public func parallelFor(_ count: Int, minCount: Int = 1, _ body: (Range<Int>) -> Void) {
     let threads = Runtime.threads
@@ -45,10 +47,20 @@ public func parallelFor(_ count: Int, minCount: Int = 1, _ body: (Range<Int>) ->
     }
     let chunks = min(threads, count)
     withoutActuallyEscaping(body) { escapable in
-        nonisolated(unsafe) let work = escapable
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let lo = count * c / chunks, hi = count * (c + 1) / chunks
-            if hi > lo { work(lo..<hi) }
+        var job = ParallelJob(count: count, chunks: chunks, body: escapable)
+        withUnsafeMutablePointer(to: &job) { p in
+            mdf_pool_run(chunks, Int32(threads), { ctx, c in
+                let job = ctx!.assumingMemoryBound(to: ParallelJob.self)
+                let count = job.pointee.count, chunks = job.pointee.chunks
+                let lo = count * c / chunks, hi = count * (c + 1) / chunks
+                if hi > lo { job.pointee.body(lo..<hi) }
+            }, p)
         }
     }
+}
+
+/// What a pool chunk needs to find its range and run it.
+private struct ParallelJob {
+    let count: Int, chunks: Int
+    let body: (Range<Int>) -> Void
 }

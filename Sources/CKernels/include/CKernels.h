@@ -125,4 +125,13 @@ void mdf_warp_scatter(float *dimg, long ps, const float *g, long gs, long c, con
 void mdf_warp_flow_grad(float *du, float *dv, const float *g, long gs, const float *img, long ps, long c,
                         const int32_t *o, const float *gx, const float *gy, float *scratch, long w, int isa);
 
+/// One chunk of a parallel job.
+typedef void (*mdf_pool_fn)(void *ctx, long chunk);
+
+/// Runs fn(ctx, c) for every c < chunks on the calling thread and up to threads − 1 pool workers
+/// (started on first use; they spin briefly between jobs, then sleep), and returns when all are
+/// done. Inline, in chunk order, for one thread, from inside a chunk, or while another thread's
+/// job runs.
+void mdf_pool_run(long chunks, int threads, mdf_pool_fn fn, void *ctx);
+
 #endif
