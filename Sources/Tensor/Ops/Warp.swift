@@ -62,7 +62,8 @@ func warpBackward(_ dimage: UnsafeMutablePointer<Float>?, _ dflow: UnsafeMutable
     let hw = h * w, border = padding == .border
     if let dimage {
         // A task owns a block of one sample's channel planes, so scatters never collide; each row's
-        // corners serve the block's channels. At least eight blocks, for the threads.
+        // corners serve the block's channels. Samples are cut into blocks until there are about
+        // eight tasks (never more blocks than channels), for the threads.
         let blocks = min(c, max(1, (8 + n - 1) / n)), per = (c + blocks - 1) / blocks
         let dimg = SendablePointer(dimage)
         parallelFor(n * blocks, minCount: max(2, (1 << 14) / max(1, hw * per))) { tasks in
