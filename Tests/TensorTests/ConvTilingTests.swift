@@ -196,3 +196,67 @@ func winogradMatchesDirectLoops(_ g: ConvGeometry, _ cin: Int, _ cout: Int, _ h:
     #expect(worstRelative(dw[2], (0..<dw[1].count).map { Double(dw[1].data[$0]) }) < 1e-5)
     #expect(worstRelative(dw[2], directConv(x: x, w: wt, gy: y0, g).gw) < 1e-5)
 }
+
+/// 1×5 and 5×1 stride-1 layers with at least 32 channels a group take Winograd F(4, 5) along the
+/// kernel's axis, forward and input gradient (the weight gradient stays direct): RAFT's padding,
+/// output sizes that leave a last tile of 1–3 pixels, no padding, asymmetric padding, padding across
+/// the other axis, groups, several chunks of tile rows, and a bias with a fused leaky ReLU, against
+/// the Double loops.
+@Test(arguments: [
+    (ConvGeometry(kernel: (1, 5), padding: (top: 0, bottom: 0, left: 2, right: 2)), 34, 33, 6, 13),
+    (ConvGeometry(kernel: (5, 1), padding: (top: 2, bottom: 2, left: 0, right: 0)), 33, 34, 13, 6),
+    (ConvGeometry(kernel: (1, 5)), 32, 32, 3, 14),
+    (ConvGeometry(kernel: (5, 1)), 32, 32, 15, 3),
+    (ConvGeometry(kernel: (1, 5), padding: (top: 1, bottom: 0, left: 3, right: 0)), 32, 36, 5, 10),
+    (ConvGeometry(kernel: (5, 1), padding: (top: 0, bottom: 3, left: 1, right: 2)), 36, 32, 9, 5),
+    (ConvGeometry(kernel: (1, 5), padding: (top: 0, bottom: 0, left: 2, right: 2), groups: 2), 64, 64, 4, 9),
+    (ConvGeometry(kernel: (5, 1), padding: (top: 2, bottom: 2, left: 0, right: 0)), 32, 40, 50, 7),
+    (ConvGeometry(kernel: (1, 5), padding: (top: 0, bottom: 0, left: 2, right: 2)), 40, 32, 40, 11),
+])
+func winograd5MatchesDirectLoops(_ g: ConvGeometry, _ cin: Int, _ cout: Int, _ h: Int, _ width: Int) {
+    #expect(winograd5Applies(g, cg: cin / g.groups, mg: cout / g.groups) == winogradEnabled)
+    var rng = RandomGenerator(seed: 47)
+    let x = Tensor.randn([2, cin, h, width], using: &rng)
+    let w = Tensor.randn([cout, cin / g.groups, g.kh, g.kw], using: &rng)
+    let b = Tensor.randn([cout], using: &rng)
+    let (y, ref) = expectConvMatchesDirectLoops(x, w, g, using: &rng)
+    let fused = x.detached().conv2d(w.detached(), b, g, leakySlope: 0.1)
+    let expected = (0..<ref.count).map { i -> Double in
+        let v = ref[i] + Double(b.data[(i / (y.shape[2] * y.shape[3])) % cout])
+        return v > 0 ? v : 0.1 * v
+    }
+    #expect(worstRelative(fused, expected) < 1e-5)
+}
+
+/// The F(4, 5) transforms' AVX2 and portable forms agree, both axes, fused activation and
+/// accumulating; AVX2 and the widest path bit for bit. Fails if the accumulation is dropped.
+@Test(arguments: [true, false])
+func winograd5PathsAgree(_ alongRows: Bool) {
+    var rng = RandomGenerator(seed: 53)
+    let g = alongRows ? ConvGeometry(kernel: (1, 5), padding: (top: 0, bottom: 0, left: 2, right: 2))
+                      : ConvGeometry(kernel: (5, 1), padding: (top: 2, bottom: 2, left: 0, right: 0))
+    let (n, cin, h, w, cout) = (1, 16, alongRows ? 7 : 19, alongRows ? 23 : 9, 10)
+    let x = Tensor.randn([n, cin, h, w], using: &rng), wt = Tensor.randn([cout, cin, g.kh, g.kw], using: &rng)
+    let b = Tensor.randn([cout], using: &rng), y0 = Tensor.randn([n, cout, h, w], using: &rng)
+    let packed = packWinograd5Weights(wt.data, cout: cout, cg: cin, groups: 1)
+    let tiles = Winograd5Tiles(g, h: h, w: w)
+    let paths: [KernelPath] = [.best, .avx2, .portable]
+    for accumulate in [false, true] {
+        let y = paths.map { _ in Tensor.zeros(y0.shape) }
+        for (i, path) in paths.enumerated() {
+            y[i].data.update(from: y0.data, count: y0.count)
+            winogradConv(tiles, y[i].data, x.data, packed: packed.pointer, accumulate ? nil : b.data, n: n, cin: cin,
+                         h: h, w: w, cout: cout, groups: 1, leakySlope: accumulate ? nil : 0.1, accumulate: accumulate,
+                         path: path)
+        }
+        #expect(differingElements(y[0], y[1]) == 0)
+        #expect(worstRelative(y[2], (0..<y[1].count).map { Double(y[1].data[$0]) }) < 1e-6)
+        let ref = directConv(x: x, w: wt, gy: Tensor.zeros(y0.shape), g).y
+        let expected = (0..<ref.count).map { i -> Double in
+            if accumulate { return Double(y0.data[i]) + ref[i] }
+            let v = ref[i] + Double(b.data[(i / (h * w)) % cout])
+            return v > 0 ? v : 0.1 * v
+        }
+        #expect(worstRelative(y[1], expected) < 1e-5)
+    }
+}

@@ -88,6 +88,22 @@ void mdf_wino_dy(float *v, long vstride, const float *dy, long oh, long ow, int 
 /// Ŵ[ξ] = w[ξ · wstride], the transform-domain gradient Σ_tiles (A dY Aᵀ)[ξ] · (Bᵀ d B)[ξ].
 void mdf_wino_weight_grad(float *dg, const float *w, long wstride);
 
+/// Winograd F(4, 5) along one axis (winograd1d.c has the matrices), input transform of one channel x
+/// (h × w) of a 1×5 (`along_rows`) or 5×1 stride-1 convolution with output oh × ow, x seen
+/// zero-padded by pt rows on top and pl columns on the left. Along rows, a tile is 4 output columns
+/// of one output row, tw = ⌈ow / 4⌉ tiles a row, and [r0, r1) are output rows; along columns, a tile
+/// is 4 output rows of one column, ow tiles a row of tiles, and [r0, r1) are rows of tiles. Tile t
+/// (counted from row r0) of the 8-input window d: v[ξ · vstride + t] = (Bᵀ d)[ξ], ξ = 0..<8.
+/// scratch: max(4 · (tw + 1), w) floats.
+void mdf_wino5_input(float *v, long vstride, const float *x, long h, long w, long pt, long pl, long r0, long r1,
+                     long oh, long ow, int along_rows, float *scratch, int isa);
+
+/// Winograd F(4, 5) along one axis, output transform of rows [r0, r1) (as in mdf_wino5_input) of one
+/// output channel (oh × ow): y = act(bias + (Aᵀ M)[i]), or y += (Aᵀ M)[i] with `accumulate` (bias and
+/// act ignored), clipped to oh × ow. M[ξ] of tile t is m[ξ · mstride + t].
+void mdf_wino5_output(float *y, long oh, long ow, const float *m, long mstride, long r0, long r1, int along_rows,
+                      float bias, int act, float slope, int accumulate, int isa);
+
 /// y = 1 / (1 + e^−x) over n floats (y may be x), eight lanes at a time where AVX2 is available.
 void mdf_sigmoid(float *y, const float *x, long n, int isa);
 

@@ -156,8 +156,8 @@ struct ConvTiling {
 
 /// y = act(conv(x, w) + b), act the identity or, with `leakySlope`, x > 0 ? x : slope·x (0: ReLU).
 /// x: (n, cin, h, w); wt: (cout, cin/groups, kh, kw); b: (cout) or nil; y: (n, cout, oh, ow).
-/// 3×3 stride-1 layers run as Winograd F(2×2, 3×3) (Winograd.swift), the others on the direct
-/// convolution (DirectConv.swift); both fuse bias and activation into their stores.
+/// 3×3 stride-1 layers run as Winograd F(2×2, 3×3), 1×5 and 5×1 ones as F(4, 5) (Winograd.swift), the
+/// others on the direct convolution (DirectConv.swift); all fuse bias and activation into their stores.
 public func conv2dForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
                           _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry,
                           leakySlope: Float? = nil) {
@@ -167,21 +167,25 @@ public func conv2dForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<F
 /// The weights (cout, cin/groups, kh, kw) packed as `convolve` runs them: transformed for Winograd
 /// where it applies, in 4-row panels for the direct convolution elsewhere.
 func packForConvolve(_ wt: UnsafePointer<Float>, cin: Int, cout: Int, _ g: ConvGeometry) -> Storage {
-    let cg = cin / g.groups
-    return winogradApplies(g, cg: cg, mg: cout / g.groups)
-        ? packWinogradWeights(wt, cout: cout, cg: cg, groups: g.groups)
-        : packConvWeights(wt, cout: cout, kg: cg * g.kh * g.kw, groups: g.groups)
+    let cg = cin / g.groups, mg = cout / g.groups
+    if winogradApplies(g, cg: cg, mg: mg) { return packWinogradWeights(wt, cout: cout, cg: cg, groups: g.groups) }
+    if winograd5Applies(g, cg: cg, mg: mg) { return packWinograd5Weights(wt, cout: cout, cg: cg, groups: g.groups) }
+    return packConvWeights(wt, cout: cout, kg: cg * g.kh * g.kw, groups: g.groups)
 }
 
 /// y = act(conv(x, w) + b), or y += conv(x, w) with `accumulate` (no bias or act), by Winograd
-/// where it applies and the direct convolution elsewhere. packed: from `packForConvolve`.
+/// (F(2×2, 3×3) or F(4, 5)) where it applies and the direct convolution elsewhere. packed: from `packForConvolve`.
 /// x: (n, cin, h, w); b: (cout) or nil; y: (n, cout, oh, ow).
 func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, packed: UnsafePointer<Float>,
               _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry,
               leakySlope: Float?, accumulate: Bool) {
-    if winogradApplies(g, cg: cin / g.groups, mg: cout / g.groups) {
+    let cg = cin / g.groups, mg = cout / g.groups
+    if winogradApplies(g, cg: cg, mg: mg) {
         winogradConv(y, x, packed: packed, b, n: n, cin: cin, h: h, w: w, cout: cout, g,
                      leakySlope: leakySlope, accumulate: accumulate)
+    } else if winograd5Applies(g, cg: cg, mg: mg) {
+        winogradConv(Winograd5Tiles(g, h: h, w: w), y, x, packed: packed, b, n: n, cin: cin, h: h, w: w, cout: cout,
+                     groups: g.groups, leakySlope: leakySlope, accumulate: accumulate)
     } else {
         directConv(y, x, packed: packed, b, n: n, cin: cin, h: h, w: w, cout: cout, g,
                    leakySlope: leakySlope, accumulate: accumulate)

@@ -28,7 +28,13 @@ func winogradWeightGradientApplies(_ g: ConvGeometry, cg: Int, mg: Int) -> Bool 
     winogradApplies(g, cg: cg, mg: mg) && cg >= 80 && mg >= 64
 }
 
-/// Read once: `MDFLOW_WINOGRAD=0` in the environment sends every 3×3 convolution to the direct kernel.
+/// Whether conv2d takes the F(4, 5) path: a 1×5 or 5×1 kernel, stride 1, no dilation, and at least
+/// 32 input and output channels per group (RAFT's separable GRU: 384 → 128).
+func winograd5Applies(_ g: ConvGeometry, cg: Int, mg: Int) -> Bool {
+    winogradEnabled && Winograd5Tiles.fits(g) && cg >= 32 && mg >= 32
+}
+
+/// Read once: `MDFLOW_WINOGRAD=0` in the environment sends every 3×3, 1×5 and 5×1 convolution to the direct kernel.
 let winogradEnabled: Bool = ProcessInfo.processInfo.environment["MDFLOW_WINOGRAD"] != "0"
 
 /// Tiles per chunk, at least: four of the micro-kernel's 24-column panels.
@@ -61,8 +67,28 @@ func packWinogradWeights(_ wt: UnsafePointer<Float>, cout: Int, cg: Int, groups:
     return packed
 }
 
-/// The 2 × 2 output tiles of a 3×3 stride-1 undilated convolution.
-struct WinogradTiles {
+/// How a Winograd convolution cuts its output into tiles and transforms them: the tiles form `rows`
+/// rows of `rowTiles` each (a task takes whole rows), and each tile has `planes` transform values.
+protocol WinogradTiling {
+    var planes: Int { get }
+    var oh: Int { get }
+    var ow: Int { get }
+    var rows: Int { get }
+    var rowTiles: Int { get }
+    /// Floats of the input transform's scratch.
+    var scratchCount: Int { get }
+    /// The input transform of tile rows [r0, r1) of one channel x (h × w) into v: plane ξ of tile t
+    /// (counted from row r0) at v[ξ · vstride + t].
+    func transformInput(_ v: UnsafeMutablePointer<Float>, vstride: Int, _ x: UnsafePointer<Float>,
+                        rows r0: Int, _ r1: Int, scratch: UnsafeMutablePointer<Float>, path: KernelPath)
+    /// The output transform of tile rows [r0, r1) of one output channel y (oh × ow) from m (plane stride
+    /// mstride): y = act(bias + ·), or y += · with `accumulate`.
+    func transformOutput(_ y: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, mstride: Int, rows r0: Int, _ r1: Int,
+                         bias: Float, leakySlope: Float?, accumulate: Bool, path: KernelPath)
+}
+
+/// The 2 × 2 output tiles of a 3×3 stride-1 undilated convolution: F(2×2, 3×3).
+struct WinogradTiles: WinogradTiling {
     let g: ConvGeometry
     let h, w, oh, ow, th, tw: Int
 
@@ -73,64 +99,152 @@ struct WinogradTiles {
         th = (oh + 1) / 2; tw = (ow + 1) / 2
     }
 
+    var planes: Int { 16 }
+    var rows: Int { th }
+    var rowTiles: Int { tw }
     var tiles: Int { th * tw }
-
-    /// Floats of the input transform's scratch.
     var scratchCount: Int { 8 * (tw + 1) }
 
-    /// The input transform of tile rows [ty0, ty1) of one channel x (h × w) into v (plane stride
-    /// vstride). scratch: `scratchCount` floats.
     func transformInput(_ v: UnsafeMutablePointer<Float>, vstride: Int, _ x: UnsafePointer<Float>,
                         rows ty0: Int, _ ty1: Int, scratch: UnsafeMutablePointer<Float>, path: KernelPath) {
         mdf_wino_input(v, vstride, x, h, w, g.padTop, g.padLeft, ty0, ty1, tw, scratch, path.rawValue)
     }
+
+    func transformOutput(_ y: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, mstride: Int, rows ty0: Int, _ ty1: Int,
+                         bias: Float, leakySlope: Float?, accumulate: Bool, path: KernelPath) {
+        mdf_wino_output(y, oh, ow, m, mstride, ty0, ty1, tw, bias, leakySlope == nil ? 0 : 1, leakySlope ?? 0,
+                        accumulate ? 1 : 0, path.rawValue)
+    }
 }
 
-/// y = act(conv(x, w) + b), or y += conv(x, w) with `accumulate`, for a 3×3 stride-1 undilated
-/// geometry (any padding). packed: from `packWinogradWeights`; b: (cout) or nil.
-/// x: (n, cin, h, w); y: (n, cout, oh, ow).
-func winogradConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, packed: UnsafePointer<Float>,
-                  _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry,
-                  leakySlope: Float?, accumulate: Bool, path: KernelPath = .best) {
-    let lt = WinogradTiles(g, h: h, w: w)
-    let (oh, ow, th, tw) = (lt.oh, lt.ow, lt.th, lt.tw)
+/// The tiles of a 1×5 or 5×1 stride-1 undilated convolution (RAFT's separable GRU): F(4, 5) along the
+/// kernel's axis, tiles of 4 output pixels along it (CKernels/winograd1d.c).
+struct Winograd5Tiles: WinogradTiling {
+    let g: ConvGeometry
+    let h, w, oh, ow: Int
+    /// 1×5: tiles run along the rows; 5×1: along the columns.
+    let alongRows: Bool
+
+    init(_ g: ConvGeometry, h: Int, w: Int) {
+        precondition(Winograd5Tiles.fits(g))
+        self.g = g; self.h = h; self.w = w
+        (oh, ow) = g.outputSize(h: h, w: w)
+        alongRows = g.kh == 1
+    }
+
+    static func fits(_ g: ConvGeometry) -> Bool {
+        g.kh * g.kw == 5 && min(g.kh, g.kw) == 1 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1
+    }
+
+    var planes: Int { 8 }
+    var rows: Int { alongRows ? oh : (oh + 3) / 4 }
+    var rowTiles: Int { alongRows ? (ow + 3) / 4 : ow }
+    var scratchCount: Int { max(4 * ((ow + 3) / 4 + 1), w) }
+
+    func transformInput(_ v: UnsafeMutablePointer<Float>, vstride: Int, _ x: UnsafePointer<Float>,
+                        rows r0: Int, _ r1: Int, scratch: UnsafeMutablePointer<Float>, path: KernelPath) {
+        mdf_wino5_input(v, vstride, x, h, w, g.padTop, g.padLeft, r0, r1, oh, ow, alongRows ? 1 : 0, scratch, path.rawValue)
+    }
+
+    func transformOutput(_ y: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, mstride: Int, rows r0: Int, _ r1: Int,
+                         bias: Float, leakySlope: Float?, accumulate: Bool, path: KernelPath) {
+        mdf_wino5_output(y, oh, ow, m, mstride, r0, r1, alongRows ? 1 : 0, bias, leakySlope == nil ? 0 : 1,
+                         leakySlope ?? 0, accumulate ? 1 : 0, path.rawValue)
+    }
+
+    /// G of F(4, 5) (winograd1d.c's Bᵀ carries integer rows, so G carries their factors), 8 × 5.
+    static let kernelTransform: [[Double]] = [
+        [0.25, 0, 0, 0, 0],
+        [1, 1, 1, 1, 1].map { $0 / 18 },
+        [1, -1, 1, -1, 1].map { $0 / 18 },
+        [1, 2, 4, 8, 16].map { $0 / 360 },
+        [1, -2, 4, -8, 16].map { $0 / 360 },
+        [16, 8, 4, 2, 1].map { $0 / 45 },
+        [16, -8, 4, -2, 1].map { $0 / 45 },
+        [0, 0, 0, 0, 0.25],
+    ]
+}
+
+/// Transforms and packs 1×5 or 5×1 weights (cout, cg, 5 taps) for `winogradConv` with
+/// `Winograd5Tiles`: for each ξ and group, (G g)[ξ] (mg × cg) in 4-row panels. Result:
+/// 8 · groups · packedPanelFloats(mg, cg).
+func packWinograd5Weights(_ wt: UnsafePointer<Float>, cout: Int, cg: Int, groups: Int) -> Storage {
+    let mg = cout / groups, per = packedPanelFloats(m: mg, k: cg), panels = (mg + 3) / 4
+    let packed = Storage(count: 8 * groups * per)
+    let gt = Winograd5Tiles.kernelTransform
+    for grp in 0..<groups {
+        for p in 0..<panels {
+            for c in 0..<cg {
+                for r in 0..<4 {
+                    let co = 4 * p + r
+                    for xi in 0..<8 {
+                        var u = 0.0
+                        if co < mg {
+                            let k = wt + ((grp * mg + co) * cg + c) * 5
+                            for j in 0..<5 { u += gt[xi][j] * Double(k[j]) }
+                        }
+                        packed.pointer[(xi * groups + grp) * per + p * cg * 4 + c * 4 + r] = Float(u)
+                    }
+                }
+            }
+        }
+    }
+    return packed
+}
+
+/// y = act(conv(x, w) + b), or y += conv(x, w) with `accumulate`, on a Winograd tiling (any padding).
+/// packed: from `packWinogradWeights` (F(2×2, 3×3)) or `packWinograd5Weights` (F(4, 5)) to match;
+/// b: (cout) or nil. x: (n, cin, h, w); y: (n, cout, oh, ow).
+func winogradConv<T: WinogradTiling>(_ lt: T, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                                     packed: UnsafePointer<Float>, _ b: UnsafePointer<Float>?, n: Int, cin: Int,
+                                     h: Int, w: Int, cout: Int, groups: Int, leakySlope: Float?, accumulate: Bool,
+                                     path: KernelPath = .best) {
+    let (oh, ow, rows, rowTiles, planes) = (lt.oh, lt.ow, lt.rows, lt.rowTiles, lt.planes)
     guard oh > 0, ow > 0 else { return }
-    let cg = cin / g.groups, mg = cout / g.groups, per = packedPanelFloats(m: mg, k: cg)
-    let rowsPerChunk = max(1, (winogradChunkTiles + tw - 1) / tw), chunks = (th + rowsPerChunk - 1) / rowsPerChunk
-    let maxTiles = rowsPerChunk * tw, vstride = cg * maxTiles + 24
-    let work = 16 * mg * cg * th * tw * n * g.groups
+    let cg = cin / groups, mg = cout / groups, per = packedPanelFloats(m: mg, k: cg)
+    let rowsPerChunk = max(1, (winogradChunkTiles + rowTiles - 1) / rowTiles), chunks = (rows + rowsPerChunk - 1) / rowsPerChunk
+    let maxTiles = rowsPerChunk * rowTiles, vstride = cg * maxTiles + 24
+    let work = planes * mg * cg * rows * rowTiles * n * groups
     let yp = SendablePointer(y)
-    parallelFor(n * g.groups * chunks, minCount: work >= 1 << 17 ? 2 : Int.max) { tasks in
-        let v = Storage(count: 16 * vstride), m = Storage(count: 16 * mg * maxTiles), scratch = Storage(count: lt.scratchCount)
+    parallelFor(n * groups * chunks, minCount: work >= 1 << 17 ? 2 : Int.max) { tasks in
+        let v = Storage(count: planes * vstride), m = Storage(count: planes * mg * maxTiles)
+        let scratch = Storage(count: lt.scratchCount)
         var koff = [Int32](repeating: 0, count: cg)
         for t in tasks {
-            let ig = t / chunks, img = ig / g.groups, grp = ig % g.groups
-            let ty0 = (t % chunks) * rowsPerChunk, ty1 = min(th, ty0 + rowsPerChunk), tiles = (ty1 - ty0) * tw
+            let ig = t / chunks, img = ig / groups, grp = ig % groups
+            let r0 = (t % chunks) * rowsPerChunk, r1 = min(rows, r0 + rowsPerChunk), tiles = (r1 - r0) * rowTiles
             for c in 0..<cg {
                 lt.transformInput(v.pointer + c * tiles, vstride: vstride, x + ((img * cin + grp * cg + c) * h) * w,
-                                  rows: ty0, ty1, scratch: scratch.pointer, path: path)
+                                  rows: r0, r1, scratch: scratch.pointer, path: path)
                 koff[c] = Int32(c * tiles)
             }
             // The kernel reads up to 23 floats past each plane's last row (columns it drops): keep them finite.
-            for xi in 0..<16 { (v.pointer + xi * vstride + cg * tiles).update(repeating: 0, count: 24) }
+            for xi in 0..<planes { (v.pointer + xi * vstride + cg * tiles).update(repeating: 0, count: 24) }
             koff.withUnsafeBufferPointer { kp in
-                for xi in 0..<16 {
+                for xi in 0..<planes {
                     var args = mdf_igemm_args(
-                        m: Int32(mg), k: Int32(cg), ap: packed + (xi * g.groups + grp) * per,
+                        m: Int32(mg), k: Int32(cg), ap: packed + (xi * groups + grp) * per,
                         x: v.pointer + xi * vstride, koff: kp.baseAddress!, row_len: tiles, valid_len: tiles,
-                        c: m.pointer + xi * tiles, ldc: 16 * tiles, bias: nil, slope: 0, act: 0, accumulate: 0,
+                        c: m.pointer + xi * tiles, ldc: planes * tiles, bias: nil, slope: 0, act: 0, accumulate: 0,
                         isa: path.rawValue)
                     mdf_igemm(&args, 0, tiles)
                 }
             }
             for co in 0..<mg {
                 let oc = grp * mg + co
-                mdf_wino_output(yp.base + (img * cout + oc) * oh * ow, oh, ow, m.pointer + co * 16 * tiles, tiles,
-                                ty0, ty1, tw, b?[oc] ?? 0, leakySlope == nil ? 0 : 1, leakySlope ?? 0,
-                                accumulate ? 1 : 0, path.rawValue)
+                lt.transformOutput(yp.base + (img * cout + oc) * oh * ow, m.pointer + co * planes * tiles, mstride: tiles,
+                                   rows: r0, r1, bias: b?[oc] ?? 0, leakySlope: leakySlope, accumulate: accumulate, path: path)
             }
         }
     }
+}
+
+/// F(2×2, 3×3) for a 3×3 stride-1 undilated geometry: `winogradConv` on `WinogradTiles`.
+func winogradConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, packed: UnsafePointer<Float>,
+                  _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry,
+                  leakySlope: Float?, accumulate: Bool, path: KernelPath = .best) {
+    winogradConv(WinogradTiles(g, h: h, w: w), y, x, packed: packed, b, n: n, cin: cin, h: h, w: w, cout: cout,
+                 groups: g.groups, leakySlope: leakySlope, accumulate: accumulate, path: path)
 }
 
 /// dw += the weight gradient of a 3×3 stride-1 undilated convolution, by Winograd F(2×2, 3×3):
