@@ -141,6 +141,20 @@ struct RAFTTests {
         #expect(warm.flow.shape == [1, 2, 64, 72])
     }
 
+    /// Test mode (only the last prediction) skips full RAFT's mask head on the other iterations; its
+    /// flow is the last of all predictions, bit for bit.
+    @Test func lastPredictionOnlyEqualsTheLastOfAll() {
+        let net = RAFT(small: false)
+        net.initialize(seed: 5)
+        var rng = RandomGenerator(seed: 8)
+        let a = Tensor.rand([1, 3, 128, 128], 0, 255, using: &rng), b = Tensor.rand([1, 3, 128, 128], 0, 255, using: &rng)
+        let all = Tape.noGrad { net(a, b, iters: 3) }
+        let last = Tape.noGrad { net(a, b, iters: 3, allPredictions: false) }
+        #expect(all.predictions.count == 3 && last.predictions.count == 1)
+        #expect(relativeError(last.predictions[0], all.predictions[2]) == 0)
+        #expect(relativeError(all.predictions[1], all.predictions[2]) > 0)
+    }
+
     @Test func paddingIsReplicateSplitEvenlyAndUnpadRestoresTheSize() {
         let p = InputPadder(height: 61, width: 95)
         #expect(p.top == 1 && p.bottom == 2 && p.left == 0 && p.right == 1)

@@ -110,11 +110,14 @@ public final class RAFT: Module {
             let c1 = coords1.detached()
             let corr = pyramid.lookup(c1)
             let flow = Tape.noGrad { c1 - coords0 }
-            let (h1, mask, delta) = updateBlock(net: net, inp: inp, corr: corr, flow: flow)
+            // Only an iteration whose flow is upsampled needs the mask head (full RAFT's 128→256→576
+            // convolutions, a fifth of an iteration's work); the reference computes it every time.
+            let upsampled = allPredictions || it == iters - 1
+            let (h1, mask, delta) = updateBlock(net: net, inp: inp, corr: corr, flow: flow, needMask: upsampled)
             net = h1
             coords1 = c1 + delta
             low = coords1 - coords0
-            if allPredictions || it == iters - 1 {
+            if upsampled {
                 predictions.append(Self.upsample(low, mask: mask))
             }
         }

@@ -148,11 +148,13 @@ public final class UpdateBlock: Module {
     }
 
     /// net: hidden state; inp: context features; corr: lookup; flow: current flow at 1/8.
-    /// → (new hidden state, mask logits × 0.25 or nil, Δflow)
-    public func callAsFunction(net: Tensor, inp: Tensor, corr: Tensor, flow: Tensor) -> (Tensor, Tensor?, Tensor) {
+    /// → (new hidden state, mask logits × 0.25 or nil, Δflow). Without `needMask` the mask head is
+    /// skipped (nil): an iteration whose flow is not upsampled does not use it.
+    public func callAsFunction(net: Tensor, inp: Tensor, corr: Tensor, flow: Tensor,
+                               needMask: Bool = true) -> (Tensor, Tensor?, Tensor) {
         let motion = encoder(flow: flow, corr: corr)
         let h = step(net, Tensor.concat([inp, motion], dim: 1))
         let delta = flowHead(h)
-        return (h, mask.map { $0(h) }, delta)
+        return (h, needMask ? mask.map { $0(h) } : nil, delta)
     }
 }
