@@ -226,3 +226,7 @@ void mdf_wino_weight_grad(float *dg, const float *w, long wstride) {
         dg[3 * i + 2] += 0.5f * (b + c) + d;
     }
 }
+
+void mdf_prefetch(const float *p, long n) {
+    for (long i = 0; i < n; i += 16) __builtin_prefetch(p + i, 0, 3);
+}

@@ -88,6 +88,9 @@ void mdf_wino_dy(float *v, long vstride, const float *dy, long oh, long ow, int 
 /// Ŵ[ξ] = w[ξ · wstride], the transform-domain gradient Σ_tiles (A dY Aᵀ)[ξ] · (Bᵀ d B)[ξ].
 void mdf_wino_weight_grad(float *dg, const float *w, long wstride);
 
+/// Asks the caches for the n floats from p (one prefetch per 64-byte line), to be read soon.
+void mdf_prefetch(const float *p, long n);
+
 /// Winograd F(4, 5) along one axis (winograd1d.c has the matrices), input transform of one channel x
 /// (h × w) of a 1×5 (`along_rows`) or 5×1 stride-1 convolution with output oh × ow, x seen
 /// zero-padded by pt rows on top and pl columns on the left. Along rows, a tile is 4 output columns

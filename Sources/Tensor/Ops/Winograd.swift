@@ -77,6 +77,8 @@ protocol WinogradTiling {
     var rowTiles: Int { get }
     /// Floats of the input transform's scratch.
     var scratchCount: Int { get }
+    /// The input rows [lo, hi) that tile rows [r0, r1) read (clipped to the input; empty: lo ≥ hi).
+    func inputRows(_ r0: Int, _ r1: Int) -> (lo: Int, hi: Int)
     /// The input transform of tile rows [r0, r1) of one channel x (h × w) into v: plane ξ of tile t
     /// (counted from row r0) at v[ξ · vstride + t].
     func transformInput(_ v: UnsafeMutablePointer<Float>, vstride: Int, _ x: UnsafePointer<Float>,
@@ -104,6 +106,7 @@ struct WinogradTiles: WinogradTiling {
     var rowTiles: Int { tw }
     var tiles: Int { th * tw }
     var scratchCount: Int { 8 * (tw + 1) }
+    func inputRows(_ ty0: Int, _ ty1: Int) -> (lo: Int, hi: Int) { (max(0, 2 * ty0 - g.padTop), min(h, 2 * ty1 + 2 - g.padTop)) }
 
     func transformInput(_ v: UnsafeMutablePointer<Float>, vstride: Int, _ x: UnsafePointer<Float>,
                         rows ty0: Int, _ ty1: Int, scratch: UnsafeMutablePointer<Float>, path: KernelPath) {
@@ -140,6 +143,9 @@ struct Winograd5Tiles: WinogradTiling {
     var rows: Int { alongRows ? oh : (oh + 3) / 4 }
     var rowTiles: Int { alongRows ? (ow + 3) / 4 : ow }
     var scratchCount: Int { max(4 * ((ow + 3) / 4 + 1), w) }
+    func inputRows(_ r0: Int, _ r1: Int) -> (lo: Int, hi: Int) {
+        alongRows ? (max(0, r0 - g.padTop), min(h, r1 - g.padTop)) : (max(0, 4 * r0 - g.padTop), min(h, 4 * r1 + 4 - g.padTop))
+    }
 
     func transformInput(_ v: UnsafeMutablePointer<Float>, vstride: Int, _ x: UnsafePointer<Float>,
                         rows r0: Int, _ r1: Int, scratch: UnsafeMutablePointer<Float>, path: KernelPath) {
@@ -213,9 +219,13 @@ func winogradConv<T: WinogradTiling>(_ lt: T, _ y: UnsafeMutablePointer<Float>, 
         for t in tasks {
             let ig = t / chunks, img = ig / groups, grp = ig % groups
             let r0 = (t % chunks) * rowsPerChunk, r1 = min(rows, r0 + rowsPerChunk), tiles = (r1 - r0) * rowTiles
+            // The rows each channel reads are a short block; the next channel's is requested while
+            // this one is transformed (the transform otherwise waits on reading it).
+            let (lo, hi) = lt.inputRows(r0, r1)
             for c in 0..<cg {
-                lt.transformInput(v.pointer + c * tiles, vstride: vstride, x + ((img * cin + grp * cg + c) * h) * w,
-                                  rows: r0, r1, scratch: scratch.pointer, path: path)
+                let plane = x + ((img * cin + grp * cg + c) * h) * w
+                if c + 1 < cg && hi > lo { mdf_prefetch(plane + (h + lo) * w, (hi - lo) * w) }
+                lt.transformInput(v.pointer + c * tiles, vstride: vstride, plane, rows: r0, r1, scratch: scratch.pointer, path: path)
                 koff[c] = Int32(c * tiles)
             }
             // The kernel reads up to 23 floats past each plane's last row (columns it drops): keep them finite.
