@@ -3,7 +3,7 @@ import Foundation
 @testable import Tensor
 
 /// parallelFor on the worker pool: every index runs exactly once, in the same contiguous chunks
-/// whatever thread takes them; nested calls and calls from two threads at once run (inline where
+/// (eight per thread) whatever thread takes them; nested calls and calls from two threads at once run (inline where
 /// the pool is busy) instead of deadlocking.
 @Suite struct ParallelTests {
     /// Counts of how often each index ran, and the chunk each came in.
@@ -27,7 +27,7 @@ import Foundation
         for count in [0, 1, 2, 5, 1000] {
             let (hits, chunks) = run(count)
             #expect(hits.allSatisfy { $0 == 1 }, "count \(count), threads \(threads)")
-            let n = min(threads, count)
+            let n = min(threads * chunksPerThread, count)
             let expected = count <= 1 || threads == 1 ? (count > 0 ? [0..<count] : [])
                 : (0..<n).map { count * $0 / n ..< count * ($0 + 1) / n }
             #expect(chunks == expected, "count \(count), threads \(threads)")
