@@ -3,7 +3,7 @@
 // broadcasts four packed A values and loads 24 consecutive floats of the input at that tap's offset.
 // Machines without AVX2+FMA take the portable loop, with the same tiling and the same stores. With
 // AVX-512 a 4 × 48 tile in twelve zmm registers takes 48-column strips, the last one with masked
-// loads; every output is the same chain of FMAs in kk order on either, so the results are bitwise equal.
+// loads (or, up to 24 columns, the AVX2 tile); every output is the same chain of FMAs in kk order on either, so the results are bitwise equal.
 #include "CKernels.h"
 #include "dispatch.h"
 #include <stdlib.h>
@@ -249,7 +249,8 @@ static void tile_4x48_add_masked(long k, const float *ap, const float *xb, const
         : "rax", "k1", "k2", "k3", ACC12_CLOBBERS);
 }
 
-/// igemm_avx2 in 48-column strips, the last one masked to the columns left.
+/// igemm_avx2 in 48-column strips, the last one masked to the columns left (or, up to 24 columns,
+/// the AVX2 tile).
 __attribute__((target("avx512f")))
 static void igemm_avx512(const mdf_igemm_args *a, long j0, long j1) {
     const int panels = (a->m + MR - 1) / MR, k = a->k;
@@ -260,6 +261,9 @@ static void igemm_avx512(const mdf_igemm_args *a, long j0, long j1) {
     float tile[MR][NRZ];
     for (long j = j0; j < j1; j += NRZ) {
         const long cols = j1 - j < NRZ ? j1 - j : NRZ;
+        // A last piece of at most 24 columns takes the AVX2 tile: half the work of a masked
+        // 48-column strip, with the same sums (the same FMA chain), so the results do not change.
+        if (cols <= NR) { igemm_avx2(a, j, j1); break; }
         const unsigned m0 = cols >= 16 ? 0xFFFFu : (1u << cols) - 1;
         const unsigned m1 = cols >= 32 ? 0xFFFFu : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
         const unsigned m2 = cols >= 48 ? 0xFFFFu : cols > 32 ? (1u << (cols - 32)) - 1 : 0;

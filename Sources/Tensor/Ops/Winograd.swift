@@ -40,6 +40,21 @@ let winogradEnabled: Bool = ProcessInfo.processInfo.environment["MDFLOW_WINOGRAD
 /// Tiles per chunk, at least: four of the micro-kernel's 24-column panels.
 private let winogradChunkTiles = 96
 
+/// Tile rows per chunk: from the fewest that make `winogradChunkTiles` to twice that, the count
+/// whose chunks leave the least of the micro-kernel's 24-column panels empty (a chunk of t tiles
+/// costs ⌈t / 24⌉ panels); ties go to smaller chunks. RAFT-small's update block at 256×320 (16 rows
+/// of 20 tiles) gets 6-row chunks, 14 panels for 320 tiles, where 5-row chunks took 16.
+func winogradRowsPerChunk(rows: Int, rowTiles: Int) -> Int {
+    let least = max(1, (winogradChunkTiles + rowTiles - 1) / rowTiles)
+    func panels(_ r: Int) -> Int {
+        let full = rows / r, rest = rows % r
+        return full * ((r * rowTiles + 23) / 24) + (rest * rowTiles + 23) / 24
+    }
+    var best = least
+    for r in least...max(least, min(rows, 2 * least)) where panels(r) < panels(best) { best = r }
+    return best
+}
+
 /// Transforms and packs 3×3 weights (cout, cg, 3, 3) for `winogradConv`: for each ξ and group,
 /// U[ξ] (mg × cg) in the 4-row panels of `packPanels4`. Result: 16 · groups · packedPanelFloats(mg, cg).
 func packWinogradWeights(_ wt: UnsafePointer<Float>, cout: Int, cg: Int, groups: Int) -> Storage {
@@ -208,7 +223,7 @@ func winogradConv<T: WinogradTiling>(_ lt: T, _ y: UnsafeMutablePointer<Float>, 
     let (oh, ow, rows, rowTiles, planes) = (lt.oh, lt.ow, lt.rows, lt.rowTiles, lt.planes)
     guard oh > 0, ow > 0 else { return }
     let cg = cin / groups, mg = cout / groups, per = packedPanelFloats(m: mg, k: cg)
-    let rowsPerChunk = max(1, (winogradChunkTiles + rowTiles - 1) / rowTiles), chunks = (rows + rowsPerChunk - 1) / rowsPerChunk
+    let rowsPerChunk = winogradRowsPerChunk(rows: rows, rowTiles: rowTiles), chunks = (rows + rowsPerChunk - 1) / rowsPerChunk
     let maxTiles = rowsPerChunk * rowTiles, vstride = cg * maxTiles + 24
     let work = planes * mg * cg * rows * rowTiles * n * groups
     let yp = SendablePointer(y)
