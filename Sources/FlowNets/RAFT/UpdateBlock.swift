@@ -44,27 +44,32 @@ public final class MotionEncoder: Module {
 /// Convolutional GRU with 3×3 convs (RAFT-small). Keys `convz`, `convr`, `convq`.
 public final class ConvGRU: Module {
     public let convz: Conv2d, convr: Conv2d, convq: Conv2d
+    /// convz and convr as one convolution (they read the same [h, x]).
+    private let gates: StackedConv2d
 
     public init(hiddenDim: Int, inputDim: Int) {
         convz = Conv2d(hiddenDim + inputDim, hiddenDim, kernel: 3, padding: 1)
         convr = Conv2d(hiddenDim + inputDim, hiddenDim, kernel: 3, padding: 1)
         convq = Conv2d(hiddenDim + inputDim, hiddenDim, kernel: 3, padding: 1)
+        gates = StackedConv2d([convz, convr])
     }
 
     public var children: [(String, any Module)] { [("convz", convz), ("convr", convr), ("convq", convq)] }
 
     /// h: (N, hidden, h, w); x: (N, input, h, w) → new h
     public func callAsFunction(_ h: Tensor, _ x: Tensor) -> Tensor {
-        gruStep(h, x, convz, convr, convq)
+        gruStep(h, x, gates, convq)
     }
 }
 
 /// One GRU update: z = σ(Wz[h,x]), r = σ(Wr[h,x]), q = tanh(Wq[r⊙h, x]), h' = (1−z)⊙h + z⊙q.
+/// gates: Wz and Wr stacked (z's channels first).
 @inline(__always)
-func gruStep(_ h: Tensor, _ x: Tensor, _ convz: Conv2d, _ convr: Conv2d, _ convq: Conv2d) -> Tensor {
+func gruStep(_ h: Tensor, _ x: Tensor, _ gates: StackedConv2d, _ convq: Conv2d) -> Tensor {
     let hx = Tensor.concat([h, x], dim: 1)
-    let z = convz(hx).sigmoid()
-    let r = convr(hx).sigmoid()
+    let zr = gates(hx).sigmoid(), hidden = h.shape[1]
+    let z = zr.slice(dim: 1, start: 0, length: hidden)
+    let r = zr.slice(dim: 1, start: hidden, length: hidden)
     let q = convq(Tensor.concat([r * h, x], dim: 1)).tanh()
     return h + z * (q - h)
 }
@@ -74,6 +79,8 @@ func gruStep(_ h: Tensor, _ x: Tensor, _ convz: Conv2d, _ convr: Conv2d, _ convq
 public final class SepConvGRU: Module {
     public let convz1: Conv2d, convr1: Conv2d, convq1: Conv2d
     public let convz2: Conv2d, convr2: Conv2d, convq2: Conv2d
+    /// Each pass's z and r convolutions as one (they read the same [h, x]).
+    private let gates1: StackedConv2d, gates2: StackedConv2d
 
     public init(hiddenDim: Int, inputDim: Int) {
         let c = hiddenDim + inputDim
@@ -83,6 +90,8 @@ public final class SepConvGRU: Module {
         convz2 = Conv2d(c, hiddenDim, kernel: (5, 1), padding: (2, 0))
         convr2 = Conv2d(c, hiddenDim, kernel: (5, 1), padding: (2, 0))
         convq2 = Conv2d(c, hiddenDim, kernel: (5, 1), padding: (2, 0))
+        gates1 = StackedConv2d([convz1, convr1])
+        gates2 = StackedConv2d([convz2, convr2])
     }
 
     public var children: [(String, any Module)] {
@@ -90,8 +99,8 @@ public final class SepConvGRU: Module {
     }
 
     public func callAsFunction(_ h: Tensor, _ x: Tensor) -> Tensor {
-        let h1 = gruStep(h, x, convz1, convr1, convq1)
-        return gruStep(h1, x, convz2, convr2, convq2)
+        let h1 = gruStep(h, x, gates1, convq1)
+        return gruStep(h1, x, gates2, convq2)
     }
 }
 
