@@ -14,8 +14,42 @@
 
 enum { JC = 512, NP = 16, TP = 6 };
 
+#if defined(__x86_64__)
+/// Columns [0, n) (n a multiple of 8) of 16 channels (row i at src + i · ldy) into o[ox · 16 + i]:
+/// 8 × 8 blocks transposed in registers, one 8-float store per output half-row.
+__attribute__((target("avx2,fma")))
+static void pack16_avx2(float *o, const float *src, long ldy, long n) {
+    for (long ox = 0; ox < n; ox += 8) {
+        for (int half = 0; half < 2; half++) {
+            const float *s = src + (long)half * 8 * ldy + ox;
+            const __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + ldy), r2 = _mm256_loadu_ps(s + 2 * ldy);
+            const __m256 r3 = _mm256_loadu_ps(s + 3 * ldy), r4 = _mm256_loadu_ps(s + 4 * ldy), r5 = _mm256_loadu_ps(s + 5 * ldy);
+            const __m256 r6 = _mm256_loadu_ps(s + 6 * ldy), r7 = _mm256_loadu_ps(s + 7 * ldy);
+            const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *d = o + ox * NP + half * 8;
+            _mm256_storeu_ps(d + 0 * NP, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(d + 1 * NP, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(d + 2 * NP, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(d + 3 * NP, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(d + 4 * NP, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(d + 5 * NP, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(d + 6 * NP, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(d + 7 * NP, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+    }
+}
+#endif
+
 void mdf_pack_dy(float *dst, const float *dy, int m, long ldy, long columns, long row_len, long valid_len) {
     const int panels = (m + NP - 1) / NP;
+    const int avx2 = mdf_use_avx2(MDF_ISA_BEST);
     for (int p = 0; p < panels; p++) {
         float *d = dst + (long)p * columns * NP;
         const int rows = m - p * NP < NP ? m - p * NP : NP;
@@ -24,10 +58,15 @@ void mdf_pack_dy(float *dst, const float *dy, int m, long ldy, long columns, lon
             const long valid = len < valid_len ? len : valid_len;
             const float *src = dy + (long)p * NP * ldy + oy * valid_len;
             float *o = d + j0 * NP;
-            // Channel by channel: contiguous reads, and the row's 16-wide writes stay in L1.
+            // Full panels: 8 × 8 blocks through registers. Otherwise (and the last columns) channel by
+            // channel: contiguous reads, and the row's 16-wide writes stay in L1.
+            long done = 0;
+#if defined(__x86_64__)
+            if (avx2 && rows == NP) { done = valid / 8 * 8; pack16_avx2(o, src, ldy, done); }
+#endif
             for (int i = 0; i < rows; i++) {
                 const float *s = src + (long)i * ldy;
-                for (long ox = 0; ox < valid; ox++) o[ox * NP + i] = s[ox];
+                for (long ox = done; ox < valid; ox++) o[ox * NP + i] = s[ox];
             }
             if (rows < NP) for (long ox = 0; ox < valid; ox++) memset(o + ox * NP + rows, 0, sizeof(float) * (size_t)(NP - rows));
             memset(o + valid * NP, 0, sizeof(float) * (size_t)((len - valid) * NP));
