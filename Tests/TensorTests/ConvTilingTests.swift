@@ -260,3 +260,77 @@ func winograd5PathsAgree(_ alongRows: Bool) {
         #expect(worstRelative(y[1], expected) < 1e-5)
     }
 }
+
+/// F(4×4, 3×3), the inference path of 3×3 Winograd layers (a forward pass no gradient is taken of):
+/// rows of more than eight full tiles (the eight-wide transforms) with a one- to three-column last
+/// tile, last tile rows of one to three rows, asymmetric padding and groups, with and without a fused
+/// leaky ReLU, against the Double loops; recording a gradient keeps F(2×2, 3×3) (other results).
+@Test(arguments: [
+    (ConvGeometry(kernel: 3, stride: 1, padding: 1), 32, 33, 9, 45),
+    (ConvGeometry(kernel: 3, stride: 1, padding: 0), 40, 32, 11, 38),
+    (ConvGeometry(kernel: (3, 3), stride: (1, 1), padding: (top: 0, bottom: 2, left: 1, right: 0)), 32, 36, 6, 70),
+    (ConvGeometry(kernel: 3, stride: 1, padding: 1, groups: 2), 64, 64, 7, 33),
+])
+func winograd4MatchesDirectLoops(_ g: ConvGeometry, _ cin: Int, _ cout: Int, _ h: Int, _ width: Int) {
+    #expect(winograd4Applies(g, cg: cin / g.groups, mg: cout / g.groups) == (winogradEnabled && winogradTile == 4))
+    var rng = RandomGenerator(seed: 59)
+    let x = Tensor.randn([2, cin, h, width], using: &rng)
+    let w = Tensor.randn([cout, cin / g.groups, 3, 3], using: &rng)
+    let b = Tensor.randn([cout], using: &rng)
+    let ref = directConv(x: x, w: w, gy: nil, g).y
+    let y = Tape.noGrad { x.conv2d(w, nil, g) }
+    #expect(worstRelative(y, ref) < 1e-5)
+    let fused = Tape.noGrad { x.conv2d(w, b, g, leakySlope: 0.1) }
+    let expected = (0..<ref.count).map { i -> Double in
+        let v = ref[i] + Double(b.data[(i / (y.shape[2] * y.shape[3])) % cout])
+        return v > 0 ? v : 0.1 * v
+    }
+    #expect(worstRelative(fused, expected) < 1e-5)
+    // With a gradient recorded, the F(2×2, 3×3) forward: equal to the Double loops, not bit for bit
+    // to the inference result.
+    w.requiresGrad = true
+    let trained = x.conv2d(w, nil, g)
+    #expect(worstRelative(trained, ref) < 1e-5)
+    #expect(differingElements(trained, y) > 0 || !(winogradEnabled && winogradTile == 4))
+}
+
+/// Both 3×3 tilings called directly (F(2×2, 3×3) is also the weight gradient's), forward with a
+/// fused activation and accumulating, against the Double loops; their portable transforms against
+/// AVX2 to rounding, AVX2 and the widest path bit for bit. Fails if the accumulation is dropped.
+@Test(arguments: [2, 4])
+func winogradTilingsAgree(_ tile: Int) {
+    var rng = RandomGenerator(seed: 61)
+    let g = ConvGeometry(kernel: 3, stride: 1, padding: 1)
+    let (n, cin, h, w, cout) = (1, 16, 10, 41, 9)
+    let x = Tensor.randn([n, cin, h, w], using: &rng), wt = Tensor.randn([cout, cin, 3, 3], using: &rng)
+    let b = Tensor.randn([cout], using: &rng), y0 = Tensor.randn([n, cout, h, w], using: &rng)
+    let packed = tile == 4 ? packWinograd4Weights(wt.data, cout: cout, cg: cin, groups: 1)
+                           : packWinogradWeights(wt.data, cout: cout, cg: cin, groups: 1)
+    let ref = directConv(x: x, w: wt, gy: nil, g).y
+    let paths: [KernelPath] = [.best, .avx2, .portable]
+    for accumulate in [false, true] {
+        let y = paths.map { _ in Tensor.zeros(y0.shape) }
+        for (i, path) in paths.enumerated() {
+            y[i].data.update(from: y0.data, count: y0.count)
+            let bias = accumulate ? nil : b.data, slope: Float? = accumulate ? nil : 0.1
+            if tile == 4 {
+                winogradConv(Winograd4Tiles(g, h: h, w: w), y[i].data, x.data, packed: packed.pointer, bias, n: n, cin: cin,
+                             h: h, w: w, cout: cout, groups: 1, leakySlope: slope, accumulate: accumulate, path: path)
+            } else {
+                winogradConv(y[i].data, x.data, packed: packed.pointer, bias, n: n, cin: cin, h: h, w: w, cout: cout, g,
+                             leakySlope: slope, accumulate: accumulate, path: path)
+            }
+        }
+        #expect(differingElements(y[0], y[1]) == 0)
+        // The AVX2 transforms fuse multiply-adds that the portable ones round twice; F(4×4)'s larger
+        // transform coefficients carry that to ~2e-6 (F(2×2): < 1e-6). Both meet the Double loops.
+        #expect(worstRelative(y[2], (0..<y[1].count).map { Double(y[1].data[$0]) }) < (tile == 4 ? 5e-6 : 1e-6))
+        let expected = (0..<ref.count).map { i -> Double in
+            if accumulate { return Double(y0.data[i]) + ref[i] }
+            let v = ref[i] + Double(b.data[(i / (h * w)) % cout])
+            return v > 0 ? v : 0.1 * v
+        }
+        #expect(worstRelative(y[1], expected) < 1e-5)
+        #expect(worstRelative(y[2], expected) < 1e-5)
+    }
+}

@@ -88,6 +88,23 @@ void mdf_wino_dy(float *v, long vstride, const float *dy, long oh, long ow, int 
 /// Ŵ[ξ] = w[ξ · wstride], the transform-domain gradient Σ_tiles (A dY Aᵀ)[ξ] · (Bᵀ d B)[ξ].
 void mdf_wino_weight_grad(float *dg, const float *w, long wstride);
 
+/// Winograd F(4×4, 3×3) (winograd4.c has the matrices), input transform of tile rows [ty0, ty1) ×
+/// tile columns [0, tw) of one channel x (h × w), seen zero-padded by pt rows on top and pl columns
+/// on the left (and zeros past its end). For the 6 × 6 patch d at padded (4ty, 4tx):
+/// v[ξ · vstride + (ty − ty0) · tw + tx] = (Bᵀ d B)[ξ], ξ = 0..<36. scratch: 32 · (tw + 1) floats.
+void mdf_wino4_input(float *v, long vstride, const float *x, long h, long w, long pt, long pl, long ty0, long ty1, long tw,
+                     float *scratch, int isa);
+
+/// Winograd F(4×4, 3×3), output transform of tile rows [ty0, ty1) of one output channel (oh × ow):
+/// y[4ty + a][4tx + b] = act(bias + (Aᵀ M A)[a][b]), or y += (Aᵀ M A)[a][b] with `accumulate` (bias
+/// and act ignored), clipped to oh × ow. M[ξ] of tile (ty, tx) is m[ξ · mstride + (ty − ty0) · tw + tx].
+void mdf_wino4_output(float *y, long oh, long ow, const float *m, long mstride, long ty0, long ty1, long tw,
+                      float bias, int act, float slope, int accumulate, int isa);
+
+/// Winograd F(4×4, 3×3), kernel transform of one 3 × 3 kernel g (row-major), in Double:
+/// u[ξ · ustride] = (G g Gᵀ)[ξ], ξ = 0..<36.
+void mdf_wino4_weight(float *u, long ustride, const float *g);
+
 /// Asks the caches for the n floats from p (one prefetch per 64-byte line), to be read soon.
 void mdf_prefetch(const float *p, long n);
 

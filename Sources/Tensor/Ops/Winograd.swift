@@ -34,18 +34,36 @@ func winograd5Applies(_ g: ConvGeometry, cg: Int, mg: Int) -> Bool {
     winogradEnabled && Winograd5Tiles.fits(g) && cg >= 32 && mg >= 32
 }
 
+/// Whether a 3×3 layer that takes Winograd may take F(4×4, 3×3) rather than F(2×2, 3×3): in a forward
+/// pass no gradient is taken of (conv2dForward's `inference`). `MDFLOW_WINOGRAD=2` keeps F(2×2, 3×3)
+/// there too, for A/B runs.
+func winograd4Applies(_ g: ConvGeometry, cg: Int, mg: Int) -> Bool {
+    winogradApplies(g, cg: cg, mg: mg) && winogradTile == 4
+}
+
+/// Read once: the inference tile of 3×3 Winograd layers (`MDFLOW_WINOGRAD=2`: 2 × 2, else 4 × 4).
+let winogradTile: Int = ProcessInfo.processInfo.environment["MDFLOW_WINOGRAD"] == "2" ? 2 : 4
+
 /// Read once: `MDFLOW_WINOGRAD=0` in the environment sends every 3×3, 1×5 and 5×1 convolution to the direct kernel.
 let winogradEnabled: Bool = ProcessInfo.processInfo.environment["MDFLOW_WINOGRAD"] != "0"
 
 /// Tiles per chunk, at least: four of the micro-kernel's 24-column panels.
 private let winogradChunkTiles = 96
 
+/// Tiles per chunk, at least, for `planes` transform planes of `cg` channels: 96, fewer (down to 24)
+/// where a chunk's transformed input would pass 300 Ki floats (1.2 MB, about the L2 cache). F(4×4,
+/// 3×3) with full RAFT's 256-channel layers ran 1035 / 1143 ms at 24 tiles against 1103 / 1402 at
+/// 96 (inference, 2 threads); FastFlowNet's 96-channel decoders were fastest at 96.
+func winogradLeastTiles(planes: Int, cg: Int) -> Int {
+    max(24, min(winogradChunkTiles, 300_000 / max(1, planes * cg)))
+}
+
 /// Tile rows per chunk: from the fewest that make `winogradChunkTiles` to twice that, the count
 /// whose chunks leave the least of the micro-kernel's 24-column panels empty (a chunk of t tiles
 /// costs ⌈t / 24⌉ panels); ties go to smaller chunks. RAFT-small's update block at 256×320 (16 rows
 /// of 20 tiles) gets 6-row chunks, 14 panels for 320 tiles, where 5-row chunks took 16.
-func winogradRowsPerChunk(rows: Int, rowTiles: Int) -> Int {
-    let least = max(1, (winogradChunkTiles + rowTiles - 1) / rowTiles)
+func winogradRowsPerChunk(rows: Int, rowTiles: Int, leastTiles: Int = winogradChunkTiles) -> Int {
+    let least = max(1, (leastTiles + rowTiles - 1) / rowTiles)
     func panels(_ r: Int) -> Int {
         let full = rows / r, rest = rows % r
         return full * ((r * rowTiles + 23) / 24) + (rest * rowTiles + 23) / 24
@@ -133,6 +151,62 @@ struct WinogradTiles: WinogradTiling {
         mdf_wino_output(y, oh, ow, m, mstride, ty0, ty1, tw, bias, leakySlope == nil ? 0 : 1, leakySlope ?? 0,
                         accumulate ? 1 : 0, path.rawValue)
     }
+}
+
+/// The 4 × 4 output tiles of a 3×3 stride-1 undilated convolution: F(4×4, 3×3)
+/// (CKernels/winograd4.c), 36 products per 16 outputs where F(2×2, 3×3) takes 64.
+struct Winograd4Tiles: WinogradTiling {
+    let g: ConvGeometry
+    let h, w, oh, ow, th, tw: Int
+
+    init(_ g: ConvGeometry, h: Int, w: Int) {
+        precondition(g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1)
+        self.g = g; self.h = h; self.w = w
+        (oh, ow) = g.outputSize(h: h, w: w)
+        th = (oh + 3) / 4; tw = (ow + 3) / 4
+    }
+
+    var planes: Int { 36 }
+    var rows: Int { th }
+    var rowTiles: Int { tw }
+    var scratchCount: Int { 32 * (tw + 1) }
+    func inputRows(_ ty0: Int, _ ty1: Int) -> (lo: Int, hi: Int) { (max(0, 4 * ty0 - g.padTop), min(h, 4 * ty1 + 2 - g.padTop)) }
+
+    func transformInput(_ v: UnsafeMutablePointer<Float>, vstride: Int, _ x: UnsafePointer<Float>,
+                        rows ty0: Int, _ ty1: Int, scratch: UnsafeMutablePointer<Float>, path: KernelPath) {
+        mdf_wino4_input(v, vstride, x, h, w, g.padTop, g.padLeft, ty0, ty1, tw, scratch, path.rawValue)
+    }
+
+    func transformOutput(_ y: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, mstride: Int, rows ty0: Int, _ ty1: Int,
+                         bias: Float, leakySlope: Float?, accumulate: Bool, path: KernelPath) {
+        mdf_wino4_output(y, oh, ow, m, mstride, ty0, ty1, tw, bias, leakySlope == nil ? 0 : 1, leakySlope ?? 0,
+                         accumulate ? 1 : 0, path.rawValue)
+    }
+}
+
+/// Transforms and packs 3×3 weights (cout, cg, 3, 3) for `winogradConv` with `Winograd4Tiles`: for
+/// each ξ = 6a + b and group, (G g Gᵀ)[a][b] (mg × cg) in 4-row panels. Result:
+/// 36 · groups · packedPanelFloats(mg, cg).
+func packWinograd4Weights(_ wt: UnsafePointer<Float>, cout: Int, cg: Int, groups: Int) -> Storage {
+    let mg = cout / groups, per = packedPanelFloats(m: mg, k: cg), panels = (mg + 3) / 4
+    let packed = Storage(count: 36 * groups * per)
+    let pp = SendablePointer(packed.pointer)
+    parallelFor(groups * panels, minCount: groups * mg * cg >= 1 << 12 ? 2 : Int.max) { tasks in
+        for t in tasks {
+            let grp = t / panels, p = t % panels
+            for c in 0..<cg {
+                for r in 0..<4 {
+                    let co = 4 * p + r, u = pp.base + grp * per + p * cg * 4 + c * 4 + r
+                    if co < mg {
+                        mdf_wino4_weight(u, groups * per, wt + ((grp * mg + co) * cg + c) * 9)
+                    } else {
+                        for xi in 0..<36 { u[xi * groups * per] = 0 }
+                    }
+                }
+            }
+        }
+    }
+    return packed
 }
 
 /// The tiles of a 1×5 or 5×1 stride-1 undilated convolution (RAFT's separable GRU): F(4, 5) along the
@@ -223,7 +297,7 @@ func winogradConv<T: WinogradTiling>(_ lt: T, _ y: UnsafeMutablePointer<Float>, 
     let (oh, ow, rows, rowTiles, planes) = (lt.oh, lt.ow, lt.rows, lt.rowTiles, lt.planes)
     guard oh > 0, ow > 0 else { return }
     let cg = cin / groups, mg = cout / groups, per = packedPanelFloats(m: mg, k: cg)
-    let rowsPerChunk = winogradRowsPerChunk(rows: rows, rowTiles: rowTiles), chunks = (rows + rowsPerChunk - 1) / rowsPerChunk
+    let rowsPerChunk = winogradRowsPerChunk(rows: rows, rowTiles: rowTiles, leastTiles: winogradLeastTiles(planes: planes, cg: cg)), chunks = (rows + rowsPerChunk - 1) / rowsPerChunk
     let maxTiles = rowsPerChunk * rowTiles, vstride = cg * maxTiles + 24
     let work = planes * mg * cg * rows * rowTiles * n * groups
     let yp = SendablePointer(y)
