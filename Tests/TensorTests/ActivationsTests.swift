@@ -74,3 +74,23 @@ import TestSupport
         #expect(zip(yp, ya).allSatisfy { $0.isNaN ? $1.isNaN : abs($0 - $1) <= 1e-6 * max(abs($0), 1e-30) })
     }
 }
+
+/// σ of a channel range equals the copied slice's σ, forward bit for bit (runs of a multiple of
+/// eight) and to rounding otherwise, and its gradient lands in that range of the input only.
+@Test(arguments: [(2, 6, 4, 4), (3, 5, 3, 7)])
+func sigmoidOfARangeEqualsSigmoidOfTheSlice(_ n: Int, _ c: Int, _ h: Int, _ w: Int) {
+    var rng = RandomGenerator(seed: 71)
+    let x = Tensor.randn([n, c, h, w], using: &rng)
+    x.requiresGrad = true
+    let gy = Tensor.randn([n, 2, h, w], using: &rng)
+    let y = x.sigmoid(dim: 1, start: 3, length: 2)
+    Tape.backward((y * gy).sum())
+    let got = x.grad!.clone()
+    x.zeroGrad()
+    let ref = x.slice(dim: 1, start: 3, length: 2).sigmoid()
+    Tape.backward((ref * gy).sum())
+    if (2 * h * w) % 8 == 0 { #expect(differingElements(y, ref) == 0) } else { #expect(relativeError(y, ref) < 1e-6) }
+    #expect(relativeError(got, x.grad!) < 1e-6)
+    let outside = (0..<x.count).filter { (($0 / (h * w)) % c) < 3 || (($0 / (h * w)) % c) >= 5 }
+    #expect(outside.allSatisfy { got.data[$0] == 0 } && got.toArray().contains { $0 != 0 })
+}

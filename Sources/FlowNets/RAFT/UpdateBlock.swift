@@ -67,9 +67,9 @@ public final class ConvGRU: Module {
 @inline(__always)
 func gruStep(_ h: Tensor, _ x: Tensor, _ gates: StackedConv2d, _ convq: Conv2d) -> Tensor {
     let hx = Tensor.concat([h, x], dim: 1)
-    let zr = gates(hx).sigmoid(), hidden = h.shape[1]
-    let z = zr.slice(dim: 1, start: 0, length: hidden)
-    let r = zr.slice(dim: 1, start: hidden, length: hidden)
+    let zr = gates(hx), hidden = h.shape[1]
+    let z = zr.sigmoid(dim: 1, start: 0, length: hidden)
+    let r = zr.sigmoid(dim: 1, start: hidden, length: hidden)
     let q = convq(Tensor.concat([r * h, x], dim: 1)).tanh()
     return h + z * (q - h)
 }
