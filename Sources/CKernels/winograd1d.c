@@ -12,6 +12,7 @@
 #include <string.h>
 #include "CKernels.h"
 #include "dispatch.h"
+#include "wino_store.h"
 
 /// Bᵀ d of one tile, stored to v[ξ · vs].
 static inline __attribute__((always_inline))
@@ -36,15 +37,6 @@ void at4(float o[4], const float *restrict m, long ms) {
     o[1] = b + 2 * e + 0.5f * g;
     o[2] = a + 4 * c + 0.25f * f;
     o[3] = b + 8 * e + 0.125f * g + m7;
-}
-
-/// One output value: mode 0 y = v + bias; 1 y = leaky(v + bias); 2 y += v.
-static inline __attribute__((always_inline))
-void store1(float *y, float v, float bias, float slope, const int mode) {
-    if (mode == 2) { *y += v; return; }
-    v += bias;
-    if (mode == 1) v = v > 0 ? v : slope * v;
-    *y = v;
 }
 
 // MARK: along rows (1×5 kernels)
@@ -82,7 +74,7 @@ void output_row(float *restrict yr, const float *restrict mr, long ms, long t0, 
     for (long tx = t0; tx < t1; tx++) {
         float o[4];
         at4(o, mr + tx, ms);
-        for (int i = 0; i < 4; i++) if (i < cols) store1(yr + 4 * tx + i, o[i], bias, slope, mode);
+        for (int i = 0; i < 4; i++) if (i < cols) mdf_wino_store(yr + 4 * tx + i, o[i], bias, slope, mode);
     }
 }
 
@@ -134,7 +126,7 @@ void output_cols(float *restrict y, long ow, const float *restrict mr, long ms, 
     for (long c = 0; c < ow; c++) {
         float o[4];
         at4(o, mr + c, ms);
-        for (int i = 0; i < 4; i++) if (i < rows) store1(y + i * ow + c, o[i], bias, slope, mode);
+        for (int i = 0; i < 4; i++) if (i < rows) mdf_wino_store(y + i * ow + c, o[i], bias, slope, mode);
     }
 }
 

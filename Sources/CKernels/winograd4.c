@@ -10,6 +10,7 @@
 #include <string.h>
 #include "CKernels.h"
 #include "dispatch.h"
+#include "wino_store.h"
 
 // The 8-wide helpers below are always inlined, so no vector crosses a call in the portable build,
 // where Clang would otherwise warn that passing them without AVX changes the calling convention.
@@ -110,15 +111,6 @@ void input_body(float *v, long vstride, const float *x, long h, long w, long pt,
     }
 }
 
-/// One output value: mode 0 y = v + bias; 1 y = leaky(v + bias); 2 y += v.
-static inline __attribute__((always_inline))
-void store4(float *y, float v, float bias, float slope, const int mode) {
-    if (mode == 2) { *y += v; return; }
-    v += bias;
-    if (mode == 1) v = v > 0 ? v : slope * v;
-    *y = v;
-}
-
 /// Tiles [t0, t1) of one tile row: rows y + a · ow for a < rows, columns 4tx + b for b < cols.
 static inline __attribute__((always_inline))
 void output_tiles(float *restrict y, long ow, const float *restrict m, long ms, long t0, long t1,
@@ -135,7 +127,7 @@ void output_tiles(float *restrict y, long ow, const float *restrict m, long ms, 
             if (a >= rows) break;
             float o[4];
             at6(o, s[a][0], s[a][1], s[a][2], s[a][3], s[a][4], s[a][5]);
-            for (int b = 0; b < 4; b++) if (b < cols) store4(y + a * ow + 4 * tx + b, o[b], bias, slope, mode);
+            for (int b = 0; b < 4; b++) if (b < cols) mdf_wino_store(y + a * ow + 4 * tx + b, o[b], bias, slope, mode);
         }
     }
 }

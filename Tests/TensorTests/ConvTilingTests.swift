@@ -45,6 +45,15 @@ private func expectConvMatchesDirectLoops(_ x: Tensor, _ w: Tensor, _ g: ConvGeo
     return (y, ref.y)
 }
 
+/// ref (n, cout, plane) with bias b added and a leaky ReLU of slope 0.1: what a fused conv returns.
+/// `at`: the index of ref[0] in that layout (for one element).
+private func biasedLeaky(_ ref: [Double], _ b: Tensor, plane: Int, at first: Int = 0) -> [Double] {
+    ref.indices.map { i in
+        let v = ref[i] + Double(b.data[((first + i) / plane) % b.count])
+        return v > 0 ? v : 0.1 * v
+    }
+}
+
 /// Shapes wide enough that conv2d cuts every image into many panels and several cache tiles, run
 /// as parallel tasks (strided backward-data in two phases), so tile seams, partial weight gradients
 /// and the even/odd schedule are all exercised.
@@ -158,10 +167,7 @@ func winogradMatchesDirectLoops(_ g: ConvGeometry, _ cin: Int, _ cout: Int, _ h:
     let (y, ref) = expectConvMatchesDirectLoops(x, w, g, using: &rng)
     // Bias and the fused leaky ReLU in the output transform.
     let fused = x.detached().conv2d(w.detached(), b, g, leakySlope: 0.1)
-    let expected = (0..<ref.count).map { i -> Double in
-        let v = ref[i] + Double(b.data[(i / (y.shape[2] * y.shape[3])) % cout])
-        return v > 0 ? v : 0.1 * v
-    }
+    let expected = biasedLeaky(ref, b, plane: y.shape[2] * y.shape[3])
     #expect(worstRelative(fused, expected) < 1e-5)
 }
 
@@ -221,10 +227,7 @@ func winograd5MatchesDirectLoops(_ g: ConvGeometry, _ cin: Int, _ cout: Int, _ h
     let b = Tensor.randn([cout], using: &rng)
     let (y, ref) = expectConvMatchesDirectLoops(x, w, g, using: &rng)
     let fused = x.detached().conv2d(w.detached(), b, g, leakySlope: 0.1)
-    let expected = (0..<ref.count).map { i -> Double in
-        let v = ref[i] + Double(b.data[(i / (y.shape[2] * y.shape[3])) % cout])
-        return v > 0 ? v : 0.1 * v
-    }
+    let expected = biasedLeaky(ref, b, plane: y.shape[2] * y.shape[3])
     #expect(worstRelative(fused, expected) < 1e-5)
 }
 
@@ -254,8 +257,7 @@ func winograd5PathsAgree(_ alongRows: Bool) {
         let ref = directConv(x: x, w: wt, gy: Tensor.zeros(y0.shape), g).y
         let expected = (0..<ref.count).map { i -> Double in
             if accumulate { return Double(y0.data[i]) + ref[i] }
-            let v = ref[i] + Double(b.data[(i / (h * w)) % cout])
-            return v > 0 ? v : 0.1 * v
+            return biasedLeaky([ref[i]], b, plane: h * w, at: i)[0]
         }
         #expect(worstRelative(y[1], expected) < 1e-5)
     }
@@ -281,10 +283,7 @@ func winograd4MatchesDirectLoops(_ g: ConvGeometry, _ cin: Int, _ cout: Int, _ h
     let y = Tape.noGrad { x.conv2d(w, nil, g) }
     #expect(worstRelative(y, ref) < 1e-5)
     let fused = Tape.noGrad { x.conv2d(w, b, g, leakySlope: 0.1) }
-    let expected = (0..<ref.count).map { i -> Double in
-        let v = ref[i] + Double(b.data[(i / (y.shape[2] * y.shape[3])) % cout])
-        return v > 0 ? v : 0.1 * v
-    }
+    let expected = biasedLeaky(ref, b, plane: y.shape[2] * y.shape[3])
     #expect(worstRelative(fused, expected) < 1e-5)
     // With a gradient recorded, the F(2×2, 3×3) forward: equal to the Double loops, not bit for bit
     // to the inference result.
@@ -314,7 +313,7 @@ func winogradTilingsAgree(_ tile: Int) {
             y[i].data.update(from: y0.data, count: y0.count)
             let bias = accumulate ? nil : b.data, slope: Float? = accumulate ? nil : 0.1
             if tile == 4 {
-                winogradConv(Winograd4Tiles(g, h: h, w: w), y[i].data, x.data, packed: packed.pointer, bias, n: n, cin: cin,
+                winogradConv(WinogradTiles(g, h: h, w: w, tile: 4), y[i].data, x.data, packed: packed.pointer, bias, n: n, cin: cin,
                              h: h, w: w, cout: cout, groups: 1, leakySlope: slope, accumulate: accumulate, path: path)
             } else {
                 winogradConv(y[i].data, x.data, packed: packed.pointer, bias, n: n, cin: cin, h: h, w: w, cout: cout, g,
@@ -327,8 +326,7 @@ func winogradTilingsAgree(_ tile: Int) {
         #expect(worstRelative(y[2], (0..<y[1].count).map { Double(y[1].data[$0]) }) < (tile == 4 ? 5e-6 : 1e-6))
         let expected = (0..<ref.count).map { i -> Double in
             if accumulate { return Double(y0.data[i]) + ref[i] }
-            let v = ref[i] + Double(b.data[(i / (h * w)) % cout])
-            return v > 0 ? v : 0.1 * v
+            return biasedLeaky([ref[i]], b, plane: h * w, at: i)[0]
         }
         #expect(worstRelative(y[1], expected) < 1e-5)
         #expect(worstRelative(y[2], expected) < 1e-5)

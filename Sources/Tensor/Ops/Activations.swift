@@ -42,20 +42,14 @@ extension Tensor {
     /// `slice(dim:start:length:).sigmoid()`, bit for bit where each run of the slice is a multiple
     /// of eight elements.
     public func sigmoid(dim: Int, start: Int, length: Int) -> Tensor {
-        let d = dim < 0 ? dim + rank : dim
-        require(d >= 0 && d < rank && start >= 0 && length >= 0 && start + length <= shape[d], "sigmoid",
-                "range \(start)..<\(start + length) of dim \(dim) in shape \(describe(shape))")
-        var out = shape
-        out[d] = length
-        let outer = shape[..<d].reduce(1, *), inner = shape[(d + 1)...].reduce(1, *)
-        let rowIn = shape[d] * inner, n = length * inner
+        let (out, outer, rowIn, offset, n) = sliceLayout("sigmoid", dim: dim, start: start, length: length)
         let x = self
         let y = Tensor(uninitialized: out)
-        for o in 0..<outer { SigmoidKernel.forward(y.data + o * n, x.data + o * rowIn + start * inner, count: n, p: 0) }
+        for o in 0..<outer { SigmoidKernel.forward(y.data + o * n, x.data + o * rowIn + offset, count: n, p: 0) }
         Tape.record(y, inputs: [x]) { dy in
             let dx = x.gradPointer()
             for o in 0..<outer {
-                let yo = y.data + o * n, go = dy + o * n, dxo = dx + o * rowIn + start * inner
+                let yo = y.data + o * n, go = dy + o * n, dxo = dx + o * rowIn + offset
                 for i in 0..<n { dxo[i] += go[i] * SigmoidKernel.d(0, yo[i], 0) }
             }
         }

@@ -186,7 +186,7 @@ func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, packe
               leakySlope: Float?, accumulate: Bool, inference: Bool = false) {
     let cg = cin / g.groups, mg = cout / g.groups
     if inference && winograd4Applies(g, cg: cg, mg: mg) {
-        winogradConv(Winograd4Tiles(g, h: h, w: w), y, x, packed: packed, b, n: n, cin: cin, h: h, w: w, cout: cout,
+        winogradConv(WinogradTiles(g, h: h, w: w, tile: 4), y, x, packed: packed, b, n: n, cin: cin, h: h, w: w, cout: cout,
                      groups: g.groups, leakySlope: leakySlope, accumulate: accumulate)
     } else if winogradApplies(g, cg: cg, mg: mg) {
         winogradConv(y, x, packed: packed, b, n: n, cin: cin, h: h, w: w, cout: cout, g,

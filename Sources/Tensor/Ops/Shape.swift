@@ -170,23 +170,29 @@ extension Tensor {
 
     /// A contiguous copy of `length` entries of `dim` starting at `start`.
     public func slice(dim: Int, start: Int, length: Int) -> Tensor {
+        let (out, outer, rowIn, offset, n) = sliceLayout("slice", dim: dim, start: start, length: length)
+        let x = self
+        let y = Tensor(uninitialized: out)
+        runPieces((0..<outer).map { Piece(dst: y.data + $0 * n, src: x.data + $0 * rowIn + offset, count: n) },
+                  accumulate: false)
+        Tape.record(y, inputs: [x]) { dy in
+            let dx = x.gradPointer()
+            runPieces((0..<outer).map { Piece(dst: dx + $0 * rowIn + offset, src: dy + $0 * n, count: n) },
+                      accumulate: true)
+        }
+        return y
+    }
+
+    /// Where a slice start ..< start + length along `dim` lies (`op` names the caller in errors): its
+    /// shape, and `outer` runs of n floats, run o at o · rowIn + offset of this tensor.
+    func sliceLayout(_ op: String, dim: Int, start: Int, length: Int) -> (shape: [Int], outer: Int, rowIn: Int, offset: Int, n: Int) {
         let d = dim < 0 ? dim + rank : dim
-        require(d >= 0 && d < rank && start >= 0 && length >= 0 && start + length <= shape[d], "slice",
+        require(d >= 0 && d < rank && start >= 0 && length >= 0 && start + length <= shape[d], op,
                 "range \(start)..<\(start + length) of dim \(dim) in shape \(describe(shape))")
         var out = shape
         out[d] = length
         let outer = shape[..<d].reduce(1, *), inner = shape[(d + 1)...].reduce(1, *)
-        let rowIn = shape[d] * inner, n = length * inner
-        let x = self
-        let y = Tensor(uninitialized: out)
-        runPieces((0..<outer).map { Piece(dst: y.data + $0 * n, src: x.data + $0 * rowIn + start * inner, count: n) },
-                  accumulate: false)
-        Tape.record(y, inputs: [x]) { dy in
-            let dx = x.gradPointer()
-            runPieces((0..<outer).map { Piece(dst: dx + $0 * rowIn + start * inner, src: dy + $0 * n, count: n) },
-                      accumulate: true)
-        }
-        return y
+        return (out, outer, shape[d] * inner, start * inner, length * inner)
     }
 
     /// Splits along `dim` into pieces of the given sizes.

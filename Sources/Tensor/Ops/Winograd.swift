@@ -122,69 +122,45 @@ protocol WinogradTiling {
                          bias: Float, leakySlope: Float?, accumulate: Bool, path: KernelPath)
 }
 
-/// The 2 × 2 output tiles of a 3×3 stride-1 undilated convolution: F(2×2, 3×3).
+/// The m × m output tiles of a 3×3 stride-1 undilated convolution: F(2×2, 3×3) (m = 2,
+/// CKernels/winograd.c, 16 products per 4 outputs) or F(4×4, 3×3) (m = 4, CKernels/winograd4.c, 36
+/// per 16).
 struct WinogradTiles: WinogradTiling {
     let g: ConvGeometry
     let h, w, oh, ow, th, tw: Int
+    /// Outputs per tile side: 2 or 4.
+    let m: Int
 
-    init(_ g: ConvGeometry, h: Int, w: Int) {
-        precondition(g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1)
-        self.g = g; self.h = h; self.w = w
+    init(_ g: ConvGeometry, h: Int, w: Int, tile m: Int = 2) {
+        precondition(g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && (m == 2 || m == 4))
+        self.g = g; self.h = h; self.w = w; self.m = m
         (oh, ow) = g.outputSize(h: h, w: w)
-        th = (oh + 1) / 2; tw = (ow + 1) / 2
+        th = (oh + m - 1) / m; tw = (ow + m - 1) / m
     }
 
-    var planes: Int { 16 }
+    var planes: Int { (m + 2) * (m + 2) }
     var rows: Int { th }
     var rowTiles: Int { tw }
     var tiles: Int { th * tw }
-    var scratchCount: Int { 8 * (tw + 1) }
-    func inputRows(_ ty0: Int, _ ty1: Int) -> (lo: Int, hi: Int) { (max(0, 2 * ty0 - g.padTop), min(h, 2 * ty1 + 2 - g.padTop)) }
+    /// F(2×2): four padded rows split into even and odd columns; F(4×4): eight rows in four phases.
+    var scratchCount: Int { (m == 2 ? 8 : 32) * (tw + 1) }
+    func inputRows(_ ty0: Int, _ ty1: Int) -> (lo: Int, hi: Int) { (max(0, m * ty0 - g.padTop), min(h, m * ty1 + 2 - g.padTop)) }
 
     func transformInput(_ v: UnsafeMutablePointer<Float>, vstride: Int, _ x: UnsafePointer<Float>,
                         rows ty0: Int, _ ty1: Int, scratch: UnsafeMutablePointer<Float>, path: KernelPath) {
-        mdf_wino_input(v, vstride, x, h, w, g.padTop, g.padLeft, ty0, ty1, tw, scratch, path.rawValue)
+        let transform = m == 2 ? mdf_wino_input : mdf_wino4_input
+        transform(v, vstride, x, h, w, g.padTop, g.padLeft, ty0, ty1, tw, scratch, path.rawValue)
     }
 
-    func transformOutput(_ y: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, mstride: Int, rows ty0: Int, _ ty1: Int,
+    func transformOutput(_ y: UnsafeMutablePointer<Float>, _ mp: UnsafePointer<Float>, mstride: Int, rows ty0: Int, _ ty1: Int,
                          bias: Float, leakySlope: Float?, accumulate: Bool, path: KernelPath) {
-        mdf_wino_output(y, oh, ow, m, mstride, ty0, ty1, tw, bias, leakySlope == nil ? 0 : 1, leakySlope ?? 0,
-                        accumulate ? 1 : 0, path.rawValue)
+        let transform = m == 2 ? mdf_wino_output : mdf_wino4_output
+        transform(y, oh, ow, mp, mstride, ty0, ty1, tw, bias, leakySlope == nil ? 0 : 1, leakySlope ?? 0,
+                  accumulate ? 1 : 0, path.rawValue)
     }
 }
 
-/// The 4 × 4 output tiles of a 3×3 stride-1 undilated convolution: F(4×4, 3×3)
-/// (CKernels/winograd4.c), 36 products per 16 outputs where F(2×2, 3×3) takes 64.
-struct Winograd4Tiles: WinogradTiling {
-    let g: ConvGeometry
-    let h, w, oh, ow, th, tw: Int
-
-    init(_ g: ConvGeometry, h: Int, w: Int) {
-        precondition(g.kh == 3 && g.kw == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1)
-        self.g = g; self.h = h; self.w = w
-        (oh, ow) = g.outputSize(h: h, w: w)
-        th = (oh + 3) / 4; tw = (ow + 3) / 4
-    }
-
-    var planes: Int { 36 }
-    var rows: Int { th }
-    var rowTiles: Int { tw }
-    var scratchCount: Int { 32 * (tw + 1) }
-    func inputRows(_ ty0: Int, _ ty1: Int) -> (lo: Int, hi: Int) { (max(0, 4 * ty0 - g.padTop), min(h, 4 * ty1 + 2 - g.padTop)) }
-
-    func transformInput(_ v: UnsafeMutablePointer<Float>, vstride: Int, _ x: UnsafePointer<Float>,
-                        rows ty0: Int, _ ty1: Int, scratch: UnsafeMutablePointer<Float>, path: KernelPath) {
-        mdf_wino4_input(v, vstride, x, h, w, g.padTop, g.padLeft, ty0, ty1, tw, scratch, path.rawValue)
-    }
-
-    func transformOutput(_ y: UnsafeMutablePointer<Float>, _ m: UnsafePointer<Float>, mstride: Int, rows ty0: Int, _ ty1: Int,
-                         bias: Float, leakySlope: Float?, accumulate: Bool, path: KernelPath) {
-        mdf_wino4_output(y, oh, ow, m, mstride, ty0, ty1, tw, bias, leakySlope == nil ? 0 : 1, leakySlope ?? 0,
-                         accumulate ? 1 : 0, path.rawValue)
-    }
-}
-
-/// Transforms and packs 3×3 weights (cout, cg, 3, 3) for `winogradConv` with `Winograd4Tiles`: for
+/// Transforms and packs 3×3 weights (cout, cg, 3, 3) for `winogradConv` with 4 × 4 `WinogradTiles`: for
 /// each ξ = 6a + b and group, (G g Gᵀ)[a][b] (mg × cg) in 4-row panels. Result:
 /// 36 · groups · packedPanelFloats(mg, cg).
 func packWinograd4Weights(_ wt: UnsafePointer<Float>, cout: Int, cg: Int, groups: Int) -> Storage {
