@@ -3,6 +3,24 @@ import Tensor
 import TestSupport
 
 @Suite struct ShapeTests {
+    /// Permutations that keep the last dimensions in place (a channel shuffle) move whole runs:
+    /// the same values and gradients as the element-by-element kernels.
+    @Test(arguments: [([2, 3, 4, 5, 6], [0, 2, 1, 3, 4]), ([3, 4, 20], [1, 0, 2]), ([2, 3, 2, 8, 2], [2, 0, 1, 3, 4])])
+    func permuteByRunsEqualsTheElementKernels(_ shape: [Int], _ perm: [Int]) {
+        var rng = RandomGenerator(seed: 73)
+        let x = Tensor.randn(shape, using: &rng)
+        x.requiresGrad = true
+        let y = x.permute(perm)
+        let expected = Tensor(uninitialized: y.shape)
+        permuteForward(expected.data, x.data, xShape: shape, perm: perm)
+        #expect(y.toArray() == expected.toArray())
+        let gy = Tensor.randn(y.shape, using: &rng)
+        Tape.backward((y * gy).sum())
+        let gx = Tensor.zeros(shape)
+        permuteBackward(gx.data, gy.data, xShape: shape, perm: perm)
+        #expect(x.grad!.toArray() == gx.toArray())
+    }
+
     @Test func permuteReordersLikePyTorch() {
         let x = Tensor(shape: [2, 3], values: [0, 1, 2, 3, 4, 5])
         #expect(x.permute([1, 0]).toArray() == [0, 3, 1, 4, 2, 5])

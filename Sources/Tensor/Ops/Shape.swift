@@ -126,6 +126,21 @@ extension Tensor {
         require(perm.count == rank && Set(perm) == Set(0..<rank), "permute", "order \(perm) for shape \(describe(shape))")
         let x = self, xShape = shape
         let y = Tensor(uninitialized: perm.map { xShape[$0] })
+        // Dimensions that stay last move together: a channel shuffle (FastFlowNet's decoders) moves
+        // whole planes, copied as runs the threads share instead of one element at a time.
+        var k = rank
+        while k > 0 && perm[k - 1] == k - 1 { k -= 1 }
+        let run = xShape[k...].reduce(1, *)
+        if k < rank && k > 0 && run >= 16 {
+            var runs: [(y: Int, x: Int)] = []
+            permuteWalk(xShape: Array(xShape[..<k]) + [run], perm: Array(perm[..<k]) + [k]) { yo, xo, _, _ in runs.append((yo, xo)) }
+            runPieces(runs.map { Piece(dst: y.data + $0.y, src: x.data + $0.x, count: run) }, accumulate: false)
+            Tape.record(y, inputs: [x]) { dy in
+                let dx = x.gradPointer()
+                runPieces(runs.map { Piece(dst: dx + $0.x, src: dy + $0.y, count: run) }, accumulate: true)
+            }
+            return y
+        }
         permuteForward(y.data, x.data, xShape: xShape, perm: perm)
         Tape.record(y, inputs: [x]) { dy in permuteBackward(x.gradPointer(), dy, xShape: xShape, perm: perm) }
         return y
