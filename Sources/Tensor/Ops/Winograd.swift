@@ -264,7 +264,8 @@ func packWinograd5Weights(_ wt: UnsafePointer<Float>, cout: Int, cg: Int, groups
 }
 
 /// y = act(conv(x, w) + b), or y += conv(x, w) with `accumulate`, on a Winograd tiling (any padding).
-/// packed: from `packWinogradWeights` (F(2×2, 3×3)) or `packWinograd5Weights` (F(4, 5)) to match;
+/// packed: from `packWinogradWeights` (F(2×2, 3×3)), `packWinograd4Weights` (F(4×4, 3×3)) or
+/// `packWinograd5Weights` (F(4, 5)), to match the tiling;
 /// b: (cout) or nil. x: (n, cin, h, w); y: (n, cout, oh, ow).
 func winogradConv<T: WinogradTiling>(_ lt: T, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                      packed: UnsafePointer<Float>, _ b: UnsafePointer<Float>?, n: Int, cin: Int,
