@@ -1,6 +1,10 @@
 // The input copy of the direct convolution: zero padding and stride phases in one pass (CKernels.h).
 #include "CKernels.h"
+#include "dispatch.h"
 #include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 /// d[j] = s[j · step] for j in [0, n); the step-1 and step-2 loops are the vectorized common cases.
 static void gather_row(float *restrict d, const float *restrict s, long n, long step) {
@@ -29,4 +33,32 @@ void mdf_phase_fill(float *dst, const float *x, long h, long w, long sh, long sw
             }
         }
     }
+}
+
+#if defined(__x86_64__)
+/// 8 columns of each phase a step: unpack interleaves within 128-bit lanes, the lane permutes
+/// put the halves in order.
+__attribute__((target("avx2")))
+static long add_interleaved2_avx2(float *dst, const float *a, const float *b, long n) {
+    long j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const __m256 va = _mm256_loadu_ps(a + j), vb = _mm256_loadu_ps(b + j);
+        const __m256 lo = _mm256_unpacklo_ps(va, vb), hi = _mm256_unpackhi_ps(va, vb);
+        float *d = dst + 2 * j;
+        _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), _mm256_permute2f128_ps(lo, hi, 0x20)));
+        _mm256_storeu_ps(d + 8, _mm256_add_ps(_mm256_loadu_ps(d + 8), _mm256_permute2f128_ps(lo, hi, 0x31)));
+    }
+    return j;
+}
+#endif
+
+void mdf_add_interleaved2(float *dst, const float *a, long na, const float *b, long nb, int isa) {
+    long j = 0;
+#if defined(__x86_64__)
+    if (b && mdf_use_avx2(isa)) j = add_interleaved2_avx2(dst, a, b, na < nb ? na : nb);
+#else
+    (void)isa;
+#endif
+    for (long i = j; i < na; i++) dst[2 * i] += a[i];
+    if (b) for (long i = j; i < nb; i++) dst[2 * i + 1] += b[i];
 }

@@ -47,6 +47,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print one JSON line.")
     var json = false
 
+    @Option(help: "conv: only the layers whose name contains one of these comma-separated words (e.g. pconv1_1,s2).")
+    var layers: String?
+
     func run() throws {
         #if DEBUG
         FileHandle.standardError.write("warning: debug build; build with -c release for real figures\n".data(using: .utf8)!)
@@ -57,7 +60,12 @@ struct Bench: ParsableCommand {
             guard !ts.isEmpty, ts.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--threads must list positive integers, got '\(spec)'") }
             let r = reps ?? 7
             print("OpenBLAS: \(Runtime.blasConfig)")
-            let rows = ConvBench.run(threads: ts, reps: r) { FileHandle.standardError.write("  \($0)\n".data(using: .utf8)!) }
+            let words = (layers ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let chosen = ConvBench.layers.filter { l in words.isEmpty || words.contains { l.name.contains($0) } }
+            guard !chosen.isEmpty else {
+                throw ValidationError("--layers '\(layers ?? "")' matches no layer; known: " + ConvBench.layers.map(\.name).joined(separator: "; "))
+            }
+            let rows = ConvBench.run(chosen, threads: ts, reps: r) { FileHandle.standardError.write("  \($0)\n".data(using: .utf8)!) }
             print("GFLOP/s, medians of \(r) runs (1 image):")
             print(ConvBench.table(rows))
             return

@@ -50,13 +50,14 @@ struct PhasedLayout {
         return koff
     }
 
-    /// The phased copy of n images of `channels` channels, with the kernel's read slack zeroed.
+    /// The phased copy of n images of `channels` channels, with the kernel's read slack (and
+    /// `extraSlack` more floats) zeroed.
     /// x: (images, channels, h, w); result: images · channels · perChannel + slack floats.
-    func phasedCopy(_ x: UnsafePointer<Float>, images: Int, channels: Int) -> Storage {
+    func phasedCopy(_ x: UnsafePointer<Float>, images: Int, channels: Int, extraSlack: Int = 0) -> Storage {
         let count = images * channels
-        let buffer = Storage(count: count * perChannel + slack)
+        let buffer = Storage(count: count * perChannel + slack + extraSlack)
         let bp = SendablePointer(buffer.pointer)
-        (buffer.pointer + count * perChannel).update(repeating: 0, count: slack)
+        (buffer.pointer + count * perChannel).update(repeating: 0, count: slack + extraSlack)
         parallelFor(count, minCount: count * perChannel >= 1 << 15 ? 2 : Int.max) { r in
             for c in r { fill(bp.base + c * perChannel, x + c * h * w) }
         }
@@ -218,15 +219,16 @@ func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<
         }
     }
     let cg = cin / g.groups, mg = cout / g.groups, whole = g.sh == 1 && g.sw == 1
-    let dxp = SendablePointer(dx)
-    for p in phases {
-        // The phase's weights as a convolution's (cin, cout/groups, |ty|, |tx|):
-        // w′[ci][(co, a, b)] = w[co][ci][ty[a]][tx[b]], group by group.
-        // Rearranged and packed once while the weights stay the same (RAFT's update block reuses
-        // them every iteration); the rearrangement splits the input channels across the threads.
+    // Each phase's weights as a convolution's (cin, cout/groups, |ty|, |tx|):
+    // w′[ci][(co, a, b)] = w[co][ci][ty[a]][tx[b]], group by group.
+    // Rearranged and packed once while the weights stay the same (RAFT's update block reuses
+    // them every iteration); the rearrangement splits the input channels across the threads.
+    // At stride 1 the phase runs as any convolution (Winograd where it applies); at larger strides
+    // the phases share one copy of dy and the direct convolution's panels.
+    let packs = phases.map { p -> Storage in
         let kOut = mg * p.ty.count * p.tx.count
         let kind = "input gradient \(cin)→\(cout) \(g) phase \(p.ty) \(p.tx)"
-        let packed = DerivedWeights.shared.form(kind, of: wt, count: cout * cg * g.kh * g.kw) {
+        return DerivedWeights.shared.form(kind, of: wt, count: cout * cg * g.kh * g.kw) {
             let dense = Storage(count: cin * kOut)
             let densePointer = SendablePointer(dense.pointer)
             parallelFor(cin, minCount: cin * kOut >= 1 << 14 ? 2 : Int.max) { channels in
@@ -239,26 +241,114 @@ func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<
                     }
                 }
             }
-            return packForConvolve(dense.pointer, cin: cout, cout: cin, p.g)
+            return whole ? packForConvolve(dense.pointer, cin: cout, cout: cin, p.g)
+                         : packConvWeights(dense.pointer, cout: cin, kg: kOut, groups: g.groups)
         }
-        if whole {
-            convolve(dx, dy, packed: packed.pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, p.g,
-                     leakySlope: nil, accumulate: true)
-            continue
-        }
-        let phase = Storage(count: n * cin * p.hr * p.wr)
-        convolve(phase.pointer, dy, packed: packed.pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, p.g,
-                 leakySlope: nil, accumulate: false)
-        let pp = SendablePointer(phase.pointer)
-        parallelFor(n * cin, minCount: n * cin * p.hr * p.wr >= 1 << 15 ? 2 : Int.max) { planes in
-            for plane in planes {
-                let src = pp.base + plane * p.hr * p.wr, dst = dxp.base + plane * h * w + p.ry * w + p.rx
-                for i in 0..<p.hr {
-                    let s = src + i * p.wr, d = dst + i * g.sh * w
-                    for j in 0..<p.wr { d[j * g.sw] += s[j] }
+    }
+    if whole {
+        convolve(dx, dy, packed: packs[0].pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, phases[0].g,
+                 leakySlope: nil, accumulate: true)
+        return true
+    }
+    stridedPhasesInputGradient(dx, dy, phases.map { StridePhase(ry: $0.ry, rx: $0.rx, g: $0.g, hr: $0.hr, wr: $0.wr) },
+                               packs, n: n, cin: cin, h: h, w: w, cout: cout, oh: oh, ow: ow, stride: (g.sh, g.sw), groups: g.groups)
+    return true
+}
+
+/// One stride phase of an input gradient: the dx pixels (i·sh + ry, j·sw + rx), hr × wr of them, as
+/// a stride-1 convolution of dy with geometry g (its taps, their spacing, its padding).
+struct StridePhase { let ry, rx: Int; let g: ConvGeometry; let hr, wr: Int }
+
+/// dx += the phases' convolutions of dy, interleaved back into dx. dy is copied once, padded by the
+/// most any phase needs; every phase reads that copy at its own tap offsets, and all phases' panels
+/// run in one parallel region into one buffer, then one pass adds it into dx (stride-2 column
+/// phases interleaved in vector registers).
+/// dy: (n, cout, oh, ow); packs: each phase's weights from packConvWeights; dx: (n, cin, h, w).
+private func stridedPhasesInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ phases: [StridePhase],
+                                        _ packs: [Storage], n: Int, cin: Int, h: Int, w: Int, cout: Int, oh: Int, ow: Int,
+                                        stride: (Int, Int), groups: Int) {
+    guard !phases.isEmpty else { return }
+    let cg = cin / groups, mg = cout / groups, groupsTotal = n * groups
+    let top = phases.map(\.g.padTop).max()!, left = phases.map(\.g.padLeft).max()!
+    let common = PhasedLayout(ConvGeometry(kernel: (1, 1), padding: (top, phases.map(\.g.padBottom).max()!,
+                                                                    left, phases.map(\.g.padRight).max()!)), h: oh, w: ow)
+    let wq = common.wq
+    // A phase's tap may start up to a row past the common grid's, so twice the usual slack.
+    let buffer = common.phasedCopy(dy, images: n, channels: cout, extraSlack: wq + 64)
+    require(mg * common.perChannel + 2 * common.slack < Int(Int32.max), "conv2d",
+            "one image-group of \(mg) channels at \(oh)×\(ow) exceeds the direct convolution's 2^31-float offsets")
+    // Every phase's tap offsets into that copy, in its weights' order (c, a, b), one after another.
+    var koff = [Int32](), koffStart = [Int]()
+    for p in phases {
+        koffStart.append(koff.count)
+        for c in 0..<mg {
+            for a in 0..<p.g.kh {
+                for b in 0..<p.g.kw {
+                    let row = top - p.g.padTop + a * p.g.dh, col = left - p.g.padLeft + b * p.g.dw
+                    koff.append(Int32(c * common.perChannel + row * wq + col))
                 }
             }
         }
     }
-    return true
+    // Output offsets and panel counts per phase; tasks are (phase, image-group, panel), phase-major.
+    var outOffset = [0], taskStart = [0]
+    for p in phases {
+        outOffset.append(outOffset.last! + n * cin * p.hr * p.wr)
+        taskStart.append(taskStart.last! + groupsTotal * ((p.hr * wq + 23) / 24))
+    }
+    let out = Storage(count: outOffset.last!)
+    let work = phases.reduce(0) { $0 + mg * $1.g.kh * $1.g.kw * $1.hr * wq } * cg * groupsTotal
+    let (bp, op) = (SendablePointer(buffer.pointer), SendablePointer(out.pointer))
+    koff.withUnsafeBufferPointer { kp in
+        let koffBase = kp.baseAddress!
+        parallelFor(taskStart.last!, minCount: work >= 1 << 17 ? 2 : Int.max) { range in
+            var t = range.lowerBound
+            var pi = 0
+            while t < range.upperBound {
+                while taskStart[pi + 1] <= t { pi += 1 }
+                let p = phases[pi], panels = (p.hr * wq + 23) / 24, local = t - taskStart[pi]
+                let ig = local / panels, img = ig / groups, grp = ig % groups
+                let p0 = local % panels, p1 = min(panels, p0 + (range.upperBound - t))
+                let kg = mg * p.g.kh * p.g.kw, plane = p.hr * p.wr
+                var args = mdf_igemm_args(
+                    m: Int32(cg), k: Int32(kg), ap: packs[pi].pointer + grp * packedPanelFloats(m: cg, k: kg),
+                    x: bp.base + (img * cout + grp * mg) * common.perChannel, koff: koffBase + koffStart[pi],
+                    row_len: wq, valid_len: p.wr,
+                    c: op.base + outOffset[pi] + (img * cin + grp * cg) * plane, ldc: plane,
+                    bias: nil, slope: 0, act: 0, accumulate: 0, isa: KernelPath.best.rawValue)
+                mdf_igemm(&args, p0 * 24, min(p.hr * wq, p1 * 24))
+                t += p1 - p0
+            }
+        }
+    }
+    // Add the phases into dx, plane by plane; for stride-2 columns the two column phases of a row
+    // go in together, interleaved.
+    let (sh, sw) = stride
+    let dxp = SendablePointer(dx)
+    let byRow = Dictionary(grouping: phases.indices, by: { phases[$0].ry })
+    parallelFor(n * cin, minCount: n * cin * h * w >= 1 << 15 ? 2 : Int.max) { planes in
+        for plane in planes {
+            for (_, members) in byRow {
+                let a = members.first { phases[$0].rx == 0 }, b = members.first { phases[$0].rx == 1 }
+                if sw == 2, let a, members.count == (b == nil ? 1 : 2) {
+                    let pa = phases[a], sa = op.base + outOffset[a] + plane * pa.hr * pa.wr
+                    let sb = b.map { op.base + outOffset[$0] + plane * phases[$0].hr * phases[$0].wr }
+                    let wb = b.map { phases[$0].wr } ?? 0
+                    for i in 0..<pa.hr {
+                        mdf_add_interleaved2(dxp.base + plane * h * w + (i * sh + pa.ry) * w, sa + i * pa.wr, pa.wr,
+                                             sb.map { $0 + i * wb }, wb, KernelPath.best.rawValue)
+                    }
+                    continue
+                }
+                for m in members {
+                    let p = phases[m], src = op.base + outOffset[m] + plane * p.hr * p.wr
+                    let dst = dxp.base + plane * h * w + p.ry * w + p.rx
+                    for i in 0..<p.hr {
+                        let s = src + i * p.wr, d = dst + i * sh * w
+                        for j in 0..<p.wr { d[j * sw] += s[j] }
+                    }
+                }
+            }
+        }
+    }
 }

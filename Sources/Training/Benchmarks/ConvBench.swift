@@ -41,12 +41,12 @@ public enum ConvBench {
         public let fwd, bwdData, bwdWeight, gemmFwd, gemmData, gemmWeight: Double
     }
 
-    /// Measures every layer at each thread count.
-    public static func run(threads: [Int], reps: Int, progress: (String) -> Void = { _ in }) -> [Row] {
+    /// Measures the given layers (default: all) at each thread count.
+    public static func run(_ chosen: [Layer] = layers, threads: [Int], reps: Int, progress: (String) -> Void = { _ in }) -> [Row] {
         var rows: [Row] = []
         for t in threads {
             Runtime.setThreads(t)
-            for l in layers {
+            for l in chosen {
                 progress("\(l.name) @ \(t) thread(s)")
                 rows.append(measure(l, threads: t, reps: reps))
             }
