@@ -322,7 +322,7 @@ public let benchmarkAugmentation = AugmentationConfig(pair: PairAugmentConfig(),
 public func benchmarkLoader(root: String? = nil, pairs: Int = 64, height: Int = 256, width: Int = 320,
                             batchSize: Int = 8, batches: Int = 20, augmentation: AugmentationConfig = benchmarkAugmentation,
                             threads: Int = Runtime.threads, seed: UInt64 = 0) throws -> LoaderBenchmark {
-    mdflow_tune_malloc()  // as the trainer runs: large buffers stay in the process
+    StorageMemory.keepLargeBlocks()  // as the trainer runs: large buffers stay in the process
     var directory = root
     var temporary: String?
     if directory == nil {

@@ -1,7 +1,6 @@
 // The embedded synthetic dataset: textured layers under independent affine motions, depth-ordered
 // so they occlude one another, with exact forward/backward flow and occlusion masks. Written in
 // the FlyingChairs-style layout (`FlyingChairs(root:)` reads it), deterministic by seed.
-import CSupport
 import Foundation
 import Tensor
 
@@ -112,7 +111,7 @@ public enum SyntheticDataset {
                                 progress: (@Sendable (Int) -> Void)? = nil) throws {
         let problems = config.problems()
         if !problems.isEmpty { throw DataError(path: directory, reason: "invalid synthetic config: " + problems.joined(separator: "; ")) }
-        mdflow_tune_malloc()  // each pair allocates a few MB; keep them out of mmap/munmap
+        StorageMemory.keepLargeBlocks()  // each pair allocates a few MB; keep them out of mmap/munmap
         let data = joinPath(directory, "data")
         do {
             try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)

@@ -1,7 +1,8 @@
 import Foundation
+import CKernels
 
-/// A float buffer from the process-wide pool. Memory is 64-byte aligned and uninitialized unless
-/// stated; it goes back to the pool when the last reference dies.
+/// A float buffer. Memory is 64-byte aligned and uninitialized unless stated; it is freed when the
+/// last reference dies.
 public final class Storage: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
@@ -9,7 +10,7 @@ public final class Storage: @unchecked Sendable {
     /// Uninitialized storage for `count` floats.
     public init(count: Int) {
         self.count = count
-        self.pointer = BufferPool.shared.acquire(count)
+        self.pointer = StorageMemory.acquire(count)
     }
 
     /// Zero-filled storage for `count` floats.
@@ -18,57 +19,41 @@ public final class Storage: @unchecked Sendable {
         pointer.update(repeating: 0, count: count)
     }
 
-    deinit { BufferPool.shared.release(pointer, count: count) }
+    deinit { StorageMemory.release(pointer, count: count) }
 }
 
-/// Size-keyed free lists of raw buffers, like PyTorch's caching allocator: a training step asks
-/// for the same sizes every time, so after the first step nothing reaches malloc. The cache is
-/// capped; beyond the cap buffers are freed.
-public final class BufferPool: @unchecked Sendable {
-    public static let shared = BufferPool()
+/// Where tensors' memory comes from: the C heap, with glibc told to keep large blocks in the process
+/// (no mmap per block, no trimming), so that a freed block serves the next request of any size.
+/// Its default maps every block over 32 MiB afresh and returns it on free: each training step then
+/// page-faults its buffers in again (PyTorch's inference ran 18–29% faster with that off,
+/// perf-anchors.md). An earlier exact-size cache of freed buffers avoided that too, but kept one
+/// buffer of every size a step had used: peak RSS 623 MB for full-RAFT inference with 236 MB of
+/// tensors alive at most, 533 MB for FastFlowNet training (now 541 and ~350, no slower).
+public enum StorageMemory {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var live = 0, peak = 0
 
-    private let lock = NSLock()
-    private var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
-    private var cachedBytes = 0
-    /// Most bytes kept for reuse.
-    public var capacityBytes = 6 << 30
+    /// Sets glibc's large-block policy once per process (idempotent; Storage calls it first).
+    public static func keepLargeBlocks() { _ = tuned }
+    private static let tuned: Void = mdf_keep_large_blocks()
 
-    func acquire(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let n = max(count, 1)
+    static func acquire(_ count: Int) -> UnsafeMutablePointer<Float> {
+        _ = tuned
+        let bytes = max(count, 1) * 4
         lock.lock()
-        if let p = free[n]?.popLast() {   // in place: no copy of the list
-            cachedBytes -= n * 4
-            lock.unlock()
-            return p
-        }
+        live += bytes
+        peak = max(peak, live)
         lock.unlock()
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: n * 4, alignment: 64)
-        return raw.bindMemory(to: Float.self, capacity: n)
+        return UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64).bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
-    func release(_ p: UnsafeMutablePointer<Float>, count: Int) {
-        let n = max(count, 1)
+    static func release(_ p: UnsafeMutablePointer<Float>, count: Int) {
         lock.lock()
-        if cachedBytes + n * 4 <= capacityBytes {
-            free[n, default: []].append(p)
-            cachedBytes += n * 4
-            lock.unlock()
-            return
-        }
+        live -= max(count, 1) * 4
         lock.unlock()
         UnsafeMutableRawPointer(p).deallocate()
     }
 
-    /// Frees every cached buffer.
-    public func trim() {
-        lock.lock()
-        let lists = free
-        free = [:]
-        cachedBytes = 0
-        lock.unlock()
-        for (_, list) in lists { for p in list { UnsafeMutableRawPointer(p).deallocate() } }
-    }
-
-    /// Bytes currently held for reuse.
-    public var cached: Int { lock.lock(); defer { lock.unlock() }; return cachedBytes }
+    /// Bytes of Storage alive now, and the most alive at once since the process started.
+    public static var usage: (live: Int, peak: Int) { lock.lock(); defer { lock.unlock() }; return (live, peak) }
 }

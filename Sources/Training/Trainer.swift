@@ -3,7 +3,6 @@ import Tensor
 import NN
 import FlowData
 import Losses
-import CSupport
 
 /// Set by SIGINT/SIGTERM; the trainer checkpoints and stops after the current step.
 nonisolated(unsafe) private var stopSignal: Int32 = 0
@@ -49,7 +48,7 @@ public final class Trainer {
         self.runDir = runDir
         self.log = log
         self.stages = recipe.expandedStages
-        mdflow_tune_malloc()
+        StorageMemory.keepLargeBlocks()
         if recipe.threads > 0 { Runtime.setThreads(recipe.threads) }
 
         let fm = FileManager.default

@@ -108,7 +108,8 @@ struct Bench: ParsableCommand {
             print(result.json)
         } else {
             print("\(options.label) \(h)x\(wd) batch \(b)\(result.usesItersLabel), \(t) thread(s): "
-                  + String(format: "median %.1f ms, min %.1f ms, peak RSS %.0f MB", result.medianMS, result.minMS, result.peakRSSMB))
+                  + String(format: "median %.1f ms, min %.1f ms, peak RSS %.0f MB (tensors %.0f MB)", result.medianMS,
+                                         result.minMS, result.peakRSSMB, result.peakTensorsMB))
         }
     }
 

@@ -165,6 +165,10 @@ void mdf_warp_scatter(float *dimg, long ps, const float *g, long gs, long c, con
 void mdf_warp_flow_grad(float *du, float *dv, const float *g, long gs, const float *img, long ps, long c,
                         const int32_t *o, const float *gx, const float *gy, float *scratch, long w, int isa);
 
+/// Tells glibc to serve blocks up to 1 GiB from its heap and never trim it: freed tensor memory
+/// stays in the process for the next request instead of being unmapped and faulted in again.
+void mdf_keep_large_blocks(void);
+
 /// One chunk of a parallel job.
 typedef void (*mdf_pool_fn)(void *ctx, long chunk);
 

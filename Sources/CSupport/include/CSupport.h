@@ -3,10 +3,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// Keeps large blocks inside the process: glibc otherwise returns every block over 32 MiB to
-/// the system and pays ~10k page faults to get it back (swift-pitfalls §2.3).
-void mdflow_tune_malloc(void);
-
 // MARK: image files
 //
 // Every libpng/libjpeg call sequence lives in C behind setjmp: the functions below never longjmp

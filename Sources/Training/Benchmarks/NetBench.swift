@@ -49,17 +49,20 @@ public enum NetBench {
         /// Sorted run times in milliseconds.
         public let times: [Double]
         public let peakRSSMB: Double
+        /// Most tensor memory (Storage) alive at once, MB.
+        public let peakTensorsMB: Double
         public var medianMS: Double { Timing.median(times) }
         public var minMS: Double { times.first ?? 0 }
 
-        /// One JSON line: workload, sizes, threads, median_ms, min_ms, peak_rss_mb, runs.
+        /// One JSON line: workload, sizes, threads, median_ms, min_ms, peak_rss_mb, peak_tensors_mb, runs.
         public var json: String {
             let o = options
             let runs = times.map { String(format: "%.1f", $0) }.joined(separator: ",")
             return "{\"workload\":\"\(o.workload.rawValue)\",\"net\":\"\(netName)\",\"size\":\"\(o.height)x\(o.width)\","
                 + "\"batch\":\(o.batch),\"iters\":\(usesIters ? String(o.iters) : "null"),\"threads\":\(o.threads),"
                 + "\"reps\":\(o.reps),\"median_ms\":\(String(format: "%.1f", medianMS)),\"min_ms\":\(String(format: "%.1f", minMS)),"
-                + "\"peak_rss_mb\":\(String(format: "%.0f", peakRSSMB)),\"runs_ms\":[\(runs)]}"
+                + "\"peak_rss_mb\":\(String(format: "%.0f", peakRSSMB)),\"peak_tensors_mb\":\(String(format: "%.0f", peakTensorsMB)),"
+                + "\"runs_ms\":[\(runs)]}"
         }
 
         public var usesIters: Bool { options.workload == .raftInfer || options.workload == .raftTrain }
@@ -76,7 +79,8 @@ public enum NetBench {
         Runtime.setThreads(o.threads)
         let body = makeWorkload(o)
         let seconds = Timing.measure(reps: o.reps, warmup: o.warmup, body)
-        return Result(options: o, times: seconds.map { $0 * 1000 }, peakRSSMB: Timing.peakRSSMB())
+        return Result(options: o, times: seconds.map { $0 * 1000 }, peakRSSMB: Timing.peakRSSMB(),
+                      peakTensorsMB: Double(StorageMemory.usage.peak) / 1048576)
     }
 
     /// A smooth synthetic frame pair (sinusoids), frame 2 shifted by about (1.5, −1) px.
