@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
-# Installs what is missing, then runs the whole test suite.
+# Installs what is missing, then runs the whole test suite: on the debug build, and (without
+# arguments) once more on the release build with tensor memory poisoned (MDFLOW_POISON, see
+# Sources/Tensor/Storage.swift): the optimizer may end a buffer's life at its last use in Swift,
+# which only a release build shows, and a kernel still reading it then sees NaN. Arguments go to
+# the debug run (e.g. --filter Conv2d) and skip the release one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Scripts/setup.sh
 swift build --build-tests
 swift test --skip-build "$@"
+if [ $# -eq 0 ]; then
+    swift build -c release --build-tests
+    MDFLOW_POISON=0 swift test -c release --skip-build
+fi

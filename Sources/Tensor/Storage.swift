@@ -44,13 +44,22 @@ public enum StorageMemory {
         live += bytes
         peak = max(peak, live)
         lock.unlock()
-        return UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64).bindMemory(to: Float.self, capacity: max(count, 1))
+        let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64).bindMemory(to: Float.self, capacity: max(count, 1))
+        if let poison { p.update(repeating: poison, count: max(count, 1)) }
+        return p
     }
+
+    /// MDFLOW_POISON=v (a float): fill every new buffer with v and every freed one with NaN, so that
+    /// a kernel reading memory it never wrote, or memory already freed, changes its results (the
+    /// release-build test run uses it; Swift may end a buffer's life at its last use in Swift, so a
+    /// raw pointer must not outlive it: `withExtendedLifetime`).
+    static let poison = ProcessInfo.processInfo.environment["MDFLOW_POISON"].flatMap { Float($0) }
 
     static func release(_ p: UnsafeMutablePointer<Float>, count: Int) {
         lock.lock()
         live -= max(count, 1) * 4
         lock.unlock()
+        if poison != nil { p.update(repeating: .nan, count: max(count, 1)) }
         UnsafeMutableRawPointer(p).deallocate()
     }
 

@@ -203,6 +203,17 @@ public final class Trainer {
                 Tape.backward(loss.total)
                 gradNorm = clipGradNorm(params, maxNorm: stage.optimizer.clip > 0 ? stage.optimizer.clip : .infinity)
                 finite = gradNorm.isFinite
+                if !finite {
+                    // Name where it went wrong: the parameters whose gradients hold NaN or ±inf.
+                    let bad = net.module.namedParameters().compactMap { name, t -> String? in
+                        guard let g = t.gradStorage else { return nil }
+                        let n = (0..<t.count).reduce(0) { $0 + (g.pointer[$1].isFinite ? 0 : 1) }
+                        return n > 0 ? "\(name) (\(n)/\(t.count))" : nil
+                    }
+                    log("\(title): step \(step + 1): " + (bad.isEmpty ? "the gradient norm overflowed"
+                        : "non-finite gradients in " + bad.prefix(4).joined(separator: ", ")
+                          + (bad.count > 4 ? " and \(bad.count - 4) more parameters" : "")))
+                }
             } else {
                 Tape.clear()
             }

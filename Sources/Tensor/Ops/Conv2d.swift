@@ -210,6 +210,7 @@ func convolve(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ wt:
                                             count: cout * cin / g.groups * g.kh * g.kw) {
         packForConvolve(wt, cin: cin, cout: cout, g, inference: f4)
     }
+    defer { withExtendedLifetime(packed) {} }   // alive until the kernels are done with its pointer
     convolve(y, x, packed: packed.pointer, b, n: n, cin: cin, h: h, w: w, cout: cout, g,
              leakySlope: leakySlope, accumulate: accumulate, inference: f4)
 }
@@ -270,6 +271,7 @@ public func conv2dBackward(dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePo
         if perGroup == 0 { continue }
         parallelFor(n * g.groups * perGroup) { tasks in
             let scratch = Storage(count: kg * tiling.rows * ow)
+            defer { withExtendedLifetime(scratch) {} }
             for t in tasks {
                 let (img, grp, oy0, oy1) = tiling.task((t / perGroup) * perImage + phase + 2 * (t % perGroup))
                 let cols = (oy1 - oy0) * ow
@@ -293,6 +295,7 @@ public func convTranspose2dForward(_ y: UnsafeMutablePointer<Float>, _ x: Unsafe
     let k = cout * g.kh * g.kw, hw = h * w, ohw = oh * ow
     let rows = bandRows(k: k, ow: w, oh: h)
     let scratch = Storage(count: k * rows * w)
+    defer { withExtendedLifetime(scratch) {} }
     for img in 0..<n {
         let yi = y + img * cout * ohw, xi = x + img * cin * hw
         if let b { for c in 0..<cout { (yi + c * ohw).update(repeating: b[c], count: ohw) } }
@@ -323,6 +326,7 @@ public func convTranspose2dBackward(dx: UnsafeMutablePointer<Float>?, dw: Unsafe
     if dx == nil && dw == nil { return }
     let rows = bandRows(k: k, ow: w, oh: h)
     let scratch = Storage(count: k * rows * w)
+    defer { withExtendedLifetime(scratch) {} }
     for img in 0..<n {
         let dyi = dy + img * cout * ohw, xi = x + img * cin * hw
         var r0 = 0
@@ -358,6 +362,7 @@ extension Tensor {
                       inference: inference)
         Tape.record(y, inputs: bias.map { [x, weight, $0] } ?? [x, weight]) { dy in
             var pre: Storage? = nil
+            defer { withExtendedLifetime(pre) {} }
             if let slope = leakySlope {
                 pre = Storage(count: y.count)
                 leakyReLUBackwardFromOutput(pre!.pointer, dy, y.data, count: y.count, slope: slope)

@@ -109,6 +109,7 @@ func directConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, pac
     let cg = cin / g.groups, mg = cout / g.groups, kg = cg * g.kh * g.kw
     let ohw = layout.oh * layout.ow
     let buffer = layout.phasedCopy(x, images: n, channels: cin)
+    defer { withExtendedLifetime(buffer) {} }
     let bp = SendablePointer(buffer.pointer)
     let koff = layout.tapOffsets(channels: cg)
     let panelsPerGroup = (layout.gridColumns + 23) / 24
@@ -154,6 +155,7 @@ func directConvWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePoi
     let buffer = layout.phasedCopy(x, images: n, channels: cin)
     let accLd = (mg + 15) / 16 * 16, tapPanels = (kg + 5) / 6, packedPerGroup = accLd * layout.gridColumns
     let packed = Storage(count: n * g.groups * packedPerGroup)
+    defer { withExtendedLifetime((buffer, packed)) {} }
     let (pp, bp, dwp) = (SendablePointer(packed.pointer), SendablePointer(buffer.pointer), SendablePointer(dw))
     parallelFor(n * g.groups, minCount: packed.count >= 1 << 15 ? 2 : Int.max) { r in
         for ig in r {
@@ -167,6 +169,7 @@ func directConvWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePoi
         let koffBase = kp.baseAddress!
         parallelFor(tapPanels, minCount: work >= 1 << 17 ? 2 : Int.max) { panels in
             let acc = Storage(count: panels.count * 6 * accLd)
+            defer { withExtendedLifetime(acc) {} }
             for grp in 0..<g.groups {
                 acc.pointer.update(repeating: 0, count: acc.count)
                 for img in 0..<n {
@@ -230,6 +233,7 @@ func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<
         let kind = "input gradient \(cin)→\(cout) \(g) phase \(p.ty) \(p.tx)"
         return DerivedWeights.shared.form(kind, of: wt, count: cout * cg * g.kh * g.kw) {
             let dense = Storage(count: cin * kOut)
+            defer { withExtendedLifetime(dense) {} }
             let densePointer = SendablePointer(dense.pointer)
             parallelFor(cin, minCount: cin * kOut >= 1 << 14 ? 2 : Int.max) { channels in
                 for c in channels {
@@ -245,6 +249,7 @@ func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<
                          : packConvWeights(dense.pointer, cout: cin, kg: kOut, groups: g.groups)
         }
     }
+    defer { withExtendedLifetime(packs) {} }
     if whole {
         convolve(dx, dy, packed: packs[0].pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, phases[0].g,
                  leakySlope: nil, accumulate: true)
@@ -275,6 +280,7 @@ private func stridedPhasesInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy:
     let wq = common.wq
     // A phase's tap may start up to a row past the common grid's, so twice the usual slack.
     let buffer = common.phasedCopy(dy, images: n, channels: cout, extraSlack: wq + 64)
+    defer { withExtendedLifetime(buffer) {} }
     require(mg * common.perChannel + 2 * common.slack < Int(Int32.max), "conv2d",
             "one image-group of \(mg) channels at \(oh)×\(ow) exceeds the direct convolution's 2^31-float offsets")
     // Every phase's tap offsets into that copy, in its weights' order (c, a, b), one after another.
@@ -297,6 +303,7 @@ private func stridedPhasesInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy:
         taskStart.append(taskStart.last! + groupsTotal * ((p.hr * wq + 23) / 24))
     }
     let out = Storage(count: outOffset.last!)
+    defer { withExtendedLifetime(out) {} }
     let work = phases.reduce(0) { $0 + mg * $1.g.kh * $1.g.kw * $1.hr * wq } * cg * groupsTotal
     let (bp, op) = (SendablePointer(buffer.pointer), SendablePointer(out.pointer))
     koff.withUnsafeBufferPointer { kp in

@@ -44,6 +44,7 @@ func warpForward(_ y: UnsafeMutablePointer<Float>, _ image: UnsafePointer<Float>
     let hw = h * w, border = padding == .border, out = SendablePointer(y)
     parallelFor(n * h, minCount: max(2, (1 << 14) / max(1, w * c))) { rows in
         let corners = WarpRow(w: w)
+        defer { withExtendedLifetime(corners) {} }
         for row in rows {
             let b = row / h, py = row % h
             let fu = flow + b * 2 * hw + py * w
@@ -68,6 +69,7 @@ func warpBackward(_ dimage: UnsafeMutablePointer<Float>?, _ dflow: UnsafeMutable
         let dimg = SendablePointer(dimage)
         parallelFor(n * blocks, minCount: max(2, (1 << 14) / max(1, hw * per))) { tasks in
             let corners = WarpRow(w: w)
+            defer { withExtendedLifetime(corners) {} }
             for t in tasks {
                 let b = t / blocks, c0 = (t % blocks) * per, cc = min(c, c0 + per) - c0
                 if cc <= 0 { continue }
@@ -85,6 +87,7 @@ func warpBackward(_ dimage: UnsafeMutablePointer<Float>?, _ dflow: UnsafeMutable
         let df = SendablePointer(dflow)
         parallelFor(n * h, minCount: max(2, (1 << 14) / max(1, w * c))) { rows in
             let corners = WarpRow(w: w)
+            defer { withExtendedLifetime(corners) {} }
             for row in rows {
                 let b = row / h, py = row % h
                 let fu = flow + b * 2 * hw + py * w, du = df.base + b * 2 * hw + py * w

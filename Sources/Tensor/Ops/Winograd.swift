@@ -281,6 +281,7 @@ func winogradConv<T: WinogradTiling>(_ lt: T, _ y: UnsafeMutablePointer<Float>, 
     parallelFor(n * groups * chunks, minCount: work >= 1 << 17 ? 2 : Int.max) { tasks in
         let v = Storage(count: planes * vstride), m = Storage(count: planes * mg * maxTiles)
         let scratch = Storage(count: lt.scratchCount)
+        defer { withExtendedLifetime((v, m, scratch)) {} }
         var koff = [Int32](repeating: 0, count: cg)
         for t in tasks {
             let ig = t / chunks, img = ig / groups, grp = ig % groups
@@ -336,6 +337,7 @@ func winogradWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePoint
     let accLd = (mg + 15) / 16 * 16, tapPanels = (cg + 5) / 6, accPlane = tapPanels * 6 * accLd
     let v = Storage(count: 16 * cg * tiles), yhat = Storage(count: 16 * mg * tiles)
     let packedDy = Storage(count: 16 * accLd * tiles), acc = Storage(count: 16 * accPlane)
+    defer { withExtendedLifetime((v, yhat, packedDy, acc)) {} }
     let (vp, yp, pp, ap, dwp) = (SendablePointer(v.pointer), SendablePointer(yhat.pointer), SendablePointer(packedDy.pointer),
                                  SendablePointer(acc.pointer), SendablePointer(dw))
     require(cg * tiles < Int(Int32.max), "conv2d",
@@ -348,6 +350,7 @@ func winogradWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePoint
         for img in 0..<n {
             parallelFor(cg, minCount: parallel) { channels in
                 let scratch = Storage(count: lt.scratchCount)
+                defer { withExtendedLifetime(scratch) {} }
                 for c in channels {
                     lt.transformInput(vp.base + c * tiles, vstride: cg * tiles, x + ((img * cin + grp * cg + c) * h) * w,
                                       rows: 0, lt.th, scratch: scratch.pointer, path: path)
