@@ -10,6 +10,6 @@ bash Scripts/setup.sh
 swift build --build-tests
 swift test --skip-build "$@"
 if [ $# -eq 0 ]; then
-    swift build -c release --build-tests
-    MDFLOW_POISON=0 swift test -c release --skip-build
+    swift build -c release --build-tests -Xswiftc -enable-testing   # the tests' @testable imports
+    MDFLOW_POISON=0 swift test -c release --skip-build -Xswiftc -enable-testing
 fi
