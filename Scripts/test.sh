@@ -3,13 +3,14 @@
 # arguments) once more on the release build with tensor memory poisoned (MDFLOW_POISON, see
 # Sources/Tensor/Storage.swift): the optimizer may end a buffer's life at its last use in Swift,
 # which only a release build shows, and a kernel still reading it then sees NaN. Arguments go to
-# the debug run (e.g. --filter Conv2d) and skip the release one.
+# the debug run (e.g. --filter Conv2d) and skip the release one; the release run is on only with MDFLOW_RELEASE_TESTS=1 (not yet
+# proven on a clean clone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Scripts/setup.sh
 swift build --build-tests
 swift test --skip-build "$@"
-if [ $# -eq 0 ]; then
+if [ $# -eq 0 ] && [ "${MDFLOW_RELEASE_TESTS:-0}" = 1 ]; then
     swift build -c release --build-tests -Xswiftc -enable-testing   # the tests' @testable imports
     MDFLOW_POISON=0 swift test -c release --skip-build -Xswiftc -enable-testing
 fi
