@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# Installs what is missing, then runs the whole test suite: on the debug build, and (without
-# arguments) once more on the release build with tensor memory poisoned (MDFLOW_POISON, see
-# Sources/Tensor/Storage.swift): the optimizer may end a buffer's life at its last use in Swift,
-# which only a release build shows, and a kernel still reading it then sees NaN. Arguments go to
-# the debug run (e.g. --filter Conv2d) and skip the release one; the release run is on only with MDFLOW_RELEASE_TESTS=1 (not yet
-# proven on a clean clone).
+# Installs what is missing, then runs the whole test suite on the debug build. With
+# MDFLOW_RELEASE_TESTS=1 (and no arguments) it runs the suite once more on the release build with
+# tensor memory poisoned (MDFLOW_POISON, see Sources/Tensor/Storage.swift): the optimizer may end a
+# buffer's life at its last use in Swift, which only a release build shows, and a kernel still
+# reading it then sees NaN. Arguments go to the debug run (e.g. --filter Conv2d).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Scripts/setup.sh

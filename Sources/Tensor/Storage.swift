@@ -27,8 +27,8 @@ public final class Storage: @unchecked Sendable {
 /// Its default maps every block over 32 MiB afresh and returns it on free: each training step then
 /// page-faults its buffers in again (PyTorch's inference ran 18–29% faster with that off,
 /// perf-anchors.md). An earlier exact-size cache of freed buffers avoided that too, but kept one
-/// buffer of every size a step had used: peak RSS 623 MB for full-RAFT inference with 236 MB of
-/// tensors alive at most, 533 MB for FastFlowNet training (now 541 and ~350, no slower).
+/// buffer of every size a step had used: peak RSS 624 MB for full-RAFT inference with 236 MB of
+/// tensors alive at most, 556 MB for FastFlowNet training (now 492–581 and ~365, no slower).
 public enum StorageMemory {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var live = 0, peak = 0

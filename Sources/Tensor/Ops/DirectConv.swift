@@ -206,8 +206,7 @@ func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<
         let offsets = t.map { (r + pad - $0 * d) / s }
         return (t, offsets.first ?? 0, offsets.count > 1 ? offsets[1] - offsets[0] : 1)
     }
-    struct Phase { let ry, rx: Int; let ty, tx: [Int]; let g: ConvGeometry; let hr, wr: Int }
-    var phases: [Phase] = []
+    var phases: [StridePhase] = []
     for ry in 0..<g.sh {
         for rx in 0..<g.sw {
             let (ty, ay, sy) = taps(ry, stride: g.sh, pad: g.padTop, kernel: g.kh, dilation: g.dh)
@@ -218,7 +217,7 @@ func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<
                         left: -ax, right: wr - 1 + ax + sx * (tx.count - 1) - (ow - 1))
             guard pads.top >= 0 && pads.bottom >= 0 && pads.left >= 0 && pads.right >= 0 else { return false }
             let pg = ConvGeometry(kernel: (ty.count, tx.count), padding: pads, dilation: (sy, sx), groups: g.groups)
-            phases.append(Phase(ry: ry, rx: rx, ty: ty, tx: tx, g: pg, hr: hr, wr: wr))
+            phases.append(StridePhase(ry: ry, rx: rx, ty: ty, tx: tx, g: pg, hr: hr, wr: wr))
         }
     }
     let cg = cin / g.groups, mg = cout / g.groups, whole = g.sh == 1 && g.sw == 1
@@ -255,14 +254,14 @@ func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<
                  leakySlope: nil, accumulate: true)
         return true
     }
-    stridedPhasesInputGradient(dx, dy, phases.map { StridePhase(ry: $0.ry, rx: $0.rx, g: $0.g, hr: $0.hr, wr: $0.wr) },
-                               packs, n: n, cin: cin, h: h, w: w, cout: cout, oh: oh, ow: ow, stride: (g.sh, g.sw), groups: g.groups)
+    stridedPhasesInputGradient(dx, dy, phases, packs, n: n, cin: cin, h: h, w: w, cout: cout, oh: oh, ow: ow, stride: (g.sh, g.sw), groups: g.groups)
     return true
 }
 
 /// One stride phase of an input gradient: the dx pixels (i·sh + ry, j·sw + rx), hr × wr of them, as
-/// a stride-1 convolution of dy with geometry g (its taps, their spacing, its padding).
-struct StridePhase { let ry, rx: Int; let g: ConvGeometry; let hr, wr: Int }
+/// a stride-1 convolution of dy with geometry g (its taps, their spacing, its padding) over the
+/// original kernel's taps ty × tx.
+struct StridePhase { let ry, rx: Int; let ty, tx: [Int]; let g: ConvGeometry; let hr, wr: Int }
 
 /// dx += the phases' convolutions of dy, interleaved back into dx. dy is copied once, padded by the
 /// most any phase needs; every phase reads that copy at its own tap offsets, and all phases' panels
@@ -337,7 +336,7 @@ private func stridedPhasesInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy:
         for plane in planes {
             for (_, members) in byRow {
                 let a = members.first { phases[$0].rx == 0 }, b = members.first { phases[$0].rx == 1 }
-                if sw == 2, let a, members.count == (b == nil ? 1 : 2) {
+                if sw == 2, let a {   // members: the row's rx = 0 phase and, if it has taps, rx = 1
                     let pa = phases[a], sa = op.base + outOffset[a] + plane * pa.hr * pa.wr
                     let sb = b.map { op.base + outOffset[$0] + plane * phases[$0].hr * phases[$0].wr }
                     let wb = b.map { phases[$0].wr } ?? 0
