@@ -29,7 +29,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Thread count (network workloads: one number; conv: a comma-separated list, default 1,2).")
     var threads: String?
 
-    @Option(help: "Timed repetitions (the median is reported); default 7 for conv, 5 otherwise.")
+    @Option(help: "Timed repetitions (the median is reported); default 15 for conv (each product alternating with its sgemm), 5 otherwise.")
     var reps: Int?
 
     @Option(help: "Input size HxW (default 384x512 for inference, 256x320 for training).")
@@ -58,7 +58,7 @@ struct Bench: ParsableCommand {
             let spec = threads ?? "1,2"
             let ts = spec.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard !ts.isEmpty, ts.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--threads must list positive integers, got '\(spec)'") }
-            let r = reps ?? 7
+            let r = reps ?? 15
             print("OpenBLAS: \(Runtime.blasConfig)")
             let words = (layers ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             let chosen = ConvBench.layers.filter { l in words.isEmpty || words.contains { l.name.contains($0) } }

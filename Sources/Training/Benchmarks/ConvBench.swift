@@ -64,33 +64,39 @@ public enum ConvBench {
         let y = Tensor(uninitialized: [1, l.cout, oh, ow])
         let dy = Tensor.randn(y.shape, using: &rng)
         let dx = Tensor.zeros(x.shape), dw = Tensor.zeros(w.shape)
-        let gf = l.flops / 1e9
-        func rate(_ body: () -> Void) -> Double { gf / Timing.median(Timing.measure(reps: reps, warmup: 2, body)) }
-        let fwd = rate { conv2dForward(y.data, x.data, w.data, b.data, n: 1, cin: l.cin, h: l.h, w: l.w, cout: l.cout, g) }
-        let bd = rate { conv2dBackward(dx: dx.data, dw: nil, db: nil, dy.data, x.data, w.data, n: 1, cin: l.cin, h: l.h, w: l.w, cout: l.cout, g) }
-        let bw = rate { conv2dBackward(dx: nil, dw: dw.data, db: nil, dy.data, x.data, w.data, n: 1, cin: l.cin, h: l.h, w: l.w, cout: l.cout, g) }
         // Plain sgemm of the same sizes, repeated per group.
         let (m, k, n) = l.mkn
         let a = Tensor.randn([m, k], using: &rng), bm = Tensor.randn([k, n], using: &rng)
         let c = Tensor(uninitialized: [m, n]), ck = Tensor(uninitialized: [k, n]), cw = Tensor(uninitialized: [m, k])
-        let gfw = rate { for _ in 0..<l.groups { sgemm(m: m, n: n, k: k, a.data, lda: k, bm.data, ldb: n, c.data, ldc: n) } }
-        let gd = rate { for _ in 0..<l.groups { sgemm(transA: true, m: k, n: n, k: m, a.data, lda: k, c.data, ldb: n, ck.data, ldc: n) } }
-        let gw = rate { for _ in 0..<l.groups { sgemm(transB: true, m: m, n: k, k: n, c.data, lda: n, bm.data, ldb: n, cw.data, ldc: k) } }
+        // Each conv product and its sgemm are timed in alternation, so that their ratio compares
+        // runs under the same load.
+        let times = Timing.interleaved(reps: reps, warmup: 2, [
+            { conv2dForward(y.data, x.data, w.data, b.data, n: 1, cin: l.cin, h: l.h, w: l.w, cout: l.cout, g) },
+            { for _ in 0..<l.groups { sgemm(m: m, n: n, k: k, a.data, lda: k, bm.data, ldb: n, c.data, ldc: n) } },
+            { conv2dBackward(dx: dx.data, dw: nil, db: nil, dy.data, x.data, w.data, n: 1, cin: l.cin, h: l.h, w: l.w, cout: l.cout, g) },
+            { for _ in 0..<l.groups { sgemm(transA: true, m: k, n: n, k: m, a.data, lda: k, c.data, ldb: n, ck.data, ldc: n) } },
+            { conv2dBackward(dx: nil, dw: dw.data, db: nil, dy.data, x.data, w.data, n: 1, cin: l.cin, h: l.h, w: l.w, cout: l.cout, g) },
+            { for _ in 0..<l.groups { sgemm(transB: true, m: m, n: k, k: n, c.data, lda: n, bm.data, ldb: n, cw.data, ldc: k) } },
+        ])
+        let r = times.map { l.flops / 1e9 / Timing.median($0) }
+        let (fwd, gfw, bd, gd, bw, gw) = (r[0], r[1], r[2], r[3], r[4], r[5])
         return Row(layer: l, threads: threads, fwd: fwd, bwdData: bd, bwdWeight: bw, gemmFwd: gfw, gemmData: gd, gemmWeight: gw)
     }
 
     /// A Markdown table of the rows.
     public static func table(_ rows: [Row]) -> String {
-        var s = "| layer | M×K×N | thr | fwd | sgemm | fwd/sgemm | bwd-data | sgemm | bwd-weight | sgemm |\n"
-        s += "|---|---|---|---|---|---|---|---|---|---|\n"
+        var s = "| layer | M×K×N | thr | fwd | sgemm | % | bwd-data | sgemm | % | bwd-weight | sgemm | % |\n"
+        s += "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         for r in rows {
             let (m, k, n) = r.layer.mkn
             let g = r.layer.groups > 1 ? "×\(r.layer.groups)" : ""
-            s += "| \(r.layer.name) | \(m)×\(k)×\(n)\(g) | \(r.threads) | \(f(r.fwd)) | \(f(r.gemmFwd)) | \(Int((100 * r.fwd / r.gemmFwd).rounded()))% | "
-            s += "\(f(r.bwdData)) | \(f(r.gemmData)) | \(f(r.bwdWeight)) | \(f(r.gemmWeight)) |\n"
+            s += "| \(r.layer.name) | \(m)×\(k)×\(n)\(g) | \(r.threads) | \(f(r.fwd)) | \(f(r.gemmFwd)) | \(pct(r.fwd, r.gemmFwd)) | "
+            s += "\(f(r.bwdData)) | \(f(r.gemmData)) | \(pct(r.bwdData, r.gemmData)) | "
+            s += "\(f(r.bwdWeight)) | \(f(r.gemmWeight)) | \(pct(r.bwdWeight, r.gemmWeight)) |\n"
         }
         return s
     }
 
     static func f(_ x: Double) -> String { String(format: "%.1f", x) }
+    static func pct(_ x: Double, _ of: Double) -> String { "\(Int((100 * x / of).rounded()))%" }
 }

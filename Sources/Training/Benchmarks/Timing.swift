@@ -22,6 +22,22 @@ public enum Timing {
         return times.sorted()
     }
 
+    /// Runs each body `warmup` times untimed, then times them in turn, `reps` rounds of one run of
+    /// each: a shared machine's slow spells then fall on all of them alike, so their ratios hold.
+    /// Returns each body's sorted durations (s).
+    public static func interleaved(reps: Int, warmup: Int = 1, _ bodies: [() -> Void]) -> [[Double]] {
+        for body in bodies { for _ in 0..<warmup { body() } }
+        var times = [[Double]](repeating: [], count: bodies.count)
+        for _ in 0..<max(1, reps) {
+            for (i, body) in bodies.enumerated() {
+                let t0 = now()
+                body()
+                times[i].append(now() - t0)
+            }
+        }
+        return times.map { $0.sorted() }
+    }
+
     public static func median(_ sorted: [Double]) -> Double {
         let n = sorted.count
         return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
