@@ -97,8 +97,9 @@ static void igemm_portable(const mdf_igemm_args *a, long j0, long j1) {
 
 /// The register tile's loop, for R = ymm (O1, O2 = 32, 64: 24 columns) or zmm (64, 128: 48 columns),
 /// each of the three loads optionally masked (K0–K2, AVX-512 only): twelve sums, three loads and one
-/// broadcast per step, in registers 0–15 of that width.
-#define TILE_4X3_LOOP(R, O1, O2, K0, K1, K2, ACC_LOAD, ACC_STORE)                                                                 \
+/// broadcast per step, in registers 0–15 of that width. PF: instructions after the loads (the
+/// next strip's prefetch, or nothing).
+#define TILE_4X3_LOOP(R, O1, O2, K0, K1, K2, PF, ACC_LOAD, ACC_STORE)                                                             \
         "test %[first], %[first]\n\t"                                                           \
         "jz 3f\n\t"                                                                             \
         ACC12_ZERO                                                                              \
@@ -113,6 +114,7 @@ static void igemm_portable(const mdf_igemm_args *a, long j0, long j1) {
         "vmovups (%[xb],%%rax,4), %%" R "12" K0 "\n\t"                                            \
         "vmovups " O1 "(%[xb],%%rax,4), %%" R "13" K1 "\n\t"                                          \
         "vmovups " O2 "(%[xb],%%rax,4), %%" R "14" K2 "\n\t"                                         \
+        PF                                                                                      \
         "vbroadcastss (%[ap]), %%" R "15\n\t"                                                     \
         "vfmadd231ps %%" R "12, %%" R "15, %%" R "0\n\t"                                              \
         "vfmadd231ps %%" R "13, %%" R "15, %%" R "1\n\t"                                              \
@@ -143,7 +145,7 @@ static void igemm_portable(const mdf_igemm_args *a, long j0, long j1) {
 __attribute__((target("avx2,fma")))
 static void tile_4x24_add(long k, const float *ap, const float *xb, const int32_t *koff, __m256 out[MR][3], long first) {
     __asm__ volatile(
-        TILE_4X3_LOOP("ymm", "32", "64", "", "", "", ACC12_LOAD, ACC12_STORE)
+        TILE_4X3_LOOP("ymm", "32", "64", "", "", "", "", ACC12_LOAD, ACC12_STORE)
         : [ap] "+r"(ap), [koff] "+r"(koff), [k] "+r"(k)
         : [xb] "r"(xb), [out] "r"(out), [first] "r"(first)
         : "rax", ACC12_CLOBBERS);
@@ -230,7 +232,21 @@ enum { NRZ = 48 };
 __attribute__((target("avx512f")))
 static void tile_4x48_add(long k, const float *ap, const float *xb, const int32_t *koff, __m512 out[MR][3], long first) {
     __asm__ volatile(
-        TILE_4X3_LOOP("zmm", "64", "128", "", "", "", ACC12Z_LOAD, ACC12Z_STORE)
+        TILE_4X3_LOOP("zmm", "64", "128", "", "", "", "", ACC12Z_LOAD, ACC12Z_STORE)
+        : [ap] "+r"(ap), [koff] "+r"(koff), [k] "+r"(k)
+        : [xb] "r"(xb), [out] "r"(out), [first] "r"(first)
+        : "rax", ACC12_CLOBBERS);
+}
+
+/// tile_4x48_add that also prefetches, at every tap, the next strip's 48 floats: the first panel of
+/// a strip runs it, so the taps' rows (one cache-line run each, too many for the hardware's stream
+/// prefetchers) arrive while the current strip is computed. Same sums.
+__attribute__((target("avx512f")))
+static void tile_4x48_add_prefetch(long k, const float *ap, const float *xb, const int32_t *koff, __m512 out[MR][3], long first) {
+    __asm__ volatile(
+        TILE_4X3_LOOP("zmm", "64", "128", "", "", "",
+                      "prefetcht0 192(%[xb],%%rax,4)\n\tprefetcht0 256(%[xb],%%rax,4)\n\tprefetcht0 320(%[xb],%%rax,4)\n\t",
+                      ACC12Z_LOAD, ACC12Z_STORE)
         : [ap] "+r"(ap), [koff] "+r"(koff), [k] "+r"(k)
         : [xb] "r"(xb), [out] "r"(out), [first] "r"(first)
         : "rax", ACC12_CLOBBERS);
@@ -243,7 +259,7 @@ static void tile_4x48_add_masked(long k, const float *ap, const float *xb, const
         "kmovw %[m0], %%k1\n\t"
         "kmovw %[m1], %%k2\n\t"
         "kmovw %[m2], %%k3\n\t"
-        TILE_4X3_LOOP("zmm", "64", "128", "%{%%k1%}%{z%}", "%{%%k2%}%{z%}", "%{%%k3%}%{z%}", ACC12Z_LOAD, ACC12Z_STORE)
+        TILE_4X3_LOOP("zmm", "64", "128", "%{%%k1%}%{z%}", "%{%%k2%}%{z%}", "%{%%k3%}%{z%}", "", ACC12Z_LOAD, ACC12Z_STORE)
         : [ap] "+r"(ap), [koff] "+r"(koff), [k] "+r"(k)
         : [xb] "r"(xb), [out] "r"(out), [first] "r"(first), [m0] "r"(m0), [m1] "r"(m1), [m2] "r"(m2)
         : "rax", "k1", "k2", "k3", ACC12_CLOBBERS);
@@ -275,7 +291,8 @@ static void igemm_avx512(const mdf_igemm_args *a, long j0, long j1) {
             const long len = k - k0 < kc ? k - k0 : kc;
             for (int p = 0; p < panels; p++) {
                 const float *ap = a->ap + ((long)p * k + k0) * MR;
-                if (cols == NRZ) tile_4x48_add(len, ap, xb, a->koff + k0, sums[p], k0 == 0);
+                if (cols == NRZ && p == 0 && j + NRZ < j1) tile_4x48_add_prefetch(len, ap, xb, a->koff + k0, sums[p], k0 == 0);
+                else if (cols == NRZ) tile_4x48_add(len, ap, xb, a->koff + k0, sums[p], k0 == 0);
                 else tile_4x48_add_masked(len, ap, xb, a->koff + k0, sums[p], k0 == 0, m0, m1, m2);
             }
         }

@@ -148,8 +148,8 @@ void mdf_conv_wgrad(const mdf_wgrad_args *a, int kp0, int kp1) {
     const int avx2 = mdf_use_avx2(a->isa), avx512 = mdf_use_avx512(a->isa);
     const long panels = a->acc_ld / NP;
     float tile[TP * 2 * NP];
-    for (long j0 = 0; j0 < a->columns; j0 += JC) {
-        const long len = a->columns - j0 < JC ? a->columns - j0 : JC;
+    for (long j0 = a->col0; j0 < a->col1; j0 += JC) {
+        const long len = a->col1 - j0 < JC ? a->col1 - j0 : JC;
         for (long p = 0; p < panels;) {
             const float *b = a->dyp + (p * a->columns + j0) * NP;
             const int width = avx512 && p + 1 < panels ? 2 : 1;   // 16-channel panels in this tile

@@ -144,6 +144,24 @@ func kernelPathsAgree(_ n: Int, _ cin: Int, _ h: Int, _ w: Int, _ cout: Int, _ g
     #expect(worstRelative(dw[0], ref.gw) < 1e-5)
 }
 
+/// With few taps (3 input channels a group: 27 taps, 5 panels) and at least 8 × 512 grid columns,
+/// the weight gradient sums fixed column parts into their own buffers: per group, over two images,
+/// on every kernel path, against the Double loops; a grid just under that size takes the tap split.
+@Test(arguments: [(66, 70), (40, 60)])
+func weightGradientColumnSplit(_ h: Int, _ w: Int) {
+    var rng = RandomGenerator(seed: 37)
+    let g = ConvGeometry(kernel: 3, stride: 1, padding: 1, groups: 2)
+    let x = Tensor.randn([2, 6, h, w], using: &rng), wt = Tensor.randn([20, 3, 3, 3], using: &rng)
+    let dy = Tensor.randn([2, 20, h, w], using: &rng)
+    let ref = directConv(x: x, w: wt, gy: dy, g)
+    for path in [KernelPath.best, .avx2, .portable] {
+        let dw = Tensor.randn(wt.shape, using: &rng)
+        let before = (0..<dw.count).map { Double(dw.data[$0]) }
+        directConvWeightGradient(dw.data, dy.data, x.data, n: 2, cin: 6, h: h, w: w, cout: 20, g, path: path)
+        #expect(worstRelative(dw, zip(before, ref.gw).map { $0 + $1 }) < 1e-5, "path \(path)")
+    }
+}
+
 /// 3×3 stride-1 layers with at least 32 channels a group take Winograd F(2×2, 3×3), forward and
 /// input gradient (and, from 80 input and 64 output channels, weight gradient): odd output sizes (a
 /// last half tile), no padding, asymmetric padding, groups, more tile rows than one chunk, channel

@@ -42,14 +42,16 @@ void mdf_pack_dy(float *dst, const float *dy, int m, long ldy, long columns, lon
 
 /// The weight gradient of a direct convolution over one image-group, the implicit GEMM turned
 /// around: acc[kk][r] += Σ_j x[koff[kk] + j] · dy[r][map(j)] over the grid columns j, for the taps of
-/// the 6-tap panels [kp0, kp1). acc is tap-major, (kp1 − kp0) · 6 taps of `acc_ld` floats (m rounded
-/// up to 16); the caller adds it, transposed, into dw. dyp is dy laid out by mdf_pack_dy.
+/// the 6-tap panels [kp0, kp1) and the columns [col0, col1). acc is tap-major, (kp1 − kp0) · 6 taps
+/// of `acc_ld` floats (m rounded up to 16); the caller adds it, transposed, into dw. dyp is dy laid out
+/// by mdf_pack_dy over all `columns`.
 typedef struct {
     int m;                  ///< output channels
     int k;                  ///< taps × input channels
     const float *x;         ///< the phased input of this image-group
     const int32_t *koff;    ///< k offsets into x
-    long columns;           ///< grid columns
+    long columns;           ///< grid columns (dyp's panel length)
+    long col0, col1;        ///< the columns summed over
     const float *dyp;       ///< packed dy of this image-group
     float *acc;
     long acc_ld;

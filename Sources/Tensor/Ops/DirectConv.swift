@@ -147,6 +147,9 @@ func packConvWeights(_ wt: UnsafePointer<Float>, cout: Int, kg: Int, groups: Int
 
 /// dw += dY · Bᵀ through the weight-gradient kernel (CKernels/wgrad.c): the taps, in panels of 6,
 /// are split across the threads, so each owns whole columns of dw and no partial sums are merged.
+/// With fewer than `columnSplitBelow` tap panels (FastFlowNet's first layer has 5) the threads
+/// would get unequal shares, so the grid columns are cut into `columnParts` fixed parts instead,
+/// each summed into its own buffer and the parts added in order (the same sums at any thread count).
 /// dy: (n, cout, oh, ow); x: (n, cin, h, w); dw: (cout, cin/groups, kh, kw).
 func directConvWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
                               n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry, path: KernelPath = .best) {
@@ -165,30 +168,64 @@ func directConvWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePoi
     }
     let koff = layout.tapOffsets(channels: cg)
     let work = mg * kg * layout.gridColumns * n * g.groups
+    let columns = layout.gridColumns
+    let split = tapPanels < columnSplitBelow && columns >= columnParts * 512
+    let parts = columnParts
+    /// Sums taps [panels] × columns [col0, col1) of every image into acc(group), group by group,
+    /// handing each group's finished sums to `finish`.
+    func accumulate(_ panels: Range<Int>, _ col0: Int, _ col1: Int, _ koffBase: UnsafePointer<Int32>,
+                    into accFor: (Int) -> UnsafeMutablePointer<Float>, finish: (Int) -> Void = { _ in }) {
+        for grp in 0..<g.groups {
+            let acc = accFor(grp)
+            acc.update(repeating: 0, count: panels.count * 6 * accLd)
+            for img in 0..<n {
+                var args = mdf_wgrad_args(
+                    m: Int32(mg), k: Int32(kg), x: bp.base + (img * cin + grp * cg) * layout.perChannel, koff: koffBase,
+                    columns: columns, col0: col0, col1: col1, dyp: pp.base + (img * g.groups + grp) * packedPerGroup,
+                    acc: acc, acc_ld: accLd, isa: path.rawValue)
+                mdf_conv_wgrad(&args, Int32(panels.lowerBound), Int32(panels.upperBound))
+            }
+            finish(grp)
+        }
+    }
+    /// dw's rows of group grp += acc (tap-major, from the first tap of `panels`), transposed.
+    func addTransposed(_ acc: UnsafePointer<Float>, _ panels: Range<Int>, group grp: Int) {
+        for kk in panels.lowerBound * 6..<min(kg, panels.upperBound * 6) {
+            let src = acc + (kk - panels.lowerBound * 6) * accLd
+            for co in 0..<mg { dwp.base[(grp * mg + co) * kg + kk] += src[co] }
+        }
+    }
     koff.withUnsafeBufferPointer { kp in
         let koffBase = kp.baseAddress!
-        parallelFor(tapPanels, minCount: work >= 1 << 17 ? 2 : Int.max) { panels in
-            let acc = Storage(count: panels.count * 6 * accLd)
-            defer { withExtendedLifetime(acc) {} }
-            for grp in 0..<g.groups {
-                acc.pointer.update(repeating: 0, count: acc.count)
-                for img in 0..<n {
-                    var args = mdf_wgrad_args(
-                        m: Int32(mg), k: Int32(kg), x: bp.base + (img * cin + grp * cg) * layout.perChannel, koff: koffBase,
-                        columns: layout.gridColumns, dyp: pp.base + (img * g.groups + grp) * packedPerGroup,
-                        acc: acc.pointer, acc_ld: accLd, isa: path.rawValue)
-                    mdf_conv_wgrad(&args, Int32(panels.lowerBound), Int32(panels.upperBound))
-                }
-                // acc is tap-major: add it, transposed, into this group's rows of dw.
-                let k0 = panels.lowerBound * 6
-                for kk in k0..<min(kg, panels.upperBound * 6) {
-                    let src = acc.pointer + (kk - k0) * accLd
-                    for co in 0..<mg { dwp.base[(grp * mg + co) * kg + kk] += src[co] }
-                }
+        if !split {
+            parallelFor(tapPanels, minCount: work >= 1 << 17 ? 2 : Int.max) { panels in
+                let acc = Storage(count: panels.count * 6 * accLd)
+                defer { withExtendedLifetime(acc) {} }
+                accumulate(panels, 0, columns, koffBase, into: { _ in acc.pointer }) { addTransposed(acc.pointer, panels, group: $0) }
             }
+            return
+        }
+        // Parts of whole 512-column blocks (the kernel's), one buffer per part and group.
+        let perPart = tapPanels * 6 * accLd, blocks = (columns + 511) / 512
+        let accs = Storage(count: parts * g.groups * perPart)
+        defer { withExtendedLifetime(accs) {} }
+        let ap = SendablePointer(accs.pointer)
+        parallelFor(parts, minCount: work >= 1 << 17 ? 2 : Int.max) { range in
+            for part in range {
+                let c0 = blocks * part / parts * 512, c1 = min(columns, blocks * (part + 1) / parts * 512)
+                accumulate(0..<tapPanels, c0, c1, koffBase, into: { ap.base + (part * g.groups + $0) * perPart })
+            }
+        }
+        for grp in 0..<g.groups {
+            for part in 0..<parts { addTransposed(ap.base + (part * g.groups + grp) * perPart, 0..<tapPanels, group: grp) }
         }
     }
 }
+
+/// Tap panels below which the weight gradient splits the grid columns instead of the taps.
+let columnSplitBelow = 8
+/// Fixed column parts of that split (the threads claim them as they go).
+let columnParts = 8
 
 /// dx += conv2d's input gradient through the implicit GEMM, stride phase by stride phase: the pixels
 /// of dx with y ≡ ry (mod sh) and x ≡ rx (mod sw) receive only the taps with sh | (ry + pt − ky·dh)

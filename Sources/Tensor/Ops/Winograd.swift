@@ -373,7 +373,7 @@ func winogradWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePoint
                     while t < tasks.upperBound {
                         let xi = t / tapPanels, q0 = t % tapPanels, q1 = min(tapPanels, q0 + tasks.upperBound - t)
                         var args = mdf_wgrad_args(
-                            m: Int32(mg), k: Int32(cg), x: vp.base + xi * cg * tiles, koff: koffBase, columns: tiles,
+                            m: Int32(mg), k: Int32(cg), x: vp.base + xi * cg * tiles, koff: koffBase, columns: tiles, col0: 0, col1: tiles,
                             dyp: pp.base + xi * accLd * tiles, acc: ap.base + xi * accPlane + q0 * 6 * accLd,
                             acc_ld: accLd, isa: flag)
                         mdf_conv_wgrad(&args, Int32(q0), Int32(q1))
