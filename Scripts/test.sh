@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing, then runs the whole test suite on the debug build. With
-# MDFLOW_RELEASE_TESTS=1 (and no arguments) it runs the suite once more on the release build with
+# Installs what is missing, then runs the whole test suite on the debug build and, without
+# arguments, once more on the release build (MDFLOW_RELEASE_TESTS=0 skips that) with
 # tensor memory poisoned (MDFLOW_POISON, see Sources/Tensor/Storage.swift): the optimizer may end a
 # buffer's life at its last use in Swift, which only a release build shows, and a kernel still
 # reading it then sees NaN. Arguments go to the debug run (e.g. --filter Conv2d).
@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 bash Scripts/setup.sh
 swift build --build-tests
 swift test --skip-build "$@"
-if [ $# -eq 0 ] && [ "${MDFLOW_RELEASE_TESTS:-0}" = 1 ]; then
+if [ $# -eq 0 ] && [ "${MDFLOW_RELEASE_TESTS:-1}" = 1 ]; then
     swift build -c release --build-tests -Xswiftc -enable-testing   # the tests' @testable imports
     MDFLOW_POISON=0 swift test -c release --skip-build -Xswiftc -enable-testing
 fi
