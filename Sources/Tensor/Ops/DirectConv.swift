@@ -301,9 +301,8 @@ func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<
 struct StridePhase { let ry, rx: Int; let ty, tx: [Int]; let g: ConvGeometry; let hr, wr: Int }
 
 /// dx += the phases' convolutions of dy, interleaved back into dx. dy is copied once, padded by the
-/// most any phase needs; every phase reads that copy at its own tap offsets, and all phases' panels
-/// run in one parallel region into one buffer, then one pass adds it into dx (stride-2 column
-/// phases interleaved in vector registers).
+/// most any phase needs; every phase reads that copy at its own tap offsets; all phases run in one
+/// parallel region, a band of rows at a time through a cache-sized scratch buffer into dx.
 /// dy: (n, cout, oh, ow); packs: each phase's weights from packConvWeights; dx: (n, cin, h, w).
 private func stridedPhasesInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ phases: [StridePhase],
                                         _ packs: [Storage], n: Int, cin: Int, h: Int, w: Int, cout: Int, oh: Int, ow: Int,
@@ -332,63 +331,63 @@ private func stridedPhasesInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy:
             }
         }
     }
-    // Output offsets and panel counts per phase; tasks are (phase, image-group, panel), phase-major.
-    var outOffset = [0], taskStart = [0]
-    for p in phases {
-        outOffset.append(outOffset.last! + n * cin * p.hr * p.wr)
-        taskStart.append(taskStart.last! + groupsTotal * ((p.hr * wq + 23) / 24))
-    }
-    let out = Storage(count: outOffset.last!)
-    defer { withExtendedLifetime(out) {} }
+    // Tasks are (row phase ry, image-group, band of phase rows): each computes the band of every
+    // phase with that ry into a scratch buffer that stays in cache and adds it into dx at once (the
+    // stride-2 column phases interleaved in vector registers). Every dx pixel belongs to one phase,
+    // and an output's sum does not depend on where its panel starts, so any banding gives the same dx.
+    let (sh, sw) = stride
+    let rows = [Int](Set(phases.map(\.ry))).sorted()
+    let members = rows.map { ry in phases.indices.filter { phases[$0].ry == ry }.sorted { phases[$0].rx < phases[$1].rx } }
+    let rowFloats = members.map { ms in cg * ms.reduce(0) { $0 + phases[$1].wr } }
+    let band = max(1, (1 << 15) / max(1, rowFloats.max()!))   // ≈ 128 KB of scratch
+    var taskStart = [0]
+    for ms in members { taskStart.append(taskStart.last! + groupsTotal * ((phases[ms[0]].hr + band - 1) / band)) }
+    let scratchFloats = band * rowFloats.max()!
     let work = phases.reduce(0) { $0 + mg * $1.g.kh * $1.g.kw * $1.hr * wq } * cg * groupsTotal
-    let (bp, op) = (SendablePointer(buffer.pointer), SendablePointer(out.pointer))
+    let (bp, dxp) = (SendablePointer(buffer.pointer), SendablePointer(dx))
     koff.withUnsafeBufferPointer { kp in
         let koffBase = kp.baseAddress!
         parallelFor(taskStart.last!, minCount: work >= 1 << 17 ? 2 : Int.max) { range in
-            var t = range.lowerBound
-            var pi = 0
-            while t < range.upperBound {
-                while taskStart[pi + 1] <= t { pi += 1 }
-                let p = phases[pi], panels = (p.hr * wq + 23) / 24, local = t - taskStart[pi]
-                let ig = local / panels, img = ig / groups, grp = ig % groups
-                let p0 = local % panels, p1 = min(panels, p0 + (range.upperBound - t))
-                let kg = mg * p.g.kh * p.g.kw, plane = p.hr * p.wr
-                var args = mdf_igemm_args(
-                    m: Int32(cg), k: Int32(kg), ap: packs[pi].pointer + grp * packedPanelFloats(m: cg, k: kg),
-                    x: bp.base + (img * cout + grp * mg) * common.perChannel, koff: koffBase + koffStart[pi],
-                    row_len: wq, valid_len: p.wr,
-                    c: op.base + outOffset[pi] + (img * cin + grp * cg) * plane, ldc: plane,
-                    bias: nil, slope: 0, act: 0, accumulate: 0, isa: KernelPath.best.rawValue)
-                mdf_igemm(&args, p0 * 24, min(p.hr * wq, p1 * 24))
-                t += p1 - p0
-            }
-        }
-    }
-    // Add the phases into dx, plane by plane; for stride-2 columns the two column phases of a row
-    // go in together, interleaved.
-    let (sh, sw) = stride
-    let dxp = SendablePointer(dx)
-    let byRow = Dictionary(grouping: phases.indices, by: { phases[$0].ry })
-    parallelFor(n * cin, minCount: n * cin * h * w >= 1 << 15 ? 2 : Int.max) { planes in
-        for plane in planes {
-            for (_, members) in byRow {
-                let a = members.first { phases[$0].rx == 0 }, b = members.first { phases[$0].rx == 1 }
-                if sw == 2, let a {   // members: the row's rx = 0 phase and, if it has taps, rx = 1
-                    let pa = phases[a], sa = op.base + outOffset[a] + plane * pa.hr * pa.wr
-                    let sb = b.map { op.base + outOffset[$0] + plane * phases[$0].hr * phases[$0].wr }
-                    let wb = b.map { phases[$0].wr } ?? 0
-                    for i in 0..<pa.hr {
-                        mdf_add_interleaved2(dxp.base + plane * h * w + (i * sh + pa.ry) * w, sa + i * pa.wr, pa.wr,
-                                             sb.map { $0 + i * wb }, wb, KernelPath.best.rawValue)
-                    }
-                    continue
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchFloats)
+            defer { scratch.deallocate() }
+            var ri = 0
+            for t in range {
+                while taskStart[ri + 1] <= t { ri += 1 }
+                let ms = members[ri], hr = phases[ms[0]].hr, bands = (hr + band - 1) / band
+                let local = t - taskStart[ri], ig = local / bands, img = ig / groups, grp = ig % groups
+                let r0 = (local % bands) * band, r1 = min(hr, r0 + band), nr = r1 - r0
+                // The band of each member phase: channel-major, nr rows of wr, one after another.
+                var sp = scratch, starts: [UnsafeMutablePointer<Float>] = []
+                for pi in ms {
+                    let p = phases[pi], kg = mg * p.g.kh * p.g.kw
+                    var args = mdf_igemm_args(
+                        m: Int32(cg), k: Int32(kg), ap: packs[pi].pointer + grp * packedPanelFloats(m: cg, k: kg),
+                        x: bp.base + (img * cout + grp * mg) * common.perChannel, koff: koffBase + koffStart[pi],
+                        row_len: wq, valid_len: p.wr,
+                        c: sp - r0 * p.wr, ldc: nr * p.wr,
+                        bias: nil, slope: 0, act: 0, accumulate: 0, isa: KernelPath.best.rawValue)
+                    mdf_igemm(&args, r0 * wq, r1 * wq)
+                    starts.append(sp)
+                    sp += cg * nr * p.wr
                 }
-                for m in members {
-                    let p = phases[m], src = op.base + outOffset[m] + plane * p.hr * p.wr
-                    let dst = dxp.base + plane * h * w + p.ry * w + p.rx
-                    for i in 0..<p.hr {
-                        let s = src + i * p.wr, d = dst + i * sh * w
-                        for j in 0..<p.wr { d[j * sw] += s[j] }
+                for c in 0..<cg {
+                    let plane = dxp.base + ((img * groups + grp) * cg + c) * h * w
+                    if sw == 2 && phases[ms[0]].rx == 0 {   // ms: the rx = 0 phase and, if it has taps, rx = 1
+                        let wa = phases[ms[0]].wr, wb = ms.count > 1 ? phases[ms[1]].wr : 0
+                        let sa = starts[0] + c * nr * wa, sb = ms.count > 1 ? starts[1] + c * nr * wb : nil
+                        for i in 0..<nr {
+                            mdf_add_interleaved2(plane + ((r0 + i) * sh + rows[ri]) * w, sa + i * wa, wa,
+                                                 sb.map { $0 + i * wb }, wb, KernelPath.best.rawValue)
+                        }
+                        continue
+                    }
+                    for (mi, pi) in ms.enumerated() {
+                        let p = phases[pi], src = starts[mi] + c * nr * p.wr
+                        let dst = plane + (r0 * sh + p.ry) * w + p.rx
+                        for i in 0..<nr {
+                            let s = src + i * p.wr, d = dst + i * sh * w
+                            for j in 0..<p.wr { d[j * sw] += s[j] }
+                        }
                     }
                 }
             }
