@@ -9,18 +9,26 @@ struct Bench: ParsableCommand {
         abstract: "Measure speed (release builds only give meaningful numbers).",
         discussion: """
         Workloads:
-          loader             augmented pairs per second from the data loader (synthetic pairs, full
-                             augmentation, background decoding), --size HxW --batch B.
-          conv               convolution forward / backward-data / backward-weight GFLOP/s beside plain
-                             sgemm for the same (M, K, N), at FastFlowNet and RAFT layer shapes.
-          fastflownet-infer  FastFlowNet forward on one pair (1, 6, H, W), output flow2.
-          fastflownet-train  batch B: training forward, 20× bilinear upsampling of flow2, mean |warp(img2) − img1|
-                             (border padding), backward, Adam(1e-4) step.
-          raft-infer         RAFT [--small] test-mode forward on one pair, --iters iterations, full-resolution output.
-          raft-train         RAFT [--small] batch B: --iters iterations, sequence L1 loss (γ 0.8) against a constant
-                             flow, backward, gradient clip 1.0, AdamW(4e-4, wd 1e-4) step.
-        The network workloads are those of ../shared/reference/perf-anchors.md. Figures are medians over
-        --reps runs after 2 warm-ups; --json prints one JSON line with median_ms, min_ms and peak_rss_mb.
+          loader             augmented pairs per second from the data loader (synthetic
+                             pairs, full augmentation, background decoding),
+                             --size HxW --batch B.
+          conv               convolution forward / backward-data / backward-weight
+                             GFLOP/s, each alternating with plain sgemm of the same
+                             (M, K, N), at FastFlowNet and RAFT layer shapes.
+          fastflownet-infer  FastFlowNet forward on one pair (1, 6, H, W), output
+                             flow2.
+          fastflownet-train  batch B: training forward, 20× bilinear upsampling of
+                             flow2, mean |warp(img2) − img1| (border padding),
+                             backward, Adam(1e-4) step.
+          raft-infer         RAFT [--small] test-mode forward on one pair, --iters
+                             iterations, full-resolution output.
+          raft-train         RAFT [--small] batch B: --iters iterations, sequence L1
+                             loss (γ 0.8) against a constant flow, backward, gradient
+                             clip 1.0, AdamW(4e-4, wd 1e-4) step.
+
+        The network workloads are those of ../shared/reference/perf-anchors.md. Figures are \
+        medians over --reps runs after 2 warm-ups; --json prints one JSON line with median_ms, \
+        min_ms and peak_rss_mb.
         """)
 
     @Argument(help: "Workload: conv, loader, fastflownet-infer, fastflownet-train, raft-infer, raft-train.")

@@ -15,7 +15,8 @@ struct Evaluate: ParsableCommand {
 
         Examples:
           mdflow evaluate --checkpoint Checkpoints/run --recipe Recipes/quickstart.yaml
-          mdflow evaluate --checkpoint Checkpoints/run/stages/1 --dataset synthetic:Datasets/synthetic --split val
+          mdflow evaluate --checkpoint Checkpoints/run/stages/1 \\
+                          --dataset synthetic:Datasets/synthetic --split val
         """)
 
     @Option(help: ArgumentHelp("A run directory (its latest checkpoint) or a checkpoint folder.", valueName: "DIR"))

@@ -8,9 +8,10 @@ struct ImportTorch: ParsableCommand {
         commandName: "import-torch",
         abstract: "Convert a PyTorch .pth checkpoint (zip or legacy torch.save format) to safetensors.",
         discussion: """
-        The checkpoint must hold a state_dict, or a dict with one under 'state_dict' or 'model'. The pickle is
-        read by a restricted reader that executes nothing and refuses anything but tensors, containers and
-        plain values. Every tensor is written as float32 under its original key; a failed run writes nothing.
+        The checkpoint must hold a state_dict, or a dict with one under 'state_dict' or 'model'. \
+        The pickle is read by a restricted reader that executes nothing and refuses anything but \
+        tensors, containers and plain values. Every tensor is written as float32 under its original \
+        key; a failed run writes nothing.
         """)
 
     @Argument(help: "The .pth file.")

@@ -9,12 +9,14 @@ struct Infer: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Estimate the optical flow from FRAME1 to FRAME2 with one network.",
         discussion: """
-        Preprocessing follows each net's published convention. FastFlowNet: RGB/255 minus one scalar (the mean
-        over both frames), bilinear resize to multiples of 64, 20× upsampling of flow2, resize back with u and v
-        rescaled (--convention supervised: BGR/255 minus per-channel means, for the supervised FastFlowNet
-        weights). RAFT: pixels 0..255, replicate padding to multiples of 8 split evenly, unpadding.
-        --weights takes .safetensors or a PyTorch .pth (zip or legacy format). The output is .flo, or a KITTI
-        16-bit flow .png. A failed run writes no output file.
+        Preprocessing follows each net's published convention. FastFlowNet: RGB/255 minus one scalar \
+        (the mean over both frames), bilinear resize to multiples of 64, 20× upsampling of flow2, \
+        resize back with u and v rescaled (--convention supervised: BGR/255 minus per-channel means, \
+        for the supervised FastFlowNet weights). RAFT: pixels 0..255, replicate padding to multiples \
+        of 8 split evenly, unpadding.
+
+        --weights takes .safetensors or a PyTorch .pth (zip or legacy format). The output is .flo, \
+        or a KITTI 16-bit flow .png. A failed run writes no output file.
         """)
 
     @Option(help: "Network: fastflownet, raft or raft-small.")

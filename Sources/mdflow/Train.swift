@@ -12,8 +12,9 @@ struct Train: ParsableCommand {
 
         Examples:
           mdflow train Recipes/quickstart.yaml
-          mdflow train Recipes/smoke.yaml --set stages.0.steps=20 --run-dir Checkpoints/try
-          mdflow train --resume Checkpoints/try            (continues exactly where it stopped)
+          mdflow train Recipes/smoke.yaml --set stages.0.steps=20 \\
+                       --run-dir Checkpoints/try
+          mdflow train --resume Checkpoints/try   (continues exactly where it stopped)
         Ctrl-C writes a checkpoint and exits; --resume continues bit for bit.
         """)
 
