@@ -3,7 +3,9 @@
 // broadcasts four packed A values and loads 24 consecutive floats of the input at that tap's offset.
 // Machines without AVX2+FMA take the portable loop, with the same tiling and the same stores. With
 // AVX-512 a 4 × 48 tile in twelve zmm registers takes 48-column strips, the last one with masked
-// loads (or, up to 24 columns, the AVX2 tile); every output is the same chain of FMAs in kk order on either, so the results are bitwise equal.
+// loads (or, up to 24 columns, the AVX2 tile); full strips take two panels at once (8 × 48, 24 zmm
+// sums) where there are two. Every output is the same chain of FMAs in kk order on each, so the
+// results are bitwise equal.
 #include "CKernels.h"
 #include "dispatch.h"
 #include <stdlib.h>
@@ -265,6 +267,62 @@ static void tile_4x48_add_masked(long k, const float *ap, const float *xb, const
         : "rax", "k1", "k2", "k3", ACC12_CLOBBERS);
 }
 
+/// Two 4-row panels at once: out0[r] and out1[r] (rows r of panels p and p + 1) += Σ_kk
+/// ap0/ap1[4·kk + r] · x[koff[kk] + 0..<48], starting from zero with `first`. Each input vector
+/// loaded serves eight output rows instead of four (three loads and eight broadcasts per 24 FMAs),
+/// which a core with two 512-bit FMA ports needs to stay off its load ports. Every output is the
+/// same FMA chain in kk order as in tile_4x48_add, so the results are bitwise equal. In C: with
+/// 32 zmm registers the compiler keeps the 24 sums, 3 loads and the broadcasts in registers.
+__attribute__((target("avx512f"), always_inline))
+static inline void tile_8x48_body(long k, const float *ap0, const float *ap1, const float *xb, const int32_t *koff,
+                                  __m512 out0[MR][3], __m512 out1[MR][3], long first, int prefetch) {
+    __m512 c[2 * MR][3];
+    for (int r = 0; r < MR; r++) {
+        for (int q = 0; q < 3; q++) {
+            c[r][q] = first ? _mm512_setzero_ps() : out0[r][q];
+            c[MR + r][q] = first ? _mm512_setzero_ps() : out1[r][q];
+        }
+    }
+    for (long kk = 0; kk < k; kk++) {
+        const float *b = xb + koff[kk];
+        const __m512 x0 = _mm512_loadu_ps(b), x1 = _mm512_loadu_ps(b + 16), x2 = _mm512_loadu_ps(b + 32);
+        if (prefetch) {
+            _mm_prefetch((const char *)(b + 48), _MM_HINT_T0);
+            _mm_prefetch((const char *)(b + 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(b + 80), _MM_HINT_T0);
+        }
+        for (int r = 0; r < MR; r++) {
+            const __m512 w0 = _mm512_set1_ps(ap0[kk * MR + r]);
+            c[r][0] = _mm512_fmadd_ps(w0, x0, c[r][0]);
+            c[r][1] = _mm512_fmadd_ps(w0, x1, c[r][1]);
+            c[r][2] = _mm512_fmadd_ps(w0, x2, c[r][2]);
+        }
+        for (int r = 0; r < MR; r++) {
+            const __m512 w1 = _mm512_set1_ps(ap1[kk * MR + r]);
+            c[MR + r][0] = _mm512_fmadd_ps(w1, x0, c[MR + r][0]);
+            c[MR + r][1] = _mm512_fmadd_ps(w1, x1, c[MR + r][1]);
+            c[MR + r][2] = _mm512_fmadd_ps(w1, x2, c[MR + r][2]);
+        }
+    }
+    for (int r = 0; r < MR; r++) {
+        for (int q = 0; q < 3; q++) { out0[r][q] = c[r][q]; out1[r][q] = c[MR + r][q]; }
+    }
+}
+
+__attribute__((target("avx512f")))
+static void tile_8x48_add(long k, const float *ap0, const float *ap1, const float *xb, const int32_t *koff,
+                          __m512 out0[MR][3], __m512 out1[MR][3], long first) {
+    tile_8x48_body(k, ap0, ap1, xb, koff, out0, out1, first, 0);
+}
+
+/// tile_8x48_add that also prefetches the next strip's 48 floats of every tap (see
+/// tile_4x48_add_prefetch).
+__attribute__((target("avx512f")))
+static void tile_8x48_add_prefetch(long k, const float *ap0, const float *ap1, const float *xb, const int32_t *koff,
+                                   __m512 out0[MR][3], __m512 out1[MR][3], long first) {
+    tile_8x48_body(k, ap0, ap1, xb, koff, out0, out1, first, 1);
+}
+
 /// igemm_avx2 in 48-column strips, the last one masked to the columns left (or, up to 24 columns,
 /// the AVX2 tile).
 __attribute__((target("avx512f")))
@@ -291,6 +349,13 @@ static void igemm_avx512(const mdf_igemm_args *a, long j0, long j1) {
             const long len = k - k0 < kc ? k - k0 : kc;
             for (int p = 0; p < panels; p++) {
                 const float *ap = a->ap + ((long)p * k + k0) * MR;
+                if (cols == NRZ && p + 1 < panels) {   // two panels at once
+                    const float *ap1 = ap + (long)k * MR;
+                    if (p == 0 && j + NRZ < j1) tile_8x48_add_prefetch(len, ap, ap1, xb, a->koff + k0, sums[p], sums[p + 1], k0 == 0);
+                    else tile_8x48_add(len, ap, ap1, xb, a->koff + k0, sums[p], sums[p + 1], k0 == 0);
+                    p += 1;
+                    continue;
+                }
                 if (cols == NRZ && p == 0 && j + NRZ < j1) tile_4x48_add_prefetch(len, ap, xb, a->koff + k0, sums[p], k0 == 0);
                 else if (cols == NRZ) tile_4x48_add(len, ap, xb, a->koff + k0, sums[p], k0 == 0);
                 else tile_4x48_add_masked(len, ap, xb, a->koff + k0, sums[p], k0 == 0, m0, m1, m2);
