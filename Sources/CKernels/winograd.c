@@ -7,6 +7,9 @@
 // AVX2 entry points compile the same bodies for 8-wide registers.
 #include "CKernels.h"
 #include "dispatch.h"
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 /// Bᵀ d B of one row of tiles. r0…r3: the patch rows; within each, the even and odd padded
 /// columns (e, o) so that tile tx reads e[tx], o[tx], e[tx + 1], o[tx + 1].
@@ -117,6 +120,149 @@ void output_body(float *y, long oh, long ow, const float *m, long mstride, long 
 }
 
 #if defined(__x86_64__)
+/// The tiles [tx, tx + 16) of a row that exist (tw of them): the lanes of a 16-wide step.
+__attribute__((target("avx512f")))
+static inline __mmask16 lanes16(long tx, long tw) {
+    const long n = tw - tx;
+    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+}
+
+/// The first `n` of 32 consecutive floats (n ≤ 0: none) as the masks of their two 16-float halves.
+__attribute__((target("avx512f")))
+static inline void lanes32(long n, __mmask16 *lo, __mmask16 *hi) {
+    *lo = n >= 16 ? (__mmask16)0xFFFF : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
+    *hi = n >= 32 ? (__mmask16)0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+}
+
+/// input_row on 16 tiles at a time, the last step masked to the row's tiles: the same additions in
+/// the same order, so the same bits.
+__attribute__((target("avx512f")))
+static inline void input_row_z(float *restrict v, long vstride, const float *const e[4], const float *const o[4], long tw) {
+    for (long tx = 0; tx < tw; tx += 16) {
+        const __mmask16 m = lanes16(tx, tw);
+        __m512 t[4][4];
+        __m512 d[4][4];
+        for (int i = 0; i < 4; i++) {
+            d[i][0] = _mm512_maskz_loadu_ps(m, e[i] + tx);
+            d[i][1] = _mm512_maskz_loadu_ps(m, o[i] + tx);
+            d[i][2] = _mm512_maskz_loadu_ps(m, e[i] + tx + 1);
+            d[i][3] = _mm512_maskz_loadu_ps(m, o[i] + tx + 1);
+        }
+        for (int j = 0; j < 4; j++) {
+            t[0][j] = _mm512_sub_ps(d[0][j], d[2][j]); t[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
+            t[2][j] = _mm512_sub_ps(d[2][j], d[1][j]); t[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
+        }
+        for (int i = 0; i < 4; i++) {
+            _mm512_mask_storeu_ps(v + (4 * i + 0) * vstride + tx, m, _mm512_sub_ps(t[i][0], t[i][2]));
+            _mm512_mask_storeu_ps(v + (4 * i + 1) * vstride + tx, m, _mm512_add_ps(t[i][1], t[i][2]));
+            _mm512_mask_storeu_ps(v + (4 * i + 2) * vstride + tx, m, _mm512_sub_ps(t[i][2], t[i][1]));
+            _mm512_mask_storeu_ps(v + (4 * i + 3) * vstride + tx, m, _mm512_sub_ps(t[i][1], t[i][3]));
+        }
+    }
+}
+
+/// input_body with input_row_z (split_row compiles for the same registers).
+__attribute__((target("avx512f")))
+static void input_avx512(float *v, long vstride, const float *x, long h, long w, long pt, long pl, long ty0, long ty1, long tw,
+                         float *scratch) {
+    const long n = tw + 1;
+    for (long ty = ty0; ty < ty1; ty++) {
+        const float *e[4], *o[4];
+        for (int i = 0; i < 4; i++) {
+            const long r = 2 * ty + i;
+            float *ei = scratch + 2 * (r & 3) * n, *oi = ei + n;
+            if (ty == ty0 || i >= 2) split_row(ei, oi, x, h, w, r, pt, pl, n);
+            e[i] = ei; o[i] = oi;
+        }
+        input_row_z(v + (ty - ty0) * tw, vstride, e, o, tw);
+    }
+}
+
+/// output_tiles on 16 tiles at a time, both columns and rows, the last step masked to the outputs
+/// that exist: out[i][0] and out[i][1] interleaved into 32 consecutive floats of row i. The same
+/// operations in the same order as output_tiles, so the same bits.
+__attribute__((target("avx512f")))
+static void output_avx512(float *y, long oh, long ow, const float *m, long mstride, long ty0, long ty1, long tw,
+                          float bias, int act, float slope, int accumulate) {
+    const __m512i lo_idx = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi_idx = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    const __m512 bv = _mm512_set1_ps(bias), sl = _mm512_set1_ps(slope), zero = _mm512_setzero_ps();
+    for (long ty = ty0; ty < ty1; ty++) {
+        const float *mr = m + (ty - ty0) * tw;
+        float *yr[2] = {y + 2 * ty * ow, 2 * ty + 1 < oh ? y + (2 * ty + 1) * ow : 0};
+        for (long tx = 0; tx < tw; tx += 16) {
+            const __mmask16 lm = lanes16(tx, tw);
+            __mmask16 slo, shi;
+            lanes32(ow - 2 * tx, &slo, &shi);
+            __m512 s[2][4];
+            for (int j = 0; j < 4; j++) {
+                const __m512 a = _mm512_maskz_loadu_ps(lm, mr + j * mstride + tx);
+                const __m512 b = _mm512_maskz_loadu_ps(lm, mr + (4 + j) * mstride + tx);
+                const __m512 c = _mm512_maskz_loadu_ps(lm, mr + (8 + j) * mstride + tx);
+                const __m512 d = _mm512_maskz_loadu_ps(lm, mr + (12 + j) * mstride + tx);
+                s[0][j] = _mm512_add_ps(_mm512_add_ps(a, b), c);
+                s[1][j] = _mm512_sub_ps(_mm512_sub_ps(b, c), d);
+            }
+            for (int i = 0; i < 2; i++) {
+                if (!yr[i]) break;
+                __m512 o0 = _mm512_add_ps(_mm512_add_ps(s[i][0], s[i][1]), s[i][2]);
+                __m512 o1 = _mm512_sub_ps(_mm512_sub_ps(s[i][1], s[i][2]), s[i][3]);
+                if (!accumulate) {
+                    o0 = _mm512_add_ps(o0, bv); o1 = _mm512_add_ps(o1, bv);
+                    if (act == 1) {
+                        o0 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(o0, zero, _CMP_GT_OQ), _mm512_mul_ps(sl, o0), o0);
+                        o1 = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(o1, zero, _CMP_GT_OQ), _mm512_mul_ps(sl, o1), o1);
+                    }
+                }
+                __m512 lo = _mm512_permutex2var_ps(o0, lo_idx, o1), hi = _mm512_permutex2var_ps(o0, hi_idx, o1);
+                float *dst = yr[i] + 2 * tx;
+                if (accumulate) {
+                    lo = _mm512_add_ps(_mm512_maskz_loadu_ps(slo, dst), lo);
+                    hi = _mm512_add_ps(_mm512_maskz_loadu_ps(shi, dst + 16), hi);
+                }
+                _mm512_mask_storeu_ps(dst, slo, lo);
+                _mm512_mask_storeu_ps(dst + 16, shi, hi);
+            }
+        }
+    }
+}
+
+/// dy_body on 16 tiles at a time: each dy row's 32 floats deinterleaved into the tiles' first and
+/// second columns, the columns and rows past dy read as zero (as dy_tiles' two_cols and two_rows).
+/// Negation flips the sign bit, as C's unary minus. The same bits as dy_body.
+__attribute__((target("avx512f")))
+static void dy_avx512(float *v, long vstride, const float *dy, long oh, long ow, long th, long tw) {
+    const __m512i ev_idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i od_idx = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+#define NEG(x) _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), sign))
+    for (long ty = 0; ty < th; ty++) {
+        const float *y0 = dy + 2 * ty * ow, *y1 = 2 * ty + 1 < oh ? y0 + ow : 0;
+        float *vr = v + ty * tw;
+        for (long tx = 0; tx < tw; tx += 16) {
+            const __mmask16 m = lanes16(tx, tw);
+            __mmask16 slo, shi;
+            lanes32(ow - 2 * tx, &slo, &shi);
+            const __m512 p0 = _mm512_maskz_loadu_ps(slo, y0 + 2 * tx), p1 = _mm512_maskz_loadu_ps(shi, y0 + 2 * tx + 16);
+            const __m512 a = _mm512_permutex2var_ps(p0, ev_idx, p1), b = _mm512_permutex2var_ps(p0, od_idx, p1);
+            __m512 c = _mm512_setzero_ps(), d = _mm512_setzero_ps();
+            if (y1) {
+                const __m512 q0 = _mm512_maskz_loadu_ps(slo, y1 + 2 * tx), q1 = _mm512_maskz_loadu_ps(shi, y1 + 2 * tx + 16);
+                c = _mm512_permutex2var_ps(q0, ev_idx, q1); d = _mm512_permutex2var_ps(q0, od_idx, q1);
+            }
+            const __m512 z[4][2] = {{a, b}, {_mm512_add_ps(a, c), _mm512_add_ps(b, d)},
+                                    {_mm512_sub_ps(a, c), _mm512_sub_ps(b, d)}, {NEG(c), NEG(d)}};
+            for (int i = 0; i < 4; i++) {
+                _mm512_mask_storeu_ps(vr + (4 * i + 0) * vstride + tx, m, z[i][0]);
+                _mm512_mask_storeu_ps(vr + (4 * i + 1) * vstride + tx, m, _mm512_add_ps(z[i][0], z[i][1]));
+                _mm512_mask_storeu_ps(vr + (4 * i + 2) * vstride + tx, m, _mm512_sub_ps(z[i][0], z[i][1]));
+                _mm512_mask_storeu_ps(vr + (4 * i + 3) * vstride + tx, m, NEG(z[i][1]));
+            }
+        }
+    }
+#undef NEG
+}
+
 __attribute__((target("avx2,fma")))
 static void input_avx2(float *v, long vstride, const float *x, long h, long w, long pt, long pl, long ty0, long ty1, long tw,
                        float *scratch) {
@@ -132,6 +278,7 @@ static void output_avx2(float *y, long oh, long ow, const float *m, long mstride
 void mdf_wino_input(float *v, long vstride, const float *x, long h, long w, long pt, long pl, long ty0, long ty1, long tw,
                     float *scratch, int isa) {
 #if defined(__x86_64__)
+    if (mdf_use_avx512(isa)) { input_avx512(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch); return; }
     if (mdf_use_avx2(isa)) { input_avx2(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch); return; }
 #endif
     input_body(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch);
@@ -140,6 +287,7 @@ void mdf_wino_input(float *v, long vstride, const float *x, long h, long w, long
 void mdf_wino_output(float *y, long oh, long ow, const float *m, long mstride, long ty0, long ty1, long tw,
                      float bias, int act, float slope, int accumulate, int isa) {
 #if defined(__x86_64__)
+    if (mdf_use_avx512(isa)) { output_avx512(y, oh, ow, m, mstride, ty0, ty1, tw, bias, act, slope, accumulate); return; }
     if (mdf_use_avx2(isa)) { output_avx2(y, oh, ow, m, mstride, ty0, ty1, tw, bias, act, slope, accumulate); return; }
 #endif
     output_body(y, oh, ow, m, mstride, ty0, ty1, tw, bias, act, slope, accumulate);
@@ -207,6 +355,7 @@ static void dy_avx2(float *v, long vstride, const float *dy, long oh, long ow, l
 void mdf_wino_dy(float *v, long vstride, const float *dy, long oh, long ow, int isa) {
     const long th = (oh + 1) / 2, tw = (ow + 1) / 2;
 #if defined(__x86_64__)
+    if (mdf_use_avx512(isa)) { dy_avx512(v, vstride, dy, oh, ow, th, tw); return; }
     if (mdf_use_avx2(isa)) { dy_avx2(v, vstride, dy, oh, ow, th, tw); return; }
 #endif
     dy_body(v, vstride, dy, oh, ow, th, tw);

@@ -47,6 +47,10 @@ let winogradTile: Int = ProcessInfo.processInfo.environment["MDFLOW_WINOGRAD"] =
 /// Read once: `MDFLOW_WINOGRAD=0` in the environment sends every 3×3, 1×5 and 5×1 convolution to the direct kernel.
 let winogradEnabled: Bool = ProcessInfo.processInfo.environment["MDFLOW_WINOGRAD"] != "0"
 
+/// The row stride of a Winograd chunk's transformed input and products: `tiles` rounded up to 16
+/// floats (one 64-byte cache line).
+@inline(__always) func winogradRowStride(_ tiles: Int) -> Int { (tiles + 15) / 16 * 16 }
+
 /// Tiles per chunk, at least: four of the micro-kernel's 24-column panels.
 private let winogradChunkTiles = 96
 
@@ -275,41 +279,54 @@ func winogradConv<T: WinogradTiling>(_ lt: T, _ y: UnsafeMutablePointer<Float>, 
     guard oh > 0, ow > 0 else { return }
     let cg = cin / groups, mg = cout / groups, per = packedPanelFloats(m: mg, k: cg)
     let rowsPerChunk = winogradRowsPerChunk(rows: rows, rowTiles: rowTiles, leastTiles: winogradLeastTiles(planes: planes, cg: cg)), chunks = (rows + rowsPerChunk - 1) / rowsPerChunk
-    let maxTiles = rowsPerChunk * rowTiles, vstride = cg * maxTiles + 24
+    // Rows of V and M start every `ts` floats, `tiles` rounded up to 16: every row begins on a
+    // cache line, so the micro-kernel's 64-byte loads and stores never straddle two.
+    let maxTiles = rowsPerChunk * rowTiles, vstride = cg * winogradRowStride(maxTiles) + 24
     let work = planes * mg * cg * rows * rowTiles * n * groups
     let yp = SendablePointer(y)
     parallelFor(n * groups * chunks, minCount: work >= 1 << 17 ? 2 : Int.max) { tasks in
-        let v = Storage(count: planes * vstride), m = Storage(count: planes * mg * maxTiles)
+        let v = Storage(count: planes * vstride), m = Storage(count: planes * mg * winogradRowStride(maxTiles))
         let scratch = Storage(count: lt.scratchCount)
         defer { withExtendedLifetime((v, m, scratch)) {} }
         var koff = [Int32](repeating: 0, count: cg)
+        var cleared = -1   // the tile count whose row padding is zero in v
         for t in tasks {
             let ig = t / chunks, img = ig / groups, grp = ig % groups
             let r0 = (t % chunks) * rowsPerChunk, r1 = min(rows, r0 + rowsPerChunk), tiles = (r1 - r0) * rowTiles
+            let ts = winogradRowStride(tiles)
+            // The kernel reads the columns past `tiles` of each row and up to 23 floats past each
+            // plane's last row (columns it drops): keep them finite. Every chunk of a task but the
+            // last has the same tiles, so this runs at most twice a task.
+            if cleared != tiles {
+                for xi in 0..<planes {
+                    let plane = v.pointer + xi * vstride
+                    if ts > tiles { for c in 0..<cg { (plane + c * ts + tiles).update(repeating: 0, count: ts - tiles) } }
+                    (plane + cg * ts).update(repeating: 0, count: 24)
+                }
+                cleared = tiles
+            }
             // The rows each channel reads are a short block; the next channel's is requested while
             // this one is transformed (the transform otherwise waits on reading it).
             let (lo, hi) = lt.inputRows(r0, r1)
             for c in 0..<cg {
                 let plane = x + ((img * cin + grp * cg + c) * h) * w
                 if c + 1 < cg && hi > lo { mdf_prefetch(plane + (h + lo) * w, (hi - lo) * w) }
-                lt.transformInput(v.pointer + c * tiles, vstride: vstride, plane, rows: r0, r1, scratch: scratch.pointer, path: path)
-                koff[c] = Int32(c * tiles)
+                lt.transformInput(v.pointer + c * ts, vstride: vstride, plane, rows: r0, r1, scratch: scratch.pointer, path: path)
+                koff[c] = Int32(c * ts)
             }
-            // The kernel reads up to 23 floats past each plane's last row (columns it drops): keep them finite.
-            for xi in 0..<planes { (v.pointer + xi * vstride + cg * tiles).update(repeating: 0, count: 24) }
             koff.withUnsafeBufferPointer { kp in
                 for xi in 0..<planes {
                     var args = mdf_igemm_args(
                         m: Int32(mg), k: Int32(cg), ap: packed + (xi * groups + grp) * per,
                         x: v.pointer + xi * vstride, koff: kp.baseAddress!, row_len: tiles, valid_len: tiles,
-                        c: m.pointer + xi * tiles, ldc: planes * tiles, bias: nil, slope: 0, act: 0, accumulate: 0,
+                        c: m.pointer + xi * ts, ldc: planes * ts, bias: nil, slope: 0, act: 0, accumulate: 0,
                         isa: path.rawValue)
                     mdf_igemm(&args, 0, tiles)
                 }
             }
             for co in 0..<mg {
                 let oc = grp * mg + co
-                lt.transformOutput(yp.base + (img * cout + oc) * oh * ow, m.pointer + co * planes * tiles, mstride: tiles,
+                lt.transformOutput(yp.base + (img * cout + oc) * oh * ow, m.pointer + co * planes * ts, mstride: ts,
                                    rows: r0, r1, bias: b?[oc] ?? 0, leakySlope: leakySlope, accumulate: accumulate, path: path)
             }
         }
