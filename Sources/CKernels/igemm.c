@@ -2,9 +2,9 @@
 // A 4 × 24 tile of C lives in twelve AVX2 registers while the reduction runs over k; each step
 // broadcasts four packed A values and loads 24 consecutive floats of the input at that tap's offset.
 // Machines without AVX2+FMA take the portable loop, with the same tiling and the same stores. With
-// AVX-512 a 4 × 48 tile in twelve zmm registers takes 48-column strips, the last one with masked
-// loads (or, up to 24 columns, the AVX2 tile); full strips take two panels at once (8 × 48, 24 zmm
-// sums) where there are two. Every output is the same chain of FMAs in kk order on each, so the
+// AVX-512 a 4 × 48 tile in twelve zmm registers takes 48-column strips, two panels at once (8 × 48,
+// 24 zmm sums) where there are two; a strip's last, shorter piece is masked and computes only the
+// 16-column vectors it has. Every output is the same chain of FMAs in kk order on each, so the
 // results are bitwise equal.
 #include "CKernels.h"
 #include "dispatch.h"
@@ -268,24 +268,30 @@ static void tile_4x48_add_masked(long k, const float *ap, const float *xb, const
 }
 
 /// Two 4-row panels at once: out0[r] and out1[r] (rows r of panels p and p + 1) += Σ_kk
-/// ap0/ap1[4·kk + r] · x[koff[kk] + 0..<48], starting from zero with `first`. Each input vector
+/// ap0/ap1[4·kk + r] · x[koff[kk] + 0..<16q], starting from zero with `first`. Each input vector
 /// loaded serves eight output rows instead of four (three loads and eight broadcasts per 24 FMAs),
 /// which a core with two 512-bit FMA ports needs to stay off its load ports. Every output is the
 /// same FMA chain in kk order as in tile_4x48_add, so the results are bitwise equal. In C: with
 /// 32 zmm registers the compiler keeps the 24 sums, 3 loads and the broadcasts in registers.
+/// `q` (1–3) zmm columns are computed, the others of out0/out1 set to zero; `masked` loads only the
+/// columns set in m0, m1, m2 (a strip's last, shorter piece: 16 or 32 columns cost one or two thirds
+/// of a full strip, where the AVX2 tile's 24 took as long as 48 on two 512-bit ports).
 __attribute__((target("avx512f"), always_inline))
-static inline void tile_8x48_body(long k, const float *ap0, const float *ap1, const float *xb, const int32_t *koff,
-                                  __m512 out0[MR][3], __m512 out1[MR][3], long first, int prefetch) {
+static inline void tile_8xq_body(long k, const float *ap0, const float *ap1, const float *xb, const int32_t *koff,
+                                 __m512 out0[MR][3], __m512 out1[MR][3], long first, const int prefetch, const int q,
+                                 const int masked, __mmask16 m0, __mmask16 m1, __mmask16 m2) {
     __m512 c[2 * MR][3];
     for (int r = 0; r < MR; r++) {
-        for (int q = 0; q < 3; q++) {
-            c[r][q] = first ? _mm512_setzero_ps() : out0[r][q];
-            c[MR + r][q] = first ? _mm512_setzero_ps() : out1[r][q];
+        for (int j = 0; j < q; j++) {
+            c[r][j] = first ? _mm512_setzero_ps() : out0[r][j];
+            c[MR + r][j] = first ? _mm512_setzero_ps() : out1[r][j];
         }
     }
+    const __mmask16 mk[3] = {m0, m1, m2};
     for (long kk = 0; kk < k; kk++) {
         const float *b = xb + koff[kk];
-        const __m512 x0 = _mm512_loadu_ps(b), x1 = _mm512_loadu_ps(b + 16), x2 = _mm512_loadu_ps(b + 32);
+        __m512 x[3];
+        for (int j = 0; j < q; j++) x[j] = masked ? _mm512_maskz_loadu_ps(mk[j], b + 16 * j) : _mm512_loadu_ps(b + 16 * j);
         if (prefetch) {
             _mm_prefetch((const char *)(b + 48), _MM_HINT_T0);
             _mm_prefetch((const char *)(b + 64), _MM_HINT_T0);
@@ -293,26 +299,25 @@ static inline void tile_8x48_body(long k, const float *ap0, const float *ap1, co
         }
         for (int r = 0; r < MR; r++) {
             const __m512 w0 = _mm512_set1_ps(ap0[kk * MR + r]);
-            c[r][0] = _mm512_fmadd_ps(w0, x0, c[r][0]);
-            c[r][1] = _mm512_fmadd_ps(w0, x1, c[r][1]);
-            c[r][2] = _mm512_fmadd_ps(w0, x2, c[r][2]);
+            for (int j = 0; j < q; j++) c[r][j] = _mm512_fmadd_ps(w0, x[j], c[r][j]);
         }
         for (int r = 0; r < MR; r++) {
             const __m512 w1 = _mm512_set1_ps(ap1[kk * MR + r]);
-            c[MR + r][0] = _mm512_fmadd_ps(w1, x0, c[MR + r][0]);
-            c[MR + r][1] = _mm512_fmadd_ps(w1, x1, c[MR + r][1]);
-            c[MR + r][2] = _mm512_fmadd_ps(w1, x2, c[MR + r][2]);
+            for (int j = 0; j < q; j++) c[MR + r][j] = _mm512_fmadd_ps(w1, x[j], c[MR + r][j]);
         }
     }
     for (int r = 0; r < MR; r++) {
-        for (int q = 0; q < 3; q++) { out0[r][q] = c[r][q]; out1[r][q] = c[MR + r][q]; }
+        for (int j = 0; j < 3; j++) {
+            out0[r][j] = j < q ? c[r][j] : _mm512_setzero_ps();
+            out1[r][j] = j < q ? c[MR + r][j] : _mm512_setzero_ps();
+        }
     }
 }
 
 __attribute__((target("avx512f")))
 static void tile_8x48_add(long k, const float *ap0, const float *ap1, const float *xb, const int32_t *koff,
                           __m512 out0[MR][3], __m512 out1[MR][3], long first) {
-    tile_8x48_body(k, ap0, ap1, xb, koff, out0, out1, first, 0);
+    tile_8xq_body(k, ap0, ap1, xb, koff, out0, out1, first, 0, 3, 0, 0, 0, 0);
 }
 
 /// tile_8x48_add that also prefetches the next strip's 48 floats of every tap (see
@@ -320,11 +325,21 @@ static void tile_8x48_add(long k, const float *ap0, const float *ap1, const floa
 __attribute__((target("avx512f")))
 static void tile_8x48_add_prefetch(long k, const float *ap0, const float *ap1, const float *xb, const int32_t *koff,
                                    __m512 out0[MR][3], __m512 out1[MR][3], long first) {
-    tile_8x48_body(k, ap0, ap1, xb, koff, out0, out1, first, 1);
+    tile_8xq_body(k, ap0, ap1, xb, koff, out0, out1, first, 1, 3, 0, 0, 0, 0);
 }
 
-/// igemm_avx2 in 48-column strips, the last one masked to the columns left (or, up to 24 columns,
-/// the AVX2 tile).
+/// Two panels of a strip's last piece of `cols` (< 48) columns: one, two or three zmm columns,
+/// masked.
+__attribute__((target("avx512f")))
+static void tile_8xq_add_masked(long k, const float *ap0, const float *ap1, const float *xb, const int32_t *koff,
+                                __m512 out0[MR][3], __m512 out1[MR][3], long first, long cols,
+                                __mmask16 m0, __mmask16 m1, __mmask16 m2) {
+    if (cols <= 16) tile_8xq_body(k, ap0, ap1, xb, koff, out0, out1, first, 0, 1, 1, m0, m1, m2);
+    else if (cols <= 32) tile_8xq_body(k, ap0, ap1, xb, koff, out0, out1, first, 0, 2, 1, m0, m1, m2);
+    else tile_8xq_body(k, ap0, ap1, xb, koff, out0, out1, first, 0, 3, 1, m0, m1, m2);
+}
+
+/// igemm_avx2 in 48-column strips, the last one masked to the columns left.
 __attribute__((target("avx512f")))
 static void igemm_avx512(const mdf_igemm_args *a, long j0, long j1) {
     const int panels = (a->m + MR - 1) / MR, k = a->k;
@@ -335,9 +350,6 @@ static void igemm_avx512(const mdf_igemm_args *a, long j0, long j1) {
     float tile[MR][NRZ];
     for (long j = j0; j < j1; j += NRZ) {
         const long cols = j1 - j < NRZ ? j1 - j : NRZ;
-        // A last piece of at most 24 columns takes the AVX2 tile: half the work of a masked
-        // 48-column strip, with the same sums (the same FMA chain), so the results do not change.
-        if (cols <= NR) { igemm_avx2(a, j, j1); break; }
         const unsigned m0 = cols >= 16 ? 0xFFFFu : (1u << cols) - 1;
         const unsigned m1 = cols >= 32 ? 0xFFFFu : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
         const unsigned m2 = cols >= 48 ? 0xFFFFu : cols > 32 ? (1u << (cols - 32)) - 1 : 0;
@@ -349,9 +361,10 @@ static void igemm_avx512(const mdf_igemm_args *a, long j0, long j1) {
             const long len = k - k0 < kc ? k - k0 : kc;
             for (int p = 0; p < panels; p++) {
                 const float *ap = a->ap + ((long)p * k + k0) * MR;
-                if (cols == NRZ && p + 1 < panels) {   // two panels at once
+                if (p + 1 < panels) {   // two panels at once
                     const float *ap1 = ap + (long)k * MR;
-                    if (p == 0 && j + NRZ < j1) tile_8x48_add_prefetch(len, ap, ap1, xb, a->koff + k0, sums[p], sums[p + 1], k0 == 0);
+                    if (cols < NRZ) tile_8xq_add_masked(len, ap, ap1, xb, a->koff + k0, sums[p], sums[p + 1], k0 == 0, cols, m0, m1, m2);
+                    else if (p == 0 && j + NRZ < j1) tile_8x48_add_prefetch(len, ap, ap1, xb, a->koff + k0, sums[p], sums[p + 1], k0 == 0);
                     else tile_8x48_add(len, ap, ap1, xb, a->koff + k0, sums[p], sums[p + 1], k0 == 0);
                     p += 1;
                     continue;

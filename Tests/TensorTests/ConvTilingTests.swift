@@ -144,6 +144,33 @@ func kernelPathsAgree(_ n: Int, _ cin: Int, _ h: Int, _ w: Int, _ cout: Int, _ g
     #expect(worstRelative(dw[0], ref.gw) < 1e-5)
 }
 
+/// A strip's last piece of every width the AVX-512 kernel distinguishes (1–16, 17–32, 33–47 columns
+/// left after whole 48-column strips, or none): a 1×1 convolution of one row of `w` pixels, whose
+/// grid is exactly w columns, with 5 four-row panels (two pairs and an odd one), forward with a
+/// fused activation and accumulating, the widest path against AVX2 bit for bit and against the
+/// portable loops to rounding.
+@Test(arguments: [5, 16, 17, 24, 25, 32, 33, 47, 48, 49, 70, 90, 95, 96])
+func lastStripWidthsAgree(_ w: Int) {
+    var rng = RandomGenerator(seed: 37)
+    let (cin, cout) = (7, 18)
+    let g = ConvGeometry(kernel: 1)
+    let x = Tensor.randn([1, cin, 1, w], using: &rng), wt = Tensor.randn([cout, cin, 1, 1], using: &rng)
+    let b = Tensor.randn([cout], using: &rng), y0 = Tensor.randn([1, cout, 1, w], using: &rng)
+    let packed = packConvWeights(wt.data, cout: cout, kg: cin, groups: 1)
+    let paths: [KernelPath] = [.best, .avx2, .portable]
+    for accumulate in [false, true] {
+        let y = paths.map { _ in Tensor.zeros(y0.shape) }
+        for (i, path) in paths.enumerated() {
+            y[i].data.update(from: y0.data, count: y0.count)
+            directConv(y[i].data, x.data, packed: packed.pointer, accumulate ? nil : b.data, n: 1, cin: cin, h: 1, w: w,
+                       cout: cout, g, leakySlope: accumulate ? nil : 0.1, accumulate: accumulate, path: path)
+        }
+        #expect(differingElements(y[0], y[1]) == 0)
+        #expect(worstRelative(y[2], (0..<y[1].count).map { Double(y[1].data[$0]) }) < 1e-6)
+        #expect(worstRelative(y[1], (0..<y0.count).map { Double(y0.data[$0]) }) > 1e-2)
+    }
+}
+
 /// With few taps (3 input channels a group: 27 taps, 5 panels) and at least 8 × 512 grid columns,
 /// the weight gradient sums fixed column parts into their own buffers: per group, over two images,
 /// on every kernel path, against the Double loops; a grid just under that size takes the tap split.
