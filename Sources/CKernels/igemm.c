@@ -403,3 +403,11 @@ void mdf_igemm(const mdf_igemm_args *args, long j0, long j1) {
 #endif
     igemm_portable(args, j0, j1);
 }
+
+int mdf_igemm_avx512(void) {
+#if defined(__x86_64__)
+    return mdf_use_avx512(MDF_ISA_BEST);
+#else
+    return 0;
+#endif
+}

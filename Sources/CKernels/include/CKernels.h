@@ -35,6 +35,10 @@ typedef struct {
 /// path that has FMA: each output is one chain of fused multiply-adds in kk order.
 void mdf_igemm(const mdf_igemm_args *args, long j0, long j1);
 
+/// 1 if mdf_igemm runs its AVX-512 form here (columns cost in 16-float vectors), else 0 (24-column
+/// AVX2 panels, or the portable loop).
+int mdf_igemm_avx512(void);
+
 /// Lays dy of one image-group out for `mdf_conv_wgrad`: panels of 16 channels, each column-major
 /// over the grid: dst[(p · columns + j) · 16 + i] = dy[16p + i][map(j)], 0 past m and on the grid's
 /// padding columns (map as for mdf_igemm). dst: ceil(m / 16) · 16 · columns floats.

@@ -62,18 +62,23 @@ func winogradLeastTiles(planes: Int, cg: Int) -> Int {
     max(24, min(winogradChunkTiles, 300_000 / max(1, planes * cg)))
 }
 
+/// Columns the micro-kernel computes at a time: 16-float vectors with AVX-512 (a strip's last piece
+/// computes only the vectors it has), 24-column panels otherwise.
+let igemmColumnStep: Int = mdf_igemm_avx512() != 0 ? 16 : 24
+
 /// Tile rows per chunk: from the fewest that make `winogradChunkTiles` to twice that, the count
-/// whose chunks leave the least of the micro-kernel's 24-column panels empty (a chunk of t tiles
-/// costs ⌈t / 24⌉ panels); ties go to smaller chunks. RAFT-small's update block at 256×320 (16 rows
-/// of 20 tiles) gets 6-row chunks, 14 panels for 320 tiles, where 5-row chunks took 16.
-func winogradRowsPerChunk(rows: Int, rowTiles: Int, leastTiles: Int = winogradChunkTiles) -> Int {
+/// whose chunks leave the least of the micro-kernel's column steps (`step`, igemmColumnStep) empty
+/// (a chunk of t tiles costs ⌈t / step⌉); ties go to smaller chunks. RAFT-small's update block at
+/// 256×320 (16 rows of 20 tiles) gets 4-row chunks with AVX-512, 20 vectors for 320 tiles (6-row
+/// chunks took 21), and 6-row chunks with AVX2, 14 panels (5-row chunks took 16).
+func winogradRowsPerChunk(rows: Int, rowTiles: Int, leastTiles: Int = winogradChunkTiles, step: Int = igemmColumnStep) -> Int {
     let least = max(1, (leastTiles + rowTiles - 1) / rowTiles)
-    func panels(_ r: Int) -> Int {
+    func cost(_ r: Int) -> Int {
         let full = rows / r, rest = rows % r
-        return full * ((r * rowTiles + 23) / 24) + (rest * rowTiles + 23) / 24
+        return full * ((r * rowTiles + step - 1) / step) + (rest * rowTiles + step - 1) / step
     }
     var best = least
-    for r in least...max(least, min(rows, 2 * least)) where panels(r) < panels(best) { best = r }
+    for r in least...max(least, min(rows, 2 * least)) where cost(r) < cost(best) { best = r }
     return best
 }
 
