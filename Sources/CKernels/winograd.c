@@ -376,6 +376,40 @@ void mdf_wino_weight_grad(float *dg, const float *w, long wstride) {
     }
 }
 
+#if defined(__x86_64__)
+__attribute__((target("avx512f")))
+static void weight_grad16_avx512(float *dg, long dstride, const float *w, long wstride, int n) {
+    const __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+    const __m512 half = _mm512_set1_ps(0.5f);
+    __m512 t[3][4];
+    for (int j = 0; j < 4; j++) {
+        const __m512 a = _mm512_maskz_loadu_ps(m, w + j * wstride), b = _mm512_maskz_loadu_ps(m, w + (4 + j) * wstride);
+        const __m512 c = _mm512_maskz_loadu_ps(m, w + (8 + j) * wstride), d = _mm512_maskz_loadu_ps(m, w + (12 + j) * wstride);
+        const __m512 h = _mm512_mul_ps(half, _mm512_add_ps(b, c));
+        t[0][j] = _mm512_add_ps(a, h); t[1][j] = _mm512_mul_ps(half, _mm512_sub_ps(b, c)); t[2][j] = _mm512_add_ps(h, d);
+    }
+    float out[9][16];
+    for (int i = 0; i < 3; i++) {
+        const __m512 a = t[i][0], b = t[i][1], c = t[i][2], d = t[i][3];
+        const __m512 h = _mm512_mul_ps(half, _mm512_add_ps(b, c));
+        _mm512_storeu_ps(out[3 * i + 0], _mm512_add_ps(a, h));
+        _mm512_storeu_ps(out[3 * i + 1], _mm512_mul_ps(half, _mm512_sub_ps(b, c)));
+        _mm512_storeu_ps(out[3 * i + 2], _mm512_add_ps(h, d));
+    }
+    for (int l = 0; l < n; l++) {
+        float *g = dg + l * dstride;
+        for (int k = 0; k < 9; k++) g[k] += out[k][l];
+    }
+}
+#endif
+
+void mdf_wino_weight_grad16(float *dg, long dstride, const float *w, long wstride, int n, int isa) {
+#if defined(__x86_64__)
+    if (mdf_use_avx512(isa)) { weight_grad16_avx512(dg, dstride, w, wstride, n); return; }
+#endif
+    for (int l = 0; l < n; l++) mdf_wino_weight_grad(dg + l * dstride, w + l, wstride);
+}
+
 void mdf_prefetch(const float *p, long n) {
     for (long i = 0; i < n; i += 16) __builtin_prefetch(p + i, 0, 3);
 }

@@ -98,6 +98,11 @@ void mdf_wino_dy(float *v, long vstride, const float *dy, long oh, long ow, int 
 /// Ŵ[ξ] = w[ξ · wstride], the transform-domain gradient Σ_tiles (A dY Aᵀ)[ξ] · (Bᵀ d B)[ξ].
 void mdf_wino_weight_grad(float *dg, const float *w, long wstride);
 
+/// mdf_wino_weight_grad for n ≤ 16 kernels side by side: kernel l's dg at dg + l · dstride, its Ŵ[ξ]
+/// at w[ξ · wstride + l]. With AVX-512 the 16 lanes go through one register each step, the same
+/// operations in the same order (no fused multiply-adds), so the same bits as n single calls.
+void mdf_wino_weight_grad16(float *dg, long dstride, const float *w, long wstride, int n, int isa);
+
 /// Winograd F(4×4, 3×3) (winograd4.c has the matrices), input transform of tile rows [ty0, ty1) ×
 /// tile columns [0, tw) of one channel x (h × w), seen zero-padded by pt rows on top and pl columns
 /// on the left (and zeros past its end). For the 6 × 6 patch d at padded (4ty, 4tx):

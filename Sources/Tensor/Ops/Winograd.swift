@@ -404,10 +404,13 @@ func winogradWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePoint
                 }
             }
         }
-        parallelFor(mg, minCount: parallel) { channels in
-            for co in channels {
+        // Sixteen output channels at a time (consecutive in acc), channel blocks in parallel.
+        parallelFor((mg + 15) / 16, minCount: parallel) { blocks in
+            for blk in blocks {
+                let co = blk * 16, lanes = Int32(min(16, mg - co))
                 for c in 0..<cg {
-                    mdf_wino_weight_grad(dwp.base + ((grp * mg + co) * cg + c) * 9, ap.base + c * accLd + co, accPlane)
+                    mdf_wino_weight_grad16(dwp.base + ((grp * mg + co) * cg + c) * 9, cg * 9, ap.base + c * accLd + co, accPlane,
+                                           lanes, flag)
                 }
             }
         }
