@@ -55,12 +55,18 @@ void split_row(float *restrict e, float *restrict o, const float *x, long h, lon
     }
 }
 
+#if defined(__x86_64__)
+__attribute__((target("avx512f")))
+static inline void input_row_z(float *restrict v, long vstride, const float *const e[4], const float *const o[4], long tw);
+#endif
+
 /// Tile rows [ty0, ty1): each tile row's four padded input rows, split into even and odd columns,
 /// sit in `scratch` (8 · (tw + 1) floats, stays in L1), padded row r in slot r mod 4; consecutive
-/// tile rows share two rows, so each row after the first tile row's is split once.
+/// tile rows share two rows, so each row after the first tile row's is split once. `wide` (constant):
+/// the rows go through input_row_z (AVX-512 callers only), else input_row.
 static inline __attribute__((always_inline))
 void input_body(float *v, long vstride, const float *x, long h, long w, long pt, long pl, long ty0, long ty1, long tw,
-                float *scratch) {
+                float *scratch, const int wide) {
     const long n = tw + 1;
     for (long ty = ty0; ty < ty1; ty++) {
         const float *e[4], *o[4];
@@ -70,6 +76,9 @@ void input_body(float *v, long vstride, const float *x, long h, long w, long pt,
             if (ty == ty0 || i >= 2) split_row(ei, oi, x, h, w, r, pt, pl, n);
             e[i] = ei; o[i] = oi;
         }
+#if defined(__x86_64__)
+        if (wide) { input_row_z(v + (ty - ty0) * tw, vstride, e, o, tw); continue; }
+#endif
         input_row(v + (ty - ty0) * tw, vstride, e, o, tw);
     }
 }
@@ -165,17 +174,7 @@ static inline void input_row_z(float *restrict v, long vstride, const float *con
 __attribute__((target("avx512f")))
 static void input_avx512(float *v, long vstride, const float *x, long h, long w, long pt, long pl, long ty0, long ty1, long tw,
                          float *scratch) {
-    const long n = tw + 1;
-    for (long ty = ty0; ty < ty1; ty++) {
-        const float *e[4], *o[4];
-        for (int i = 0; i < 4; i++) {
-            const long r = 2 * ty + i;
-            float *ei = scratch + 2 * (r & 3) * n, *oi = ei + n;
-            if (ty == ty0 || i >= 2) split_row(ei, oi, x, h, w, r, pt, pl, n);
-            e[i] = ei; o[i] = oi;
-        }
-        input_row_z(v + (ty - ty0) * tw, vstride, e, o, tw);
-    }
+    input_body(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch, 1);
 }
 
 /// output_tiles on 16 tiles at a time, both columns and rows, the last step masked to the outputs
@@ -266,7 +265,7 @@ static void dy_avx512(float *v, long vstride, const float *dy, long oh, long ow,
 __attribute__((target("avx2,fma")))
 static void input_avx2(float *v, long vstride, const float *x, long h, long w, long pt, long pl, long ty0, long ty1, long tw,
                        float *scratch) {
-    input_body(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch);
+    input_body(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch, 0);
 }
 __attribute__((target("avx2,fma")))
 static void output_avx2(float *y, long oh, long ow, const float *m, long mstride, long ty0, long ty1, long tw,
@@ -281,7 +280,7 @@ void mdf_wino_input(float *v, long vstride, const float *x, long h, long w, long
     if (mdf_use_avx512(isa)) { input_avx512(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch); return; }
     if (mdf_use_avx2(isa)) { input_avx2(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch); return; }
 #endif
-    input_body(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch);
+    input_body(v, vstride, x, h, w, pt, pl, ty0, ty1, tw, scratch, 0);
 }
 
 void mdf_wino_output(float *y, long oh, long ow, const float *m, long mstride, long ty0, long ty1, long tw,

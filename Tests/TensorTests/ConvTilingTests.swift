@@ -123,15 +123,9 @@ func kernelPathsAgree(_ n: Int, _ cin: Int, _ h: Int, _ w: Int, _ cout: Int, _ g
     let b = Tensor.randn([cout], using: &rng), dy = Tensor.randn([n, cout, oh, ow], using: &rng)
     let packed = packConvWeights(wt.data, cout: cout, kg: cin / groups * 9, groups: groups)
     let paths: [KernelPath] = [.best, .avx2, .portable]
-    for accumulate in [false, true] {
-        let y = paths.map { _ in Tensor.zeros([n, cout, oh, ow]) }
-        for (i, path) in paths.enumerated() {
-            y[i].data.update(from: dy.data, count: dy.count)
-            directConv(y[i].data, x.data, packed: packed.pointer, accumulate ? nil : b.data, n: n, cin: cin, h: h, w: w,
-                       cout: cout, g, leakySlope: accumulate ? nil : 0.1, accumulate: accumulate, path: path)
-        }
-        #expect(differingElements(y[0], y[1]) == 0)
-        #expect(worstRelative(y[2], (0..<y[1].count).map { Double(y[1].data[$0]) }) < 1e-6)
+    expectForwardPathsAgree(from: dy) { y, accumulate, path in
+        directConv(y, x.data, packed: packed.pointer, accumulate ? nil : b.data, n: n, cin: cin, h: h, w: w,
+                   cout: cout, g, leakySlope: accumulate ? nil : 0.1, accumulate: accumulate, path: path)
     }
     let dw = paths.map { _ in Tensor.zeros(wt.shape) }
     for (i, path) in paths.enumerated() {
@@ -157,13 +151,22 @@ func lastStripWidthsAgree(_ w: Int) {
     let x = Tensor.randn([1, cin, 1, w], using: &rng), wt = Tensor.randn([cout, cin, 1, 1], using: &rng)
     let b = Tensor.randn([cout], using: &rng), y0 = Tensor.randn([1, cout, 1, w], using: &rng)
     let packed = packConvWeights(wt.data, cout: cout, kg: cin, groups: 1)
+    expectForwardPathsAgree(from: y0) { y, accumulate, path in
+        directConv(y, x.data, packed: packed.pointer, accumulate ? nil : b.data, n: 1, cin: cin, h: 1, w: w,
+                   cout: cout, g, leakySlope: accumulate ? nil : 0.1, accumulate: accumulate, path: path)
+    }
+}
+
+/// Runs `conv` into a copy of y0 on each kernel path (best, AVX2, portable), with a fused bias and
+/// leaky ReLU and accumulating (`conv`'s second argument), and expects the widest path to equal AVX2
+/// bit for bit, the portable loops to agree to rounding, and the output to differ from y0.
+func expectForwardPathsAgree(from y0: Tensor, _ conv: (UnsafeMutablePointer<Float>, Bool, KernelPath) -> Void) {
     let paths: [KernelPath] = [.best, .avx2, .portable]
     for accumulate in [false, true] {
         let y = paths.map { _ in Tensor.zeros(y0.shape) }
         for (i, path) in paths.enumerated() {
             y[i].data.update(from: y0.data, count: y0.count)
-            directConv(y[i].data, x.data, packed: packed.pointer, accumulate ? nil : b.data, n: 1, cin: cin, h: 1, w: w,
-                       cout: cout, g, leakySlope: accumulate ? nil : 0.1, accumulate: accumulate, path: path)
+            conv(y[i].data, accumulate, path)
         }
         #expect(differingElements(y[0], y[1]) == 0)
         #expect(worstRelative(y[2], (0..<y[1].count).map { Double(y[1].data[$0]) }) < 1e-6)
@@ -230,16 +233,9 @@ func winogradPathsAgree(_ h: Int, _ w: Int) {
     let b = Tensor.randn([cout], using: &rng), y0 = Tensor.randn([n, cout, h, w], using: &rng)
     let packed = packWinogradWeights(wt.data, cout: cout, cg: cin, groups: 1)
     let paths: [KernelPath] = [.best, .avx2, .portable]
-    for accumulate in [false, true] {
-        let y = paths.map { _ in Tensor.zeros(y0.shape) }
-        for (i, path) in paths.enumerated() {
-            y[i].data.update(from: y0.data, count: y0.count)
-            winogradConv(y[i].data, x.data, packed: packed.pointer, accumulate ? nil : b.data, n: n, cin: cin, h: h, w: w,
-                         cout: cout, g, leakySlope: accumulate ? nil : 0.1, accumulate: accumulate, path: path)
-        }
-        #expect(differingElements(y[0], y[1]) == 0)
-        #expect(worstRelative(y[2], (0..<y[1].count).map { Double(y[1].data[$0]) }) < 1e-6)
-        #expect(worstRelative(y[1], (0..<y0.count).map { Double(y0.data[$0]) }) > 1e-2)
+    expectForwardPathsAgree(from: y0) { y, accumulate, path in
+        winogradConv(y, x.data, packed: packed.pointer, accumulate ? nil : b.data, n: n, cin: cin, h: h, w: w,
+                     cout: cout, g, leakySlope: accumulate ? nil : 0.1, accumulate: accumulate, path: path)
     }
     let dw = paths.map { _ in Tensor.zeros(wt.shape) }
     for (i, path) in paths.enumerated() {
