@@ -84,7 +84,9 @@ public final class Trainer {
             log("resuming \(runDir.path) at stage \(state.stageIndex + 1)/\(stages.count), step \(state.stageStep) (from \(folder.lastPathComponent))")
         }
         let metricsURL = runDir.appendingPathComponent("metrics.jsonl")
-        if !fm.fileExists(atPath: metricsURL.path) { fm.createFile(atPath: metricsURL.path, contents: nil) }
+        if !fm.fileExists(atPath: metricsURL.path) && !fm.createFile(atPath: metricsURL.path, contents: nil) {
+            throw TrainingError("\(metricsURL.path): cannot create the metrics file (is the disk full or read-only?)")
+        }
         guard let h = try? FileHandle(forWritingTo: metricsURL) else { throw TrainingError("\(metricsURL.path): cannot open for appending") }
         h.seekToEndOfFile()
         metricsHandle = h
