@@ -30,4 +30,10 @@ static inline int mdf_use_avx512(int isa) {
 #endif
 }
 
+/// The mask of the first n of 16 lanes (n ≤ 0: none, n ≥ 16: all): AVX-512 kernels' masked last
+/// pieces.
+static inline unsigned mdf_lanes16(long n) {
+    return n >= 16 ? 0xFFFFu : n > 0 ? (1u << n) - 1 : 0u;
+}
+
 #endif

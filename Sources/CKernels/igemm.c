@@ -350,9 +350,7 @@ static void igemm_avx512(const mdf_igemm_args *a, long j0, long j1) {
     float tile[MR][NRZ];
     for (long j = j0; j < j1; j += NRZ) {
         const long cols = j1 - j < NRZ ? j1 - j : NRZ;
-        const unsigned m0 = cols >= 16 ? 0xFFFFu : (1u << cols) - 1;
-        const unsigned m1 = cols >= 32 ? 0xFFFFu : cols > 16 ? (1u << (cols - 16)) - 1 : 0;
-        const unsigned m2 = cols >= 48 ? 0xFFFFu : cols > 32 ? (1u << (cols - 32)) - 1 : 0;
+        const unsigned m0 = mdf_lanes16(cols), m1 = mdf_lanes16(cols - 16), m2 = mdf_lanes16(cols - 32);
         const long oy = j / a->row_len, ox = j % a->row_len;
         const int fast = cols == NRZ && ox + NRZ <= a->valid_len;
         const float *xb = a->x + j;

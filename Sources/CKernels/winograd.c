@@ -130,17 +130,12 @@ void output_body(float *y, long oh, long ow, const float *m, long mstride, long 
 
 #if defined(__x86_64__)
 /// The tiles [tx, tx + 16) of a row that exist (tw of them): the lanes of a 16-wide step.
-__attribute__((target("avx512f")))
-static inline __mmask16 lanes16(long tx, long tw) {
-    const long n = tw - tx;
-    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-}
+static inline __mmask16 lanes16(long tx, long tw) { return (__mmask16)mdf_lanes16(tw - tx); }
 
 /// The first `n` of 32 consecutive floats (n ≤ 0: none) as the masks of their two 16-float halves.
-__attribute__((target("avx512f")))
 static inline void lanes32(long n, __mmask16 *lo, __mmask16 *hi) {
-    *lo = n >= 16 ? (__mmask16)0xFFFF : n > 0 ? (__mmask16)((1u << n) - 1) : 0;
-    *hi = n >= 32 ? (__mmask16)0xFFFF : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+    *lo = (__mmask16)mdf_lanes16(n);
+    *hi = (__mmask16)mdf_lanes16(n - 16);
 }
 
 /// input_row on 16 tiles at a time, the last step masked to the row's tiles: the same additions in
@@ -378,7 +373,7 @@ void mdf_wino_weight_grad(float *dg, const float *w, long wstride) {
 #if defined(__x86_64__)
 __attribute__((target("avx512f")))
 static void weight_grad16_avx512(float *dg, long dstride, const float *w, long wstride, int n) {
-    const __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+    const __mmask16 m = lanes16(0, n);
     const __m512 half = _mm512_set1_ps(0.5f);
     __m512 t[3][4];
     for (int j = 0; j < 4; j++) {

@@ -286,11 +286,11 @@ func winogradConv<T: WinogradTiling>(_ lt: T, _ y: UnsafeMutablePointer<Float>, 
     let rowsPerChunk = winogradRowsPerChunk(rows: rows, rowTiles: rowTiles, leastTiles: winogradLeastTiles(planes: planes, cg: cg)), chunks = (rows + rowsPerChunk - 1) / rowsPerChunk
     // Rows of V and M start every `ts` floats, `tiles` rounded up to 16: every row begins on a
     // cache line, so the micro-kernel's 64-byte loads and stores never straddle two.
-    let maxTiles = rowsPerChunk * rowTiles, vstride = cg * winogradRowStride(maxTiles) + 24
+    let maxStride = winogradRowStride(rowsPerChunk * rowTiles), vstride = cg * maxStride + 24
     let work = planes * mg * cg * rows * rowTiles * n * groups
     let yp = SendablePointer(y)
     parallelFor(n * groups * chunks, minCount: work >= 1 << 17 ? 2 : Int.max) { tasks in
-        let v = Storage(count: planes * vstride), m = Storage(count: planes * mg * winogradRowStride(maxTiles))
+        let v = Storage(count: planes * vstride), m = Storage(count: planes * mg * maxStride)
         let scratch = Storage(count: lt.scratchCount)
         defer { withExtendedLifetime((v, m, scratch)) {} }
         var koff = [Int32](repeating: 0, count: cg)
