@@ -3,7 +3,9 @@
 # arguments, once more on the release build (MDFLOW_RELEASE_TESTS=0 skips that) with
 # tensor memory poisoned (MDFLOW_POISON, see Sources/Tensor/Storage.swift): the optimizer may end a
 # buffer's life at its last use in Swift, which only a release build shows, and a kernel still
-# reading it then sees NaN. Arguments go to the debug run (e.g. --filter Conv2d).
+# reading it then sees NaN; new buffers are NaN too, so a kernel that leaves part of its output
+# (or of a gradient it was told to assign) unwritten fails the parity tests. Arguments go to the
+# debug run (e.g. --filter Conv2d).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Scripts/setup.sh
@@ -11,5 +13,5 @@ swift build --build-tests
 swift test --skip-build "$@"
 if [ $# -eq 0 ] && [ "${MDFLOW_RELEASE_TESTS:-1}" = 1 ]; then
     swift build -c release --build-tests -Xswiftc -enable-testing   # the tests' @testable imports
-    MDFLOW_POISON=0 swift test -c release --skip-build -Xswiftc -enable-testing
+    MDFLOW_POISON=nan swift test -c release --skip-build -Xswiftc -enable-testing
 fi

@@ -49,9 +49,9 @@ public enum StorageMemory {
         return p
     }
 
-    /// MDFLOW_POISON=v (a float): fill every new buffer with v and every freed one with NaN, so that
-    /// a kernel reading memory it never wrote, or memory already freed, changes its results (the
-    /// release-build test run uses it; Swift may end a buffer's life at its last use in Swift, so a
+    /// MDFLOW_POISON=v (a float, e.g. nan): fill every new buffer with v and every freed one with
+    /// NaN, so that a kernel reading memory it never wrote, or memory already freed, changes its
+    /// results (the release-build test run uses nan; Swift may end a buffer's life at its last use in Swift, so a
     /// raw pointer must not outlive it: `withExtendedLifetime`).
     static let poison = ProcessInfo.processInfo.environment["MDFLOW_POISON"].flatMap { Float($0) }
 

@@ -92,6 +92,18 @@ public final class Tensor: @unchecked Sendable {
     /// wanted for it.
     @inlinable public var gradIfNeeded: UnsafeMutablePointer<Float>? { requiresGrad ? gradPointer() : nil }
 
+    /// Where a backward kernel that can overwrite should put this tensor's gradient: nil when no
+    /// gradient is wanted. The first backward to reach the tensor gets a new, uninitialized buffer
+    /// (`assign`: it must write every element), later ones the buffer to add into. Kernels that
+    /// write only part of a gradient take `gradIfNeeded`, which starts from zeros.
+    public var gradSink: GradientSink? {
+        guard requiresGrad else { return nil }
+        if let g = gradStorage { return GradientSink(pointer: g.pointer, assign: false) }
+        let g = Storage(count: count)
+        gradStorage = g
+        return GradientSink(pointer: g.pointer, assign: true)
+    }
+
     /// Sets the gradient to zero (keeping the buffer).
     public func zeroGrad() { if let g = gradStorage { g.pointer.update(repeating: 0, count: count) } }
 
@@ -111,6 +123,32 @@ public final class Tensor: @unchecked Sendable {
     public func copy(from other: Tensor) {
         require(other.count == count, "copy", "source \(describe(other.shape)) into \(describe(shape))")
         data.update(from: other.data, count: count)
+    }
+}
+
+/// One input's gradient as a backward kernel receives it: `assign`, write `pointer[i] = g` for every
+/// element (the buffer is new and uninitialized); otherwise `pointer[i] += g`. Assigning skips the
+/// zero fill and the read of a first contribution (most gradients have one contribution).
+public struct GradientSink {
+    public let pointer: UnsafeMutablePointer<Float>
+    public let assign: Bool
+
+    public init(pointer: UnsafeMutablePointer<Float>, assign: Bool) {
+        self.pointer = pointer
+        self.assign = assign
+    }
+
+    /// pointer[i] = value(i), or += with an existing gradient, for i in `range`.
+    @inlinable @inline(__always)
+    public func write(_ range: Range<Int>, _ value: (Int) -> Float) {
+        let p = pointer
+        if assign { for i in range { p[i] = value(i) } } else { for i in range { p[i] += value(i) } }
+    }
+
+    /// The pointer for a kernel that only accumulates: a new buffer is zeroed first.
+    public func zeroedIfNew(count: Int) -> UnsafeMutablePointer<Float> {
+        if assign { pointer.update(repeating: 0, count: count) }
+        return pointer
     }
 }
 

@@ -79,6 +79,47 @@ import TestSupport
         #expect(x.grad!.toArray() == [8, 12])
     }
 
+    /// The first gradient to reach a tensor is assigned into a new buffer (GradientSink), later ones
+    /// added: every order of assigning ops (binary, unary, reshape, permute, concat, instance norm,
+    /// conv) and accumulating ones (slice) gives each use's contribution once.
+    @Test func firstGradientAssignsAndLaterOnesAdd() {
+        var rng = RandomGenerator(seed: 5)
+        let x = Tensor.rand([1, 2, 3, 4], -1, 1, using: &rng)
+        x.requiresGrad = true
+        let w = Tensor.rand([2, 2, 3, 3], -1, 1, using: &rng)
+        let uses: [(String, (Tensor) -> Tensor)] = [
+            ("x·x", { $0 * $0 }),
+            ("relu", { $0.relu() }),
+            ("reshape", { $0.reshape([6, 4]) * 3 }),
+            ("permute", { $0.permute([0, 3, 1, 2]) * 2 }),
+            ("concat", { Tensor.concat([$0, $0 * 0.5], dim: 1) }),
+            ("instanceNorm", { $0.instanceNorm() }),
+            ("conv", { $0.conv2d(w, nil, ConvGeometry(kernel: 3, padding: 1)) }),
+            ("slice", { $0.slice(dim: 3, start: 1, length: 2) }),
+        ]
+        // Each use's gradient alone (fixed upstream weights), then pairs in both orders.
+        func gradient(_ fs: [(Tensor) -> Tensor]) -> [Float] {
+            x.freeGrad()
+            var total: Tensor? = nil
+            for (k, f) in fs.enumerated() {
+                var r = RandomGenerator(seed: UInt64(100 + k))
+                let y = f(x)
+                let term = (y * Tensor.rand(y.shape, -1, 1, using: &r)).sum()
+                total = total.map { $0 + term } ?? term
+            }
+            Tape.backward(total!)
+            return x.grad!.toArray()
+        }
+        for i in uses.indices {
+            for j in uses.indices where j != i {
+                let alone = (gradient([uses[i].1]), gradient([{ _ in x.sum() * 0 }, uses[j].1]))
+                let both = gradient([uses[i].1, uses[j].1])
+                let worst = zip(both, zip(alone.0, alone.1)).map { abs($0 - $1.0 - $1.1) }.max()!
+                #expect(worst < 1e-5, "\(uses[i].0) then \(uses[j].0): off by \(worst)")
+            }
+        }
+    }
+
     @Test func noGradRecordsNothingAndDetachBlocks() {
         let x = Tensor(shape: [2], values: [1, 2], requiresGrad: true)
         let before = Tape.recordCount

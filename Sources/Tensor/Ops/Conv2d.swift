@@ -223,14 +223,14 @@ public func leakyReLUBackwardFromOutput(_ out: UnsafeMutablePointer<Float>, _ dy
     parallelFor(count, minCount: 1 << 18) { r in for i in r { op.base[i] = dy[i] * LeakyReLUKernel.d(y[i], y[i], slope) } }
 }
 
-/// Gradients of conv2d. dx += Wᵀ·dY; dw += dY·Bᵀ (B the convolution's column matrix); db += Σ dY.
-/// Each may be nil. Accumulates. dw and dx run on the direct convolution's kernels (dx stride phase
+/// Gradients of conv2d. dx += Wᵀ·dY (dx = with `assignDx`: dx uninitialized); dw += dY·Bᵀ (B the
+/// convolution's column matrix); db += Σ dY. Each may be nil. dw and dx run on the direct convolution's kernels (dx stride phase
 /// by stride phase); only a dx whose padding exceeds the dilated kernel is Wᵀ·dY through col2im,
 /// in cache-sized tiles: even tiles, then odd ones, so concurrent tiles never add into the same
 /// input rows.
 public func conv2dBackward(dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?,
                            _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
-                           n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry) {
+                           n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry, assignDx: Bool = false) {
     let (oh, ow) = g.outputSize(h: h, w: w)
     let cg = cin / g.groups, mg = cout / g.groups, kg = cg * g.kh * g.kw, ohw = oh * ow
     if let db {
@@ -258,7 +258,8 @@ public func conv2dBackward(dx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePo
         }
     }
     guard let dx else { return }
-    if directInputGradient(dx, dy, wt, n: n, cin: cin, h: h, w: w, cout: cout, g) { return }
+    if directInputGradient(dx, dy, wt, n: n, cin: cin, h: h, w: w, cout: cout, g, assign: assignDx) { return }
+    if assignDx { dx.update(repeating: 0, count: n * cin * h * w) }
     // A padding wider than the dilated kernel: Wᵀ·dY through col2im. Rows per tile such that
     // tiles t and t + 2 read disjoint input rows.
     let reach = (g.kh - 1) * g.dh + 1
@@ -367,8 +368,9 @@ extension Tensor {
                 pre = Storage(count: y.count)
                 leakyReLUBackwardFromOutput(pre!.pointer, dy, y.data, count: y.count, slope: slope)
             }
-            conv2dBackward(dx: x.gradIfNeeded, dw: weight.gradIfNeeded, db: bias?.gradIfNeeded, pre?.pointer ?? dy,
-                           x.data, weight.data, n: n, cin: cin, h: h, w: w, cout: cout, g)
+            let dx = x.gradSink
+            conv2dBackward(dx: dx?.pointer, dw: weight.gradIfNeeded, db: bias?.gradIfNeeded, pre?.pointer ?? dy,
+                           x.data, weight.data, n: n, cin: cin, h: h, w: w, cout: cout, g, assignDx: dx?.assign ?? false)
         }
         return y
     }

@@ -232,10 +232,11 @@ let columnParts = 8
 /// (and likewise in x), each from dy at row i + (ry + pt − ky·dh) / sh; over those taps, flipped, the
 /// phase is a stride-1 convolution of dy. At stride 1 that is one phase, all taps, accumulated
 /// straight into dx; at larger strides each phase goes through a buffer and is added into dx.
-/// Returns false, touching nothing, where a phase would need negative padding (a padding wider
-/// than the dilated kernel). dy: (n, cout, oh, ow); wt: (cout, cin/groups, kh, kw); dx: (n, cin, h, w).
+/// With `assign`, dx = instead of += (dx uninitialized). Returns false, touching nothing, where a
+/// phase would need negative padding (a padding wider than the dilated kernel).
+/// dy: (n, cout, oh, ow); wt: (cout, cin/groups, kh, kw); dx: (n, cin, h, w).
 func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
-                         n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry) -> Bool {
+                         n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry, assign: Bool = false) -> Bool {
     let (oh, ow) = g.outputSize(h: h, w: w)
     /// One axis of one phase r: its taps in increasing dy offset, the first offset, and the spacing.
     func taps(_ r: Int, stride s: Int, pad: Int, kernel k: Int, dilation d: Int) -> (taps: [Int], first: Int, step: Int) {
@@ -288,9 +289,11 @@ func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<
     defer { withExtendedLifetime(packs) {} }
     if whole {
         convolve(dx, dy, packed: packs[0].pointer, nil, n: n, cin: cout, h: oh, w: ow, cout: cin, phases[0].g,
-                 leakySlope: nil, accumulate: true)
+                 leakySlope: nil, accumulate: !assign)
         return true
     }
+    // The phases add into dx, and pixels that no tap reaches (a stride above the kernel) get nothing.
+    if assign { dx.update(repeating: 0, count: n * cin * h * w) }
     stridedPhasesInputGradient(dx, dy, phases, packs, n: n, cin: cin, h: h, w: w, cout: cout, oh: oh, ow: ow, stride: (g.sh, g.sw), groups: g.groups)
     return true
 }

@@ -123,14 +123,15 @@ public func binaryForward<K: BinaryKernel>(_ k: K.Type, _ y: UnsafeMutablePointe
     parallelFor(count, minCount: 1 << 18) { r in for i in r { y[i] = K.f(a[i], b[i]) } }
 }
 
-/// da += dy·∂y/∂a, db += dy·∂y/∂b, same shapes. Accumulates; nil skips an input.
+/// da ← dy·∂y/∂a, db ← dy·∂y/∂b (each assigned or added, as its sink says), same shapes; nil
+/// skips an input. da is written before db element by element, so a and b may be one tensor.
 @inline(__always)
-public func binaryBackward<K: BinaryKernel>(_ k: K.Type, _ da: UnsafeMutablePointer<Float>?, _ db: UnsafeMutablePointer<Float>?,
+public func binaryBackward<K: BinaryKernel>(_ k: K.Type, _ da: GradientSink?, _ db: GradientSink?,
                                             _ dy: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                                             _ y: UnsafePointer<Float>, count: Int) {
     parallelFor(count, minCount: 1 << 18) { r in
-        if let da { for i in r { da[i] += dy[i] * K.da(a[i], b[i], y[i]) } }
-        if let db { for i in r { db[i] += dy[i] * K.db(a[i], b[i], y[i]) } }
+        da?.write(r) { dy[$0] * K.da(a[$0], b[$0], y[$0]) }
+        db?.write(r) { dy[$0] * K.db(a[$0], b[$0], y[$0]) }
     }
 }
 
@@ -140,11 +141,11 @@ public func unaryForward<K: UnaryKernel>(_ k: K.Type, _ y: UnsafeMutablePointer<
     parallelFor(count, minCount: 1 << 18) { r in K.forward(y + r.lowerBound, x + r.lowerBound, count: r.count, p: p) }
 }
 
-/// dx += dy·K.d(x, y, p). Accumulates.
+/// dx ← dy·K.d(x, y, p), assigned or added as the sink says.
 @inline(__always)
-public func unaryBackward<K: UnaryKernel>(_ k: K.Type, _ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
+public func unaryBackward<K: UnaryKernel>(_ k: K.Type, _ dx: GradientSink, _ dy: UnsafePointer<Float>,
                                           _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count: Int, p: Float) {
-    parallelFor(count, minCount: 1 << 18) { r in for i in r { dx[i] += dy[i] * K.d(x[i], y[i], p) } }
+    parallelFor(count, minCount: 1 << 18) { r in dx.write(r) { dy[$0] * K.d(x[$0], y[$0], p) } }
 }
 
 // MARK: - Tensor ops
@@ -157,7 +158,7 @@ extension Tensor {
             let y = Tensor(uninitialized: a.shape)
             binaryForward(K.self, y.data, a.data, b.data, count: y.count)
             Tape.record(y, inputs: [a, b]) { dy in
-                binaryBackward(K.self, a.gradIfNeeded, b.gradIfNeeded, dy, a.data, b.data, y.data, count: y.count)
+                binaryBackward(K.self, a.gradSink, b.gradSink, dy, a.data, b.data, y.data, count: y.count)
             }
             return y
         }
@@ -183,7 +184,7 @@ extension Tensor {
         let y = Tensor(uninitialized: shape)
         unaryForward(K.self, y.data, x.data, count: count, p: p)
         Tape.record(y, inputs: [x]) { dy in
-            unaryBackward(K.self, x.gradPointer(), dy, x.data, y.data, count: y.count, p: p)
+            if let dx = x.gradSink { unaryBackward(K.self, dx, dy, x.data, y.data, count: y.count, p: p) }
         }
         return y
     }

@@ -46,19 +46,19 @@ func instanceNormForward(_ y: UnsafeMutablePointer<Float>, _ mean: UnsafeMutable
     }
 }
 
-/// dx += invstd · (dy − mean(dy) − x̂ · mean(dy · x̂)) per plane, x̂ = (x − mean) · invstd.
-/// Accumulates.   dy, x, dx: (planes, size)   mean, invstd: (planes)
-func instanceNormBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+/// dx ← invstd · (dy − mean(dy) − x̂ · mean(dy · x̂)) per plane, x̂ = (x − mean) · invstd, assigned or
+/// added as the sink says.   dy, x, dx: (planes, size)   mean, invstd: (planes)
+func instanceNormBackward(_ dx: GradientSink, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
                           _ mean: UnsafePointer<Float>, _ invstd: UnsafePointer<Float>, planes: Int, size: Int) {
     parallelFor(planes, minCount: max(2, (1 << 15) / max(1, size))) { range in
         for p in range {
-            let xp = x + p * size, gp = dy + p * size, dp = dx + p * size
+            let xp = x + p * size, gp = dy + p * size
             let m = mean[p], inv = invstd[p]
             let sg = doubleSum(size, { load8(gp, $0) }, { Double(gp[$0]) })
             let sgx = doubleSum(size, { load8(gp, $0) * ((load8(xp, $0) - m) * inv) },
                                 { Double(gp[$0] * ((xp[$0] - m) * inv)) })
             let mg = Float(sg / Double(size)), mgx = Float(sgx / Double(size))
-            for i in 0..<size { dp[i] += inv * (gp[i] - mg - (xp[i] - m) * inv * mgx) }
+            dx.write(p * size..<(p + 1) * size) { inv * (dy[$0] - mg - (x[$0] - m) * inv * mgx) }
         }
     }
 }
@@ -156,7 +156,7 @@ extension Tensor {
         let mean = stats.data, invstd = stats.data + planes
         instanceNormForward(y.data, mean, invstd, x.data, planes: planes, size: size, eps: eps)
         Tape.record(y, inputs: [x]) { dy in
-            guard let dx = x.gradIfNeeded else { return }
+            guard let dx = x.gradSink else { return }
             instanceNormBackward(dx, dy, x.data, stats.data, stats.data + planes, planes: planes, size: size)
         }
         return y

@@ -43,9 +43,21 @@ public func permuteForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<
     permuteWalk(xShape: xShape, perm: perm) { yo, xo, n, s in for i in 0..<n { y[yo + i] = x[xo + i * s] } }
 }
 
-/// dx += dy permuted back. Accumulates.
-public func permuteBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, xShape: [Int], perm: [Int]) {
+/// dx += dy permuted back, or dx = with `assign` (a permutation writes every element once).
+public func permuteBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, xShape: [Int], perm: [Int],
+                            assign: Bool = false) {
+    if assign {
+        permuteForward(dx, dy, xShape: perm.map { xShape[$0] }, perm: inversePermutation(perm))
+        return
+    }
     permuteWalk(xShape: xShape, perm: perm) { yo, xo, n, s in for i in 0..<n { dx[xo + i * s] += dy[yo + i] } }
+}
+
+/// The order that undoes `perm`: inverse[perm[i]] = i.
+func inversePermutation(_ perm: [Int]) -> [Int] {
+    var inverse = [Int](repeating: 0, count: perm.count)
+    for (i, p) in perm.enumerated() { inverse[p] = i }
+    return inverse
 }
 
 /// Spatial pad of planes.  x: (planes, h, w); y: (planes, h+top+bottom, w+left+right).
@@ -115,8 +127,7 @@ extension Tensor {
         let x = self
         let y = Tensor(shape: s, storage: storage)
         Tape.record(y, inputs: [x]) { dy in
-            let dx = x.gradPointer()
-            for i in 0..<x.count { dx[i] += dy[i] }
+            x.gradSink?.write(0..<x.count) { dy[$0] }
         }
         return y
     }
@@ -136,13 +147,16 @@ extension Tensor {
             permuteWalk(xShape: Array(xShape[..<k]) + [run], perm: Array(perm[..<k]) + [k]) { yo, xo, _, _ in runs.append((yo, xo)) }
             runPieces(runs.map { Piece(dst: y.data + $0.y, src: x.data + $0.x, count: run) }, accumulate: false)
             Tape.record(y, inputs: [x]) { dy in
-                let dx = x.gradPointer()
-                runPieces(runs.map { Piece(dst: dx + $0.x, src: dy + $0.y, count: run) }, accumulate: true)
+                guard let dx = x.gradSink else { return }
+                runPieces(runs.map { Piece(dst: dx.pointer + $0.x, src: dy + $0.y, count: run) }, accumulate: !dx.assign)
             }
             return y
         }
         permuteForward(y.data, x.data, xShape: xShape, perm: perm)
-        Tape.record(y, inputs: [x]) { dy in permuteBackward(x.gradPointer(), dy, xShape: xShape, perm: perm) }
+        Tape.record(y, inputs: [x]) { dy in
+            guard let dx = x.gradSink else { return }
+            permuteBackward(dx.pointer, dy, xShape: xShape, perm: perm, assign: dx.assign)
+        }
         return y
     }
 
@@ -170,15 +184,21 @@ extension Tensor {
         }
         runPieces(pieces, accumulate: false)
         Tape.record(y, inputs: parts) { dy in
-            var pieces: [Piece] = [], offset = 0
+            // A part's first gradient is copied, a further one (or a part given twice) added.
+            var copies: [Piece] = [], adds: [Piece] = [], offset = 0
             for p in parts {
                 let n = p.shape[d] * inner
-                if let dp = p.gradIfNeeded {
-                    for o in 0..<outer { pieces.append(Piece(dst: dp + o * n, src: dy + o * rowOut + offset, count: n)) }
+                if let sink = p.gradSink {
+                    let dp = sink.pointer
+                    for o in 0..<outer {
+                        let piece = Piece(dst: dp + o * n, src: dy + o * rowOut + offset, count: n)
+                        if sink.assign { copies.append(piece) } else { adds.append(piece) }
+                    }
                 }
                 offset += n
             }
-            runPieces(pieces, accumulate: true)
+            runPieces(copies, accumulate: false)
+            runPieces(adds, accumulate: true)
         }
         return y
     }

@@ -48,19 +48,24 @@ public enum NetBench {
         public let options: Options
         /// Sorted run times in milliseconds.
         public let times: [Double]
+        /// Sorted process CPU times of the runs in milliseconds (all threads, steal left out).
+        public let cpuTimes: [Double]
         public let peakRSSMB: Double
         /// Most tensor memory (Storage) alive at once, MB.
         public let peakTensorsMB: Double
         public var medianMS: Double { Timing.median(times) }
         public var minMS: Double { times.first ?? 0 }
+        public var medianCPUMS: Double { Timing.median(cpuTimes) }
 
-        /// One JSON line: workload, sizes, threads, median_ms, min_ms, peak_rss_mb, peak_tensors_mb, runs.
+        /// One JSON line: workload, sizes, threads, median_ms, min_ms, cpu_median_ms, peak_rss_mb,
+        /// peak_tensors_mb, runs.
         public var json: String {
             let o = options
             let runs = times.map { String(format: "%.1f", $0) }.joined(separator: ",")
             return "{\"workload\":\"\(o.workload.rawValue)\",\"net\":\"\(netName)\",\"size\":\"\(o.height)x\(o.width)\","
                 + "\"batch\":\(o.batch),\"iters\":\(usesIters ? String(o.iters) : "null"),\"threads\":\(o.threads),"
                 + "\"reps\":\(o.reps),\"median_ms\":\(String(format: "%.1f", medianMS)),\"min_ms\":\(String(format: "%.1f", minMS)),"
+                + "\"cpu_median_ms\":\(String(format: "%.1f", medianCPUMS)),"
                 + "\"peak_rss_mb\":\(String(format: "%.0f", peakRSSMB)),\"peak_tensors_mb\":\(String(format: "%.0f", peakTensorsMB)),"
                 + "\"runs_ms\":[\(runs)]}"
         }
@@ -79,7 +84,8 @@ public enum NetBench {
         Runtime.setThreads(o.threads)
         let body = makeWorkload(o)
         let seconds = Timing.measure(reps: o.reps, warmup: o.warmup, body)
-        return Result(options: o, times: seconds.map { $0 * 1000 }, peakRSSMB: Timing.peakRSSMB(),
+        return Result(options: o, times: seconds.wall.map { $0 * 1000 }, cpuTimes: seconds.cpu.map { $0 * 1000 },
+                      peakRSSMB: Timing.peakRSSMB(),
                       peakTensorsMB: Double(StorageMemory.usage.peak) / 1048576)
     }
 

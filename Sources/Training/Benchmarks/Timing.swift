@@ -10,16 +10,27 @@ public enum Timing {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 
-    /// Runs `body` `warmup` times untimed, then `reps` times; returns the sorted durations (s).
-    public static func measure(reps: Int, warmup: Int = 1, _ body: () -> Void) -> [Double] {
+    /// CPU seconds this process has run on all its threads. A virtual machine's kernel leaves out
+    /// the time the host gave the vCPU to others (steal), which wall time includes: at one thread
+    /// it is the steadier measure on a shared host.
+    public static func cpuNow() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+
+    /// Runs `body` `warmup` times untimed, then `reps` times; returns the sorted wall durations and,
+    /// separately sorted, the process CPU time of each run (s).
+    public static func measure(reps: Int, warmup: Int = 1, _ body: () -> Void) -> (wall: [Double], cpu: [Double]) {
         for _ in 0..<warmup { body() }
-        var times: [Double] = []
+        var wall: [Double] = [], cpu: [Double] = []
         for _ in 0..<max(1, reps) {
-            let t0 = now()
+            let t0 = now(), c0 = cpuNow()
             body()
-            times.append(now() - t0)
+            wall.append(now() - t0)
+            cpu.append(cpuNow() - c0)
         }
-        return times.sorted()
+        return (wall.sorted(), cpu.sorted())
     }
 
     /// Runs each body `warmup` times untimed, then times them in turn, `reps` rounds of one run of
