@@ -33,6 +33,27 @@ import TestSupport
         #expect(r.worst < 1e-2, "max/min: \(r)")
     }
 
+    /// A broadcast op over more than 2^18 elements splits its rows across the threads (and so does
+    /// the gradient of its full-shape input); every value is still the scalar loop's, bit for bit.
+    @Test func largeBroadcastsMatchTheScalarLoop() {
+        var rng = RandomGenerator(seed: 9)
+        let (n, c, h, w) = (2, 3, 150, 300)
+        let a = Tensor.rand([n, c, h, w], -1, 1, using: &rng), b = Tensor.rand([1, c, 1, w], -1, 1, using: &rng)
+        a.requiresGrad = true; b.requiresGrad = true
+        let y = a * b
+        let gy = Tensor.rand(y.shape, -1, 1, using: &rng)
+        Tape.backward(y, seed: gy)
+        var db = [Float](repeating: 0, count: c * w), wrong = 0
+        let (yv, av, bv, gv, dav) = (y.toArray(), a.toArray(), b.toArray(), gy.toArray(), a.grad!.toArray())
+        for i in 0..<n * c * h * w {
+            let j = (i / (h * w)) % c * w + i % w
+            if yv[i] != av[i] * bv[j] || dav[i] != gv[i] * bv[j] { wrong += 1 }
+            db[j] += gv[i] * av[i]
+        }
+        #expect(wrong == 0)
+        #expect(b.grad!.toArray() == db)
+    }
+
     @Test func unaryOpsMatchFiniteDifferences() {
         var rng = RandomGenerator(seed: 2)
         let x = Tensor.rand([3, 4], 0.3, 2, using: &rng)

@@ -91,17 +91,25 @@ struct Broadcast {
         bStrides = strides(pb)
     }
 
+    /// Runs of the last dimension (1 for a scalar).
+    var rows: Int { shape.isEmpty ? 1 : shape.dropLast().reduce(1, *) }
+
     /// Calls body(outOffset, aOffset, bOffset, innerCount, aInnerStride, bInnerStride) for each
-    /// run of the last dimension.
+    /// run of the last dimension in `range` (default all `rows`).
     @inline(__always)
-    func forEachRow(_ body: (Int, Int, Int, Int, Int, Int) -> Void) {
+    func forEachRow(_ range: Range<Int>? = nil, _ body: (Int, Int, Int, Int, Int, Int) -> Void) {
         let r = shape.count
         if r == 0 { body(0, 0, 0, 1, 0, 0); return }
         let inner = shape[r - 1]
-        let rows = shape.dropLast().reduce(1, *)
+        let range = range ?? 0..<rows
+        // The index of the first row, dimension by dimension, and its offsets into a and b.
         var idx = [Int](repeating: 0, count: max(r - 1, 0))
-        var ao = 0, bo = 0
-        for row in 0..<rows {
+        var ao = 0, bo = 0, rest = range.lowerBound
+        for d in stride(from: r - 2, through: 0, by: -1) {
+            idx[d] = rest % shape[d]; rest /= shape[d]
+            ao += idx[d] * aStrides[d]; bo += idx[d] * bStrides[d]
+        }
+        for row in range {
             body(row * inner, ao, bo, inner, aStrides[r - 1], bStrides[r - 1])
             var d = r - 2
             while d >= 0 {
@@ -165,14 +173,36 @@ extension Tensor {
         let bc = Broadcast(op, a.shape, b.shape)
         let y = Tensor(uninitialized: bc.shape)
         let yp = y.data, ap = a.data, bp = b.data
-        bc.forEachRow { yo, ao, bo, n, sa, sb in
-            for i in 0..<n { yp[yo + i] = K.f(ap[ao + i * sa], bp[bo + i * sb]) }
+        // Rows split across the threads; in the backward pass only for an input of the output's
+        // shape, since rows of a broadcast input's gradient take sums from several rows.
+        let parallel = y.count >= 1 << 18 ? 2 : Int.max
+        let (ys, as_, bs) = (SendablePointer(yp), SendablePointer(ap), SendablePointer(bp))
+        parallelFor(bc.rows, minCount: parallel) { rows in
+            bc.forEachRow(rows) { yo, ao, bo, n, sa, sb in
+                for i in 0..<n { ys.base[yo + i] = K.f(as_.base[ao + i * sa], bs.base[bo + i * sb]) }
+            }
         }
         Tape.record(y, inputs: [a, b]) { dy in
-            let da = a.gradIfNeeded, db = b.gradIfNeeded
-            bc.forEachRow { yo, ao, bo, n, sa, sb in
-                if let da { for i in 0..<n { da[ao + i * sa] += dy[yo + i] * K.da(ap[ao + i * sa], bp[bo + i * sb], yp[yo + i]) } }
-                if let db { for i in 0..<n { db[bo + i * sb] += dy[yo + i] * K.db(ap[ao + i * sa], bp[bo + i * sb], yp[yo + i]) } }
+            let da = a.gradIfNeeded, db = b.gradIfNeeded, dys = SendablePointer(dy)
+            if let da {
+                let das = SendablePointer(da)
+                parallelFor(bc.rows, minCount: a.count == y.count ? parallel : Int.max) { rows in
+                    bc.forEachRow(rows) { yo, ao, bo, n, sa, sb in
+                        for i in 0..<n {
+                            das.base[ao + i * sa] += dys.base[yo + i] * K.da(as_.base[ao + i * sa], bs.base[bo + i * sb], ys.base[yo + i])
+                        }
+                    }
+                }
+            }
+            if let db {
+                let dbs = SendablePointer(db)
+                parallelFor(bc.rows, minCount: b.count == y.count ? parallel : Int.max) { rows in
+                    bc.forEachRow(rows) { yo, ao, bo, n, sa, sb in
+                        for i in 0..<n {
+                            dbs.base[bo + i * sb] += dys.base[yo + i] * K.db(as_.base[ao + i * sa], bs.base[bo + i * sb], ys.base[yo + i])
+                        }
+                    }
+                }
             }
         }
         return y
