@@ -183,27 +183,24 @@ extension Tensor {
             }
         }
         Tape.record(y, inputs: [a, b]) { dy in
-            let da = a.gradIfNeeded, db = b.gradIfNeeded, dys = SendablePointer(dy)
-            if let da {
-                let das = SendablePointer(da)
-                parallelFor(bc.rows, minCount: a.count == y.count ? parallel : Int.max) { rows in
+            let dys = SendablePointer(dy)
+            /// g[its offset] += dy · ∂y/∂(this input), with `second` for b; rows in parallel only
+            /// for an input of the output's shape.
+            func accumulate(_ input: Tensor, second: Bool) {
+                guard let g = input.gradIfNeeded else { return }
+                let gs = SendablePointer(g)
+                parallelFor(bc.rows, minCount: input.count == y.count ? parallel : Int.max) { rows in
                     bc.forEachRow(rows) { yo, ao, bo, n, sa, sb in
                         for i in 0..<n {
-                            das.base[ao + i * sa] += dys.base[yo + i] * K.da(as_.base[ao + i * sa], bs.base[bo + i * sb], ys.base[yo + i])
+                            let (x, z, out) = (as_.base[ao + i * sa], bs.base[bo + i * sb], ys.base[yo + i])
+                            if second { gs.base[bo + i * sb] += dys.base[yo + i] * K.db(x, z, out) }
+                            else { gs.base[ao + i * sa] += dys.base[yo + i] * K.da(x, z, out) }
                         }
                     }
                 }
             }
-            if let db {
-                let dbs = SendablePointer(db)
-                parallelFor(bc.rows, minCount: b.count == y.count ? parallel : Int.max) { rows in
-                    bc.forEachRow(rows) { yo, ao, bo, n, sa, sb in
-                        for i in 0..<n {
-                            dbs.base[bo + i * sb] += dys.base[yo + i] * K.db(as_.base[ao + i * sa], bs.base[bo + i * sb], ys.base[yo + i])
-                        }
-                    }
-                }
-            }
+            accumulate(a, second: false)
+            accumulate(b, second: true)
         }
         return y
     }
