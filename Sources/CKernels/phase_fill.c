@@ -37,28 +37,35 @@ void mdf_phase_fill(float *dst, const float *x, long h, long w, long sh, long sw
 
 #if defined(__x86_64__)
 /// 8 columns of each phase a step: unpack interleaves within 128-bit lanes, the lane permutes
-/// put the halves in order.
+/// put the halves in order. `store`: dst = instead of +=.
 __attribute__((target("avx2")))
-static long add_interleaved2_avx2(float *dst, const float *a, const float *b, long n) {
+static long add_interleaved2_avx2(float *dst, const float *a, const float *b, long n, int store) {
     long j = 0;
     for (; j + 8 <= n; j += 8) {
         const __m256 va = _mm256_loadu_ps(a + j), vb = _mm256_loadu_ps(b + j);
         const __m256 lo = _mm256_unpacklo_ps(va, vb), hi = _mm256_unpackhi_ps(va, vb);
+        __m256 v0 = _mm256_permute2f128_ps(lo, hi, 0x20), v1 = _mm256_permute2f128_ps(lo, hi, 0x31);
         float *d = dst + 2 * j;
-        _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), _mm256_permute2f128_ps(lo, hi, 0x20)));
-        _mm256_storeu_ps(d + 8, _mm256_add_ps(_mm256_loadu_ps(d + 8), _mm256_permute2f128_ps(lo, hi, 0x31)));
+        if (!store) { v0 = _mm256_add_ps(_mm256_loadu_ps(d), v0); v1 = _mm256_add_ps(_mm256_loadu_ps(d + 8), v1); }
+        _mm256_storeu_ps(d, v0);
+        _mm256_storeu_ps(d + 8, v1);
     }
     return j;
 }
 #endif
 
-void mdf_add_interleaved2(float *dst, const float *a, long na, const float *b, long nb, int isa) {
+void mdf_add_interleaved2(float *dst, const float *a, long na, const float *b, long nb, int store, int isa) {
     long j = 0;
 #if defined(__x86_64__)
-    if (b && mdf_use_avx2(isa)) j = add_interleaved2_avx2(dst, a, b, na < nb ? na : nb);
+    if (b && mdf_use_avx2(isa)) j = add_interleaved2_avx2(dst, a, b, na < nb ? na : nb, store);
 #else
     (void)isa;
 #endif
+    if (store) {
+        for (long i = j; i < na; i++) dst[2 * i] = a[i];
+        if (b) for (long i = j; i < nb; i++) dst[2 * i + 1] = b[i];
+        return;
+    }
     for (long i = j; i < na; i++) dst[2 * i] += a[i];
     if (b) for (long i = j; i < nb; i++) dst[2 * i + 1] += b[i];
 }

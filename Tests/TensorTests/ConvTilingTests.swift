@@ -375,3 +375,31 @@ func winogradTilingsAgree(_ tile: Int) {
         #expect(worstRelative(y[2], expected) < 1e-5)
     }
 }
+
+/// The input gradient assigned into an uninitialized (NaN-filled) dx equals the one accumulated
+/// into zeros, bit for bit: at stride 2 where every stride phase has taps (each dx pixel stored by
+/// exactly one phase, odd and even widths), at stride 3 with a 3×3 kernel, and where phases get
+/// no tap (1×1 at stride 2, 3×3 at stride 2 with dilation 2: those pixels must still be zeroed).
+@Test(arguments: [
+    (ConvGeometry(kernel: 3, stride: 2, padding: 1), 37),
+    (ConvGeometry(kernel: 3, stride: 2, padding: 1), 64),
+    (ConvGeometry(kernel: 3, stride: 3, padding: 1), 40),
+    (ConvGeometry(kernel: 1, stride: 2), 41),
+    (ConvGeometry(kernel: 3, stride: 2, padding: 2, dilation: 2), 38),
+])
+func assignedInputGradientEqualsAccumulatedIntoZeros(_ g: ConvGeometry, _ width: Int) {
+    var rng = RandomGenerator(seed: 11)
+    let (n, cin, cout, h) = (2, 5, 6, 19)
+    let x = Tensor.randn([n, cin, h, width], using: &rng)
+    let wt = Tensor.randn([cout, cin, g.kh, g.kw], using: &rng)
+    let (oh, ow) = g.outputSize(h: h, w: width)
+    let dy = Tensor.randn([n, cout, oh, ow], using: &rng)
+    let assigned = Tensor.zeros(x.shape), added = Tensor.zeros(x.shape)
+    assigned.data.update(repeating: .nan, count: assigned.count)
+    conv2dBackward(dx: assigned.data, dw: nil, db: nil, dy.data, x.data, wt.data, n: n, cin: cin, h: h, w: width,
+                   cout: cout, g, assignDx: true)
+    conv2dBackward(dx: added.data, dw: nil, db: nil, dy.data, x.data, wt.data, n: n, cin: cin, h: h, w: width,
+                   cout: cout, g)
+    #expect(differingElements(assigned, added) == 0)
+    #expect(worstRelative(added, directConv(x: x, w: wt, gy: dy, g).gx) < 1e-5)
+}

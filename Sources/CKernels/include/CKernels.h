@@ -69,8 +69,9 @@ void mdf_conv_wgrad(const mdf_wgrad_args *args, int kp0, int kp1);
 void mdf_phase_fill(float *dst, const float *x, long h, long w, long sh, long sw, long pt, long pl, long hq, long wq);
 
 /// The adjoint direction for stride 2: dst[2j] += a[j] for j < na and dst[2j + 1] += b[j] for j < nb
-/// (b may be NULL with nb 0): two column phases of one row added back into it, interleaved.
-void mdf_add_interleaved2(float *dst, const float *a, long na, const float *b, long nb, int isa);
+/// (b may be NULL with nb 0): two column phases of one row added back into it, interleaved; with
+/// `store`, dst[2j] = a[j] and dst[2j + 1] = b[j] instead.
+void mdf_add_interleaved2(float *dst, const float *a, long na, const float *b, long nb, int store, int isa);
 
 /// Winograd F(2×2, 3×3), input transform of tile rows [ty0, ty1) × tile columns [0, tw) of one
 /// channel x (h × w), seen zero-padded by pt rows on top and pl columns on the left (and zeros past

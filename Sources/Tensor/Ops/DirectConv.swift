@@ -293,8 +293,11 @@ func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<
         return true
     }
     // The phases add into dx, and pixels that no tap reaches (a stride above the kernel) get nothing.
-    if assign { dx.update(repeating: 0, count: n * cin * h * w) }
-    stridedPhasesInputGradient(dx, dy, phases, packs, n: n, cin: cin, h: h, w: w, cout: cout, oh: oh, ow: ow, stride: (g.sh, g.sw), groups: g.groups)
+    // Where every phase has taps, each dx pixel is written by exactly one, so `assign` stores.
+    let covered = phases.count == g.sh * g.sw
+    if assign && !covered { dx.update(repeating: 0, count: n * cin * h * w) }
+    stridedPhasesInputGradient(dx, dy, phases, packs, n: n, cin: cin, h: h, w: w, cout: cout, oh: oh, ow: ow,
+                               stride: (g.sh, g.sw), groups: g.groups, store: assign && covered)
     return true
 }
 
@@ -303,13 +306,13 @@ func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<
 /// original kernel's taps ty × tx.
 struct StridePhase { let ry, rx: Int; let ty, tx: [Int]; let g: ConvGeometry; let hr, wr: Int }
 
-/// dx += the phases' convolutions of dy, interleaved back into dx. dy is copied once, padded by the
+/// dx += the phases' convolutions of dy (dx = with `store`), interleaved back into dx. dy is copied once, padded by the
 /// most any phase needs; every phase reads that copy at its own tap offsets; all phases run in one
 /// parallel region, a band of rows at a time through a cache-sized scratch buffer into dx.
 /// dy: (n, cout, oh, ow); packs: each phase's weights from packConvWeights; dx: (n, cin, h, w).
 private func stridedPhasesInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ phases: [StridePhase],
                                         _ packs: [Storage], n: Int, cin: Int, h: Int, w: Int, cout: Int, oh: Int, ow: Int,
-                                        stride: (Int, Int), groups: Int) {
+                                        stride: (Int, Int), groups: Int, store: Bool) {
     guard !phases.isEmpty else { return }
     let cg = cin / groups, mg = cout / groups, groupsTotal = n * groups
     let top = phases.map(\.g.padTop).max()!, left = phases.map(\.g.padLeft).max()!
@@ -380,7 +383,7 @@ private func stridedPhasesInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy:
                         let sa = starts[0] + c * nr * wa, sb = ms.count > 1 ? starts[1] + c * nr * wb : nil
                         for i in 0..<nr {
                             mdf_add_interleaved2(plane + ((r0 + i) * sh + rows[ri]) * w, sa + i * wa, wa,
-                                                 sb.map { $0 + i * wb }, wb, KernelPath.best.rawValue)
+                                                 sb.map { $0 + i * wb }, wb, store ? 1 : 0, KernelPath.best.rawValue)
                         }
                         continue
                     }
@@ -389,7 +392,8 @@ private func stridedPhasesInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy:
                         let dst = plane + (r0 * sh + p.ry) * w + p.rx
                         for i in 0..<nr {
                             let s = src + i * p.wr, d = dst + i * sh * w
-                            for j in 0..<p.wr { d[j * sw] += s[j] }
+                            if store { for j in 0..<p.wr { d[j * sw] = s[j] } }
+                            else { for j in 0..<p.wr { d[j * sw] += s[j] } }
                         }
                     }
                 }

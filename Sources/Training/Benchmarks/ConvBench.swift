@@ -73,7 +73,9 @@ public enum ConvBench {
         let times = Timing.interleaved(reps: reps, warmup: 2, [
             { conv2dForward(y.data, x.data, w.data, b.data, n: 1, cin: l.cin, h: l.h, w: l.w, cout: l.cout, g) },
             { for _ in 0..<l.groups { sgemm(m: m, n: n, k: k, a.data, lda: k, bm.data, ldb: n, c.data, ldc: n) } },
-            { conv2dBackward(dx: dx.data, dw: nil, db: nil, dy.data, x.data, w.data, n: 1, cin: l.cin, h: l.h, w: l.w, cout: l.cout, g) },
+            // dx = Wᵀ·dY, as sgemm's C = AᵀB and as training's first gradient to reach a tensor.
+            { conv2dBackward(dx: dx.data, dw: nil, db: nil, dy.data, x.data, w.data, n: 1, cin: l.cin, h: l.h, w: l.w, cout: l.cout, g,
+                             assignDx: true) },
             { for _ in 0..<l.groups { sgemm(transA: true, m: k, n: n, k: m, a.data, lda: k, c.data, ldb: n, ck.data, ldc: n) } },
             { conv2dBackward(dx: nil, dw: dw.data, db: nil, dy.data, x.data, w.data, n: 1, cin: l.cin, h: l.h, w: l.w, cout: l.cout, g) },
             { for _ in 0..<l.groups { sgemm(transB: true, m: m, n: k, k: n, c.data, lda: n, bm.data, ldb: n, cw.data, ldc: k) } },
