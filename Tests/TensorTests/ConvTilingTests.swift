@@ -60,8 +60,8 @@ private func biasedLeaky(_ ref: [Double], _ b: Tensor, plane: Int, at first: Int
 /// The direct convolution's cases too: output channels not a multiple of its 4-row panels,
 /// reductions longer than one 256-tap block, asymmetric padding, rows narrower than a panel,
 /// stride with dilation (input-gradient phases that receive no tap), a padding wider than the
-/// kernel (the input gradient's col2im fallback), and a 5×5 stride-2 layer whose input-gradient
-/// phases include a 3×3 one wide enough for Winograd.
+/// kernel (the input gradient's col2im fallback), a 5×5 stride-2 layer whose input-gradient
+/// phases include a 3×3 one wide enough for Winograd, and an unpadded 1×1 layer (read in place).
 @Test(arguments: [
     (ConvGeometry(kernel: 3, stride: 1, padding: 1), 6, 4, 420),
     (ConvGeometry(kernel: 3, stride: 2, padding: 1), 6, 4, 420),
@@ -72,6 +72,7 @@ private func biasedLeaky(_ ref: [Double], _ b: Tensor, plane: Int, at first: Int
     (ConvGeometry(kernel: (3, 2), stride: (2, 1), padding: (top: 1, bottom: 0, left: 2, right: 1), dilation: (1, 2)), 6, 5, 11),
     (ConvGeometry(kernel: 3, stride: 2, padding: 2, dilation: 2), 6, 4, 41),
     (ConvGeometry(kernel: 1, padding: 1), 6, 5, 30),
+    (ConvGeometry(kernel: 1), 6, 5, 330),
     (ConvGeometry(kernel: 5, stride: 2, padding: 2), 34, 32, 40),
 ])
 func tiledConvolutionMatchesDirectLoops(_ g: ConvGeometry, _ cin: Int, _ cout: Int, _ width: Int) {

@@ -50,6 +50,22 @@ struct PhasedLayout {
         return koff
     }
 
+    /// A 1×1 kernel at stride 1 without padding: the phased layout is the input itself.
+    var isIdentity: Bool {
+        g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.padTop == 0 && g.padBottom == 0 && g.padLeft == 0 && g.padRight == 0
+    }
+
+    /// The input as the kernels read it: x itself where the layout is the identity and the kernel
+    /// reads nothing past the columns it computes (`readsInBounds`: the weight gradient, and the
+    /// AVX-512 implicit GEMM, whose last strip is masked), else the phased copy, kept by `owner`.
+    /// x: (images, channels, h, w).
+    func input(_ x: UnsafePointer<Float>, images: Int, channels: Int, readsInBounds: Bool)
+        -> (pointer: SendablePointer<Float>, owner: Storage?) {
+        if isIdentity && readsInBounds { return (SendablePointer(UnsafeMutablePointer(mutating: x)), nil) }
+        let buffer = phasedCopy(x, images: images, channels: channels)
+        return (SendablePointer(buffer.pointer), buffer)
+    }
+
     /// The phased copy of n images of `channels` channels, with the kernel's read slack (and
     /// `extraSlack` more floats) zeroed.
     /// x: (images, channels, h, w); result: images · channels · perChannel + slack floats.
@@ -108,9 +124,8 @@ func directConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, pac
     let layout = PhasedLayout(g, h: h, w: w)
     let cg = cin / g.groups, mg = cout / g.groups, kg = cg * g.kh * g.kw
     let ohw = layout.oh * layout.ow
-    let buffer = layout.phasedCopy(x, images: n, channels: cin)
+    let (bp, buffer) = layout.input(x, images: n, channels: cin, readsInBounds: path == .best && mdf_igemm_avx512() != 0)
     defer { withExtendedLifetime(buffer) {} }
-    let bp = SendablePointer(buffer.pointer)
     let koff = layout.tapOffsets(channels: cg)
     let panelsPerGroup = (layout.gridColumns + 23) / 24
     let groupsTotal = n * g.groups
@@ -155,11 +170,11 @@ func directConvWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePoi
                               n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry, path: KernelPath = .best) {
     let layout = PhasedLayout(g, h: h, w: w)
     let cg = cin / g.groups, mg = cout / g.groups, kg = cg * g.kh * g.kw, ohw = layout.oh * layout.ow
-    let buffer = layout.phasedCopy(x, images: n, channels: cin)
+    let (bp, buffer) = layout.input(x, images: n, channels: cin, readsInBounds: true)
     let accLd = (mg + 15) / 16 * 16, tapPanels = (kg + 5) / 6, packedPerGroup = accLd * layout.gridColumns
     let packed = Storage(count: n * g.groups * packedPerGroup)
     defer { withExtendedLifetime((buffer, packed)) {} }
-    let (pp, bp, dwp) = (SendablePointer(packed.pointer), SendablePointer(buffer.pointer), SendablePointer(dw))
+    let (pp, dwp) = (SendablePointer(packed.pointer), SendablePointer(dw))
     parallelFor(n * g.groups, minCount: packed.count >= 1 << 15 ? 2 : Int.max) { r in
         for ig in r {
             mdf_pack_dy(pp.base + ig * packedPerGroup, dy + ig * mg * ohw, Int32(mg), ohw,
