@@ -2,8 +2,8 @@
 // channels, column-major; then a 6-tap × 16-channel tile of the gradient takes 12 FMAs per grid
 // column, its six taps read as running streams of the phased input. Columns go in chunks of 512,
 // so a chunk's dy panel (32 KiB) is re-read from cache by every tap panel. With AVX-512 a 6 × 32 tile
-// takes two panels at once (twelve zmm sums) and the AVX2 tile a last odd panel; each sum is the
-// same FMA chain over j either way, so the results are bitwise equal.
+// takes two panels at once (twelve zmm sums) and a 6 × 16 tile (six zmm sums) a last odd panel; each
+// sum is the same FMA chain over j on every path, so the results are bitwise equal.
 #include "CKernels.h"
 #include "dispatch.h"
 #include <string.h>
@@ -142,6 +142,27 @@ static void tile_avx512(long len, const float *const s[TP], const float *b, long
           [s5] "r"(s5), [out] "r"(out)
         : ACC12_CLOBBERS);
 }
+
+/// tile_avx2 in six zmm sums, one per tap (a last odd 16-channel panel, or the only one): the same
+/// FMA chain per output, bound by the FMA latency (four cycles a column) rather than by the AVX2
+/// tile's twelve FMAs a column.
+__attribute__((target("avx512f")))
+static void tile1_avx512(long len, const float *const s[TP], const float *b, float *out) {
+    const float *s0 = s[0], *s1 = s[1], *s2 = s[2], *s3 = s[3], *s4 = s[4], *s5 = s[5];
+    __m512 a0 = _mm512_loadu_ps(out), a1 = _mm512_loadu_ps(out + 16), a2 = _mm512_loadu_ps(out + 32);
+    __m512 a3 = _mm512_loadu_ps(out + 48), a4 = _mm512_loadu_ps(out + 64), a5 = _mm512_loadu_ps(out + 80);
+    for (long j = 0; j < len; j++) {
+        const __m512 v = _mm512_loadu_ps(b + NP * j);
+        a0 = _mm512_fmadd_ps(_mm512_set1_ps(s0[j]), v, a0);
+        a1 = _mm512_fmadd_ps(_mm512_set1_ps(s1[j]), v, a1);
+        a2 = _mm512_fmadd_ps(_mm512_set1_ps(s2[j]), v, a2);
+        a3 = _mm512_fmadd_ps(_mm512_set1_ps(s3[j]), v, a3);
+        a4 = _mm512_fmadd_ps(_mm512_set1_ps(s4[j]), v, a4);
+        a5 = _mm512_fmadd_ps(_mm512_set1_ps(s5[j]), v, a5);
+    }
+    _mm512_storeu_ps(out, a0); _mm512_storeu_ps(out + 16, a1); _mm512_storeu_ps(out + 32, a2);
+    _mm512_storeu_ps(out + 48, a3); _mm512_storeu_ps(out + 64, a4); _mm512_storeu_ps(out + 80, a5);
+}
 #endif
 
 void mdf_conv_wgrad(const mdf_wgrad_args *a, int kp0, int kp1) {
@@ -164,6 +185,7 @@ void mdf_conv_wgrad(const mdf_wgrad_args *a, int kp0, int kp1) {
                 for (int r = 0; r < TP; r++) memcpy(tile + r * width * NP, out + r * a->acc_ld, row);
 #if defined(__x86_64__)
                 if (width == 2) tile_avx512(len, s, b, a->columns * NP * (long)sizeof(float), tile);
+                else if (avx512) tile1_avx512(len, s, b, tile);
                 else if (avx2) tile_avx2(len, s, b, tile);
                 else
 #endif
