@@ -404,3 +404,42 @@ func assignedInputGradientEqualsAccumulatedIntoZeros(_ g: ConvGeometry, _ width:
     #expect(differingElements(assigned, added) == 0)
     #expect(worstRelative(added, directConv(x: x, w: wt, gy: dy, g).gx) < 1e-5)
 }
+
+/// A Winograd layer with few tasks runs its three stages split across the threads (input transform
+/// by channels, products by planes, output transform by channels); the result equals the whole-task
+/// path bit for bit, with a fused activation and accumulating, for F(2×2, 3×3), F(4×4, 3×3) and
+/// F(4, 5): two images, two groups, a last chunk of fewer tile rows (the padding past a row's
+/// tiles), and odd tile counts; and against the Double loops.
+@Test(arguments: [2, 4, 5])
+func winogradSplitStagesEqualTasks(_ tile: Int) {
+    var rng = RandomGenerator(seed: 67)
+    let g = tile == 5 ? ConvGeometry(kernel: (1, 5), padding: (top: 0, bottom: 0, left: 2, right: 2), groups: 2)
+                      : ConvGeometry(kernel: 3, stride: 1, padding: 1, groups: 2)
+    let (n, cin, cout, h, w) = (2, 64, 70, 29, 23)
+    let cg = cin / g.groups
+    let x = Tensor.randn([n, cin, h, w], using: &rng), wt = Tensor.randn([cout, cg, g.kh, g.kw], using: &rng)
+    let b = Tensor.randn([cout], using: &rng), y0 = Tensor.randn([n, cout, h, w], using: &rng)
+    let packed = tile == 5 ? packWinograd5Weights(wt.data, cout: cout, cg: cg, groups: g.groups)
+               : tile == 4 ? packWinograd4Weights(wt.data, cout: cout, cg: cg, groups: g.groups)
+                           : packWinogradWeights(wt.data, cout: cout, cg: cg, groups: g.groups)
+    let ref = directConv(x: x, w: wt, gy: nil, g).y
+    for accumulate in [false, true] {
+        let y = [true, false].map { split -> Tensor in
+            let out = Tensor.zeros(y0.shape)
+            out.data.update(from: y0.data, count: y0.count)
+            let bias = accumulate ? nil : b.data, slope: Float? = accumulate ? nil : 0.1
+            func run<T: WinogradTiling>(_ lt: T) {
+                winogradConv(lt, out.data, x.data, packed: packed.pointer, bias, n: n, cin: cin, h: h, w: w, cout: cout,
+                             groups: g.groups, leakySlope: slope, accumulate: accumulate, splitStages: split)
+            }
+            if tile == 5 { run(Winograd5Tiles(g, h: h, w: w)) } else { run(WinogradTiles(g, h: h, w: w, tile: tile)) }
+            return out
+        }
+        #expect(differingElements(y[0], y[1]) == 0)
+        let expected = (0..<ref.count).map { i -> Double in
+            if accumulate { return Double(y0.data[i]) + ref[i] }
+            return biasedLeaky([ref[i]], b, plane: h * w, at: i)[0]
+        }
+        #expect(worstRelative(y[0], expected) < 1e-5)
+    }
+}

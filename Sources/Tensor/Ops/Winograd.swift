@@ -276,64 +276,110 @@ func packWinograd5Weights(_ wt: UnsafePointer<Float>, cout: Int, cg: Int, groups
 /// packed: from `packWinogradWeights` (F(2×2, 3×3)), `packWinograd4Weights` (F(4×4, 3×3)) or
 /// `packWinograd5Weights` (F(4, 5)), to match the tiling;
 /// b: (cout) or nil. x: (n, cin, h, w); y: (n, cout, oh, ow).
+///
+/// A task is one chunk of tile rows of one image-group; each thread runs whole tasks, keeping the
+/// chunk's transformed input and products in its cache. A layer with fewer than two tasks a thread
+/// (FastFlowNet's coarse levels in inference: one chunk, one image, one or three groups) instead
+/// runs the three stages one after another, each split finely across the threads: the input
+/// transform by channels, the products by transform planes, the output transform by output
+/// channels (`splitStages`: force either way, for tests). Each output's sums are the same either way.
 func winogradConv<T: WinogradTiling>(_ lt: T, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                      packed: UnsafePointer<Float>, _ b: UnsafePointer<Float>?, n: Int, cin: Int,
                                      h: Int, w: Int, cout: Int, groups: Int, leakySlope: Float?, accumulate: Bool,
-                                     path: KernelPath = .best) {
+                                     path: KernelPath = .best, splitStages: Bool? = nil) {
     let (oh, ow, rows, rowTiles, planes) = (lt.oh, lt.ow, lt.rows, lt.rowTiles, lt.planes)
     guard oh > 0, ow > 0 else { return }
     let cg = cin / groups, mg = cout / groups, per = packedPanelFloats(m: mg, k: cg)
     let rowsPerChunk = winogradRowsPerChunk(rows: rows, rowTiles: rowTiles, leastTiles: winogradLeastTiles(planes: planes, cg: cg)), chunks = (rows + rowsPerChunk - 1) / rowsPerChunk
     // Rows of V and M start every `ts` floats, `tiles` rounded up to 16: every row begins on a
     // cache line, so the micro-kernel's 64-byte loads and stores never straddle two.
-    let maxStride = winogradRowStride(rowsPerChunk * rowTiles), vstride = cg * maxStride + 24
-    let work = planes * mg * cg * rows * rowTiles * n * groups
+    let maxStride = winogradRowStride(rowsPerChunk * rowTiles), vstride = cg * maxStride + 24, mCount = planes * mg * maxStride
+    let tasks = n * groups * chunks
+    let parallel = planes * mg * cg * rows * rowTiles * n * groups >= 1 << 17
     let yp = SendablePointer(y)
-    parallelFor(n * groups * chunks, minCount: work >= 1 << 17 ? 2 : Int.max) { tasks in
-        let v = Storage(count: planes * vstride), m = Storage(count: planes * mg * maxStride)
+
+    /// Task t: its image and group, tile rows [r0, r1), tile count and row stride.
+    func task(_ t: Int) -> (img: Int, grp: Int, r0: Int, r1: Int, tiles: Int, ts: Int) {
+        let ig = t / chunks, r0 = (t % chunks) * rowsPerChunk, r1 = min(rows, r0 + rowsPerChunk)
+        return (ig / groups, ig % groups, r0, r1, (r1 - r0) * rowTiles, winogradRowStride((r1 - r0) * rowTiles))
+    }
+    /// Input channels cs of task t into v (planes × vstride): the kernel reads the columns past
+    /// `tiles` of each row and up to 23 floats past each plane's last row (columns it drops), which
+    /// are zeroed with `clear`.
+    func transformInput(_ v: UnsafeMutablePointer<Float>, _ t: Int, _ cs: Range<Int>, clear: Bool, scratch: UnsafeMutablePointer<Float>) {
+        let k = task(t)
+        if clear {
+            for xi in 0..<planes {
+                let plane = v + xi * vstride
+                if k.ts > k.tiles { for c in cs { (plane + c * k.ts + k.tiles).update(repeating: 0, count: k.ts - k.tiles) } }
+                if cs.upperBound == cg { (plane + cg * k.ts).update(repeating: 0, count: 24) }
+            }
+        }
+        // The rows each channel reads are a short block; the next channel's is requested while
+        // this one is transformed (the transform otherwise waits on reading it).
+        let (lo, hi) = lt.inputRows(k.r0, k.r1)
+        for c in cs {
+            let plane = x + ((k.img * cin + k.grp * cg + c) * h) * w
+            if c + 1 < cg && hi > lo { mdf_prefetch(plane + (h + lo) * w, (hi - lo) * w) }
+            lt.transformInput(v + c * k.ts, vstride: vstride, plane, rows: k.r0, k.r1, scratch: scratch, path: path)
+        }
+    }
+    /// M[co][ξ] = U[ξ] · V[ξ] for planes ξ in xis of task t; m: mg · planes rows of ts.
+    func multiply(_ v: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ t: Int, _ xis: Range<Int>) {
+        let k = task(t)
+        let koff = (0..<cg).map { Int32($0 * k.ts) }
+        koff.withUnsafeBufferPointer { kp in
+            for xi in xis {
+                var args = mdf_igemm_args(
+                    m: Int32(mg), k: Int32(cg), ap: packed + (xi * groups + k.grp) * per,
+                    x: v + xi * vstride, koff: kp.baseAddress!, row_len: k.tiles, valid_len: k.tiles,
+                    c: m + xi * k.ts, ldc: planes * k.ts, bias: nil, slope: 0, act: 0, accumulate: 0,
+                    isa: path.rawValue)
+                mdf_igemm(&args, 0, k.tiles)
+            }
+        }
+    }
+    /// The output transform of output channels cos of task t from m.
+    func transformOutput(_ m: UnsafePointer<Float>, _ t: Int, _ cos: Range<Int>) {
+        let k = task(t)
+        for co in cos {
+            let oc = k.grp * mg + co
+            lt.transformOutput(yp.base + (k.img * cout + oc) * oh * ow, m + co * planes * k.ts, mstride: k.ts,
+                               rows: k.r0, k.r1, bias: b?[oc] ?? 0, leakySlope: leakySlope, accumulate: accumulate, path: path)
+        }
+    }
+
+    if splitStages ?? (parallel && Runtime.threads > 1 && tasks < 2 * Runtime.threads) {
+        let v = Storage(count: tasks * planes * vstride), m = Storage(count: tasks * mCount)
+        defer { withExtendedLifetime((v, m)) {} }
+        let (vp, mp) = (SendablePointer(v.pointer), SendablePointer(m.pointer))
+        parallelFor(tasks * cg, minCount: 2) { items in
+            let scratch = Storage(count: lt.scratchCount)
+            defer { withExtendedLifetime(scratch) {} }
+            for i in items {
+                transformInput(vp.base + i / cg * planes * vstride, i / cg, i % cg..<i % cg + 1, clear: true, scratch: scratch.pointer)
+            }
+        }
+        parallelFor(tasks * planes, minCount: 2) { items in
+            for i in items { multiply(vp.base + i / planes * planes * vstride, mp.base + i / planes * mCount, i / planes, i % planes..<i % planes + 1) }
+        }
+        parallelFor(tasks * mg, minCount: 2) { items in
+            for i in items { transformOutput(mp.base + i / mg * mCount, i / mg, i % mg..<i % mg + 1) }
+        }
+        return
+    }
+    parallelFor(tasks, minCount: parallel ? 2 : Int.max) { range in
+        let v = Storage(count: planes * vstride), m = Storage(count: mCount)
         let scratch = Storage(count: lt.scratchCount)
         defer { withExtendedLifetime((v, m, scratch)) {} }
-        var koff = [Int32](repeating: 0, count: cg)
-        var cleared = -1   // the tile count whose row padding is zero in v
-        for t in tasks {
-            let ig = t / chunks, img = ig / groups, grp = ig % groups
-            let r0 = (t % chunks) * rowsPerChunk, r1 = min(rows, r0 + rowsPerChunk), tiles = (r1 - r0) * rowTiles
-            let ts = winogradRowStride(tiles)
-            // The kernel reads the columns past `tiles` of each row and up to 23 floats past each
-            // plane's last row (columns it drops): keep them finite. Every chunk of a task but the
-            // last has the same tiles, so this runs at most twice a task.
-            if cleared != tiles {
-                for xi in 0..<planes {
-                    let plane = v.pointer + xi * vstride
-                    if ts > tiles { for c in 0..<cg { (plane + c * ts + tiles).update(repeating: 0, count: ts - tiles) } }
-                    (plane + cg * ts).update(repeating: 0, count: 24)
-                }
-                cleared = tiles
-            }
-            // The rows each channel reads are a short block; the next channel's is requested while
-            // this one is transformed (the transform otherwise waits on reading it).
-            let (lo, hi) = lt.inputRows(r0, r1)
-            for c in 0..<cg {
-                let plane = x + ((img * cin + grp * cg + c) * h) * w
-                if c + 1 < cg && hi > lo { mdf_prefetch(plane + (h + lo) * w, (hi - lo) * w) }
-                lt.transformInput(v.pointer + c * ts, vstride: vstride, plane, rows: r0, r1, scratch: scratch.pointer, path: path)
-                koff[c] = Int32(c * ts)
-            }
-            koff.withUnsafeBufferPointer { kp in
-                for xi in 0..<planes {
-                    var args = mdf_igemm_args(
-                        m: Int32(mg), k: Int32(cg), ap: packed + (xi * groups + grp) * per,
-                        x: v.pointer + xi * vstride, koff: kp.baseAddress!, row_len: tiles, valid_len: tiles,
-                        c: m.pointer + xi * ts, ldc: planes * ts, bias: nil, slope: 0, act: 0, accumulate: 0,
-                        isa: path.rawValue)
-                    mdf_igemm(&args, 0, tiles)
-                }
-            }
-            for co in 0..<mg {
-                let oc = grp * mg + co
-                lt.transformOutput(yp.base + (img * cout + oc) * oh * ow, m.pointer + co * planes * ts, mstride: ts,
-                                   rows: r0, r1, bias: b?[oc] ?? 0, leakySlope: leakySlope, accumulate: accumulate, path: path)
-            }
+        var cleared = -1   // the tile count whose padding is zero in v
+        for t in range {
+            // Every chunk of a range but the last has the same tiles: the padding is cleared at most twice.
+            let tiles = task(t).tiles
+            transformInput(v.pointer, t, 0..<cg, clear: cleared != tiles, scratch: scratch.pointer)
+            cleared = tiles
+            multiply(v.pointer, m.pointer, t, 0..<planes)
+            transformOutput(m.pointer, t, 0..<mg)
         }
     }
 }
