@@ -194,7 +194,7 @@ func weightGradientColumnSplit(_ h: Int, _ w: Int) {
 }
 
 /// 3×3 stride-1 layers with at least 32 channels a group take Winograd F(2×2, 3×3), forward and
-/// input gradient (and, from 80 input and 64 output channels, weight gradient): odd output sizes (a
+/// input gradient (and, from 64 input channels, weight gradient): odd output sizes (a
 /// last half tile), no padding, asymmetric padding, groups, more tile rows than one chunk, channel
 /// counts that fill neither a 6-tap nor a 16-channel panel, and a bias with a fused leaky ReLU,
 /// against the Double loops.

@@ -21,11 +21,12 @@ func winogradApplies(_ g: ConvGeometry, cg: Int, mg: Int) -> Bool {
 }
 
 /// Whether conv2d's weight gradient takes the Winograd path: a narrower window than the forward's,
-/// since its transforms run image by image over whole images and the products reduce over tiles
-/// (conv bench, one thread: 242→96 73 → 114 effective GFLOP/s, 96→64 68 → 86, but 64→64 at
-/// 128×160 74 → 69 and 32→32 77 → 44).
+/// since its transforms run image by image over whole images and the products reduce over tiles.
+/// From 64 input channels (conv bench, one thread, Zen 4, direct → Winograd, effective GFLOP/s:
+/// 64→64 at 192×256 94 → 126, 64→32 at 96×128 100 → 108, 64→64 at 48×64 101 → 120), not below
+/// (32→32 at 96×128 97 → 84; 32→32 ×3 groups 96 → 94).
 func winogradWeightGradientApplies(_ g: ConvGeometry, cg: Int, mg: Int) -> Bool {
-    winogradApplies(g, cg: cg, mg: mg) && cg >= 80 && mg >= 64
+    winogradApplies(g, cg: cg, mg: mg) && cg >= 64
 }
 
 /// Whether conv2d takes the F(4, 5) path: a 1×5 or 5×1 kernel, stride 1, no dilation, and at least
