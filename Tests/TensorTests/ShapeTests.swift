@@ -21,6 +21,17 @@ import TestSupport
         #expect(x.grad!.toArray() == gx.toArray())
     }
 
+    /// Reshape's gradient is dy, copied by the first use and added by the next, in runs the threads
+    /// share above 64 Ki elements: two reshapes of one 360 000-element tensor give exactly a + b.
+    @Test func reshapeGradientOfALargeTensorIsExact() {
+        var rng = RandomGenerator(seed: 79)
+        let x = Tensor.randn([1, 3, 300, 400], using: &rng)
+        x.requiresGrad = true
+        let a = Tensor.randn([360_000], using: &rng), b = Tensor.randn([600, 600], using: &rng)
+        Tape.backward((x.reshape([-1]) * a).sum() + (x.reshape([600, 600]) * b).sum())
+        #expect((0..<x.count).allSatisfy { x.grad!.data[$0] == a.data[$0] + b.data[$0] })
+    }
+
     @Test func permuteReordersLikePyTorch() {
         let x = Tensor(shape: [2, 3], values: [0, 1, 2, 3, 4, 5])
         #expect(x.permute([1, 0]).toArray() == [0, 3, 1, 4, 2, 5])

@@ -126,8 +126,10 @@ extension Tensor {
         require(s.reduce(1, *) == count, "reshape", "cannot reshape \(describe(shape)) (\(count) elements) to \(describe(newShape))")
         let x = self
         let y = Tensor(shape: s, storage: storage)
+        // The gradient is dy itself: one run copy (or sum) the threads share.
         Tape.record(y, inputs: [x]) { dy in
-            x.gradSink?.write(0..<x.count) { dy[$0] }
+            guard let dx = x.gradSink else { return }
+            runPieces([Piece(dst: dx.pointer, src: dy, count: x.count)], accumulate: !dx.assign)
         }
         return y
     }
