@@ -74,6 +74,70 @@ void mdf_pack_dy(float *dst, const float *dy, int m, long ldy, long columns, lon
     }
 }
 
+/// One dy row of a 16-channel panel (channel i at src + i · ldy) into r[x · 16 + i] for x < wc:
+/// zero past ow and in lanes past `rows`.
+static inline __attribute__((always_inline))
+void transpose_row(float *restrict r, const float *src, long ldy, int rows, long ow, long wc, int avx2) {
+    long done = 0;
+#if defined(__x86_64__)
+    if (avx2 && rows == NP) { done = ow / 8 * 8; pack16_avx2(r, src, ldy, done); }
+#else
+    (void)avx2;
+#endif
+    for (int i = 0; i < rows; i++) for (long x = done; x < ow; x++) r[x * NP + i] = src[(long)i * ldy + x];
+    if (rows < NP) for (long x = 0; x < ow; x++) memset(r + x * NP + rows, 0, sizeof(float) * (size_t)(NP - rows));
+    memset(r + ow * NP, 0, sizeof(float) * (size_t)((wc - ow) * NP));
+}
+
+/// A dY Aᵀ (A = [1 0; 1 1; 1 −1; 0 −1]) of the 2 × 2 blocks of one 16-channel panel, each block's
+/// sixteen values written as plane ξ's 16-channel column at its tile: the rows of the block first,
+/// then the same on their columns, in the order of the scalar definition (the same bits on every
+/// path, and as the separate transform-then-pack it replaced).
+static inline __attribute__((always_inline))
+void dy_packed_body(float *restrict dst, long ps, const float *dy, long ldy, int rows, long oh, long ow,
+                    float *restrict scratch, int avx2) {
+    const long th = (oh + 1) / 2, tw = (ow + 1) / 2, wc = 2 * tw;
+    float *restrict r0 = scratch, *restrict r1 = scratch + wc * NP;
+    for (long ty = 0; ty < th; ty++) {
+        transpose_row(r0, dy + 2 * ty * ow, ldy, rows, ow, wc, avx2);
+        if (2 * ty + 1 < oh) transpose_row(r1, dy + (2 * ty + 1) * ow, ldy, rows, ow, wc, avx2);
+        else memset(r1, 0, sizeof(float) * (size_t)(wc * NP));
+        for (long tx = 0; tx < tw; tx++) {
+            const float *restrict a = r0 + 2 * tx * NP, *restrict b = a + NP, *restrict c = r1 + 2 * tx * NP, *restrict d = c + NP;
+            float *restrict o = dst + (ty * tw + tx) * NP;
+            // Lane i is channel i: each plane's 16 values are one vector store.
+            for (int i = 0; i < NP; i++) {
+                const float z00 = a[i], z01 = b[i], z10 = a[i] + c[i], z11 = b[i] + d[i];
+                const float z20 = a[i] - c[i], z21 = b[i] - d[i], z30 = -c[i], z31 = -d[i];
+                o[0 * ps + i] = z00;  o[1 * ps + i] = z00 + z01;  o[2 * ps + i] = z00 - z01;  o[3 * ps + i] = -z01;
+                o[4 * ps + i] = z10;  o[5 * ps + i] = z10 + z11;  o[6 * ps + i] = z10 - z11;  o[7 * ps + i] = -z11;
+                o[8 * ps + i] = z20;  o[9 * ps + i] = z20 + z21;  o[10 * ps + i] = z20 - z21; o[11 * ps + i] = -z21;
+                o[12 * ps + i] = z30; o[13 * ps + i] = z30 + z31; o[14 * ps + i] = z30 - z31; o[15 * ps + i] = -z31;
+            }
+        }
+    }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx2,fma")))
+static void dy_packed_avx512(float *dst, long ps, const float *dy, long ldy, int rows, long oh, long ow, float *scratch) {
+    dy_packed_body(dst, ps, dy, ldy, rows, oh, ow, scratch, 1);
+}
+__attribute__((target("avx2,fma")))
+static void dy_packed_avx2(float *dst, long ps, const float *dy, long ldy, int rows, long oh, long ow, float *scratch) {
+    dy_packed_body(dst, ps, dy, ldy, rows, oh, ow, scratch, 1);
+}
+#endif
+
+void mdf_wino_dy_packed(float *dst, long plane_stride, const float *dy, long ldy, int rows, long oh, long ow,
+                        float *scratch, int isa) {
+#if defined(__x86_64__)
+    if (mdf_use_avx512(isa)) { dy_packed_avx512(dst, plane_stride, dy, ldy, rows, oh, ow, scratch); return; }
+    if (mdf_use_avx2(isa)) { dy_packed_avx2(dst, plane_stride, dy, ldy, rows, oh, ow, scratch); return; }
+#endif
+    dy_packed_body(dst, plane_stride, dy, ldy, rows, oh, ow, scratch, 0);
+}
+
 static void tile_portable(long len, const float *const s[TP], const float *b, float *out) {
     for (long j = 0; j < len; j++, b += NP)
         for (int r = 0; r < TP; r++) { float v = s[r][j]; for (int i = 0; i < NP; i++) out[r * NP + i] += v * b[i]; }

@@ -221,42 +221,6 @@ static void output_avx512(float *y, long oh, long ow, const float *m, long mstri
     }
 }
 
-/// dy_body on 16 tiles at a time: each dy row's 32 floats deinterleaved into the tiles' first and
-/// second columns, the columns and rows past dy read as zero (as dy_tiles' two_cols and two_rows).
-/// Negation flips the sign bit, as C's unary minus. The same bits as dy_body.
-__attribute__((target("avx512f")))
-static void dy_avx512(float *v, long vstride, const float *dy, long oh, long ow, long th, long tw) {
-    const __m512i ev_idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i od_idx = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
-#define NEG(x) _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), sign))
-    for (long ty = 0; ty < th; ty++) {
-        const float *y0 = dy + 2 * ty * ow, *y1 = 2 * ty + 1 < oh ? y0 + ow : 0;
-        float *vr = v + ty * tw;
-        for (long tx = 0; tx < tw; tx += 16) {
-            const __mmask16 m = lanes16(tx, tw);
-            __mmask16 slo, shi;
-            lanes32(ow - 2 * tx, &slo, &shi);
-            const __m512 p0 = _mm512_maskz_loadu_ps(slo, y0 + 2 * tx), p1 = _mm512_maskz_loadu_ps(shi, y0 + 2 * tx + 16);
-            const __m512 a = _mm512_permutex2var_ps(p0, ev_idx, p1), b = _mm512_permutex2var_ps(p0, od_idx, p1);
-            __m512 c = _mm512_setzero_ps(), d = _mm512_setzero_ps();
-            if (y1) {
-                const __m512 q0 = _mm512_maskz_loadu_ps(slo, y1 + 2 * tx), q1 = _mm512_maskz_loadu_ps(shi, y1 + 2 * tx + 16);
-                c = _mm512_permutex2var_ps(q0, ev_idx, q1); d = _mm512_permutex2var_ps(q0, od_idx, q1);
-            }
-            const __m512 z[4][2] = {{a, b}, {_mm512_add_ps(a, c), _mm512_add_ps(b, d)},
-                                    {_mm512_sub_ps(a, c), _mm512_sub_ps(b, d)}, {NEG(c), NEG(d)}};
-            for (int i = 0; i < 4; i++) {
-                _mm512_mask_storeu_ps(vr + (4 * i + 0) * vstride + tx, m, z[i][0]);
-                _mm512_mask_storeu_ps(vr + (4 * i + 1) * vstride + tx, m, _mm512_add_ps(z[i][0], z[i][1]));
-                _mm512_mask_storeu_ps(vr + (4 * i + 2) * vstride + tx, m, _mm512_sub_ps(z[i][0], z[i][1]));
-                _mm512_mask_storeu_ps(vr + (4 * i + 3) * vstride + tx, m, NEG(z[i][1]));
-            }
-        }
-    }
-#undef NEG
-}
-
 __attribute__((target("avx2,fma")))
 static void input_avx2(float *v, long vstride, const float *x, long h, long w, long pt, long pl, long ty0, long ty1, long tw,
                        float *scratch) {
@@ -307,52 +271,6 @@ void mdf_wino_weight4(float *u, long ustride, const float *const g[4]) {
             o[3 * ustride + r] = c;
         }
     }
-}
-
-/// A dY Aᵀ of one row of tiles: y0, y1 the two dy rows (y1 NULL past the last), the last tile's
-/// second column zero when `two_cols` is 0.
-static inline __attribute__((always_inline))
-void dy_tiles(float *restrict v, long vstride, const float *restrict y0, const float *restrict y1, long t0, long t1,
-              const int two_rows, const int two_cols) {
-    for (long tx = t0; tx < t1; tx++) {
-        const float a = y0[2 * tx], b = two_cols ? y0[2 * tx + 1] : 0.f;
-        const float c = two_rows ? y1[2 * tx] : 0.f, d = two_rows && two_cols ? y1[2 * tx + 1] : 0.f;
-        // Rows of A dY (A = [1 0; 1 1; 1 −1; 0 −1]), then the same on their columns.
-        const float z[4][2] = {{a, b}, {a + c, b + d}, {a - c, b - d}, {-c, -d}};
-        for (int i = 0; i < 4; i++) {
-            v[(4 * i + 0) * vstride + tx] = z[i][0];
-            v[(4 * i + 1) * vstride + tx] = z[i][0] + z[i][1];
-            v[(4 * i + 2) * vstride + tx] = z[i][0] - z[i][1];
-            v[(4 * i + 3) * vstride + tx] = -z[i][1];
-        }
-    }
-}
-
-static inline __attribute__((always_inline))
-void dy_body(float *v, long vstride, const float *dy, long oh, long ow, long th, long tw) {
-    const long full = ow / 2;
-    for (long ty = 0; ty < th; ty++) {
-        const float *y0 = dy + 2 * ty * ow, *y1 = 2 * ty + 1 < oh ? y0 + ow : 0;
-        float *vr = v + ty * tw;
-        if (y1) { dy_tiles(vr, vstride, y0, y1, 0, full, 1, 1); dy_tiles(vr, vstride, y0, y1, full, tw, 1, 0); }
-        else    { dy_tiles(vr, vstride, y0, y1, 0, full, 0, 1); dy_tiles(vr, vstride, y0, y1, full, tw, 0, 0); }
-    }
-}
-
-#if defined(__x86_64__)
-__attribute__((target("avx2,fma")))
-static void dy_avx2(float *v, long vstride, const float *dy, long oh, long ow, long th, long tw) {
-    dy_body(v, vstride, dy, oh, ow, th, tw);
-}
-#endif
-
-void mdf_wino_dy(float *v, long vstride, const float *dy, long oh, long ow, int isa) {
-    const long th = (oh + 1) / 2, tw = (ow + 1) / 2;
-#if defined(__x86_64__)
-    if (mdf_use_avx512(isa)) { dy_avx512(v, vstride, dy, oh, ow, th, tw); return; }
-    if (mdf_use_avx2(isa)) { dy_avx2(v, vstride, dy, oh, ow, th, tw); return; }
-#endif
-    dy_body(v, vstride, dy, oh, ow, th, tw);
 }
 
 void mdf_wino_weight_grad(float *dg, const float *w, long wstride) {

@@ -1,5 +1,6 @@
 import Testing
 @testable import Tensor
+import CKernels
 import TestSupport
 
 /// Direct (loop) convolution in Double: y, and the gradients of sum(y · gy) with respect to x and w.
@@ -441,5 +442,42 @@ func winogradSplitStagesEqualTasks(_ tile: Int) {
             return biasedLeaky([ref[i]], b, plane: h * w, at: i)[0]
         }
         #expect(worstRelative(y[0], expected) < 1e-5)
+    }
+}
+
+/// The Winograd weight gradient's dy transform writes the products' packed layout directly: a
+/// panel of 16 channels and one of 5, odd and even sizes, a single row; on every path, bit for bit
+/// the scalar definition (A dY Aᵀ, rows then columns, zero outside dy and in the lanes past the
+/// panel's channels), and nothing written between planes.
+@Test(arguments: [(16, 7, 9), (5, 6, 8), (16, 1, 17), (11, 4, 40)])
+func winogradDyPackedMatchesDefinition(_ rows: Int, _ oh: Int, _ ow: Int) {
+    var rng = RandomGenerator(seed: 71)
+    let dy = Tensor.randn([rows, oh, ow], using: &rng)
+    let (th, tw) = ((oh + 1) / 2, (ow + 1) / 2)
+    let ps = th * tw * 16 + 5   // plane stride, with a gap the kernel must not touch
+    var expected = [Float](repeating: 7, count: 16 * ps)
+    func at(_ i: Int, _ y: Int, _ x: Int) -> Float { i < rows && y < oh && x < ow ? dy.data[(i * oh + y) * ow + x] : 0 }
+    for ty in 0..<th {
+        for tx in 0..<tw {
+            for i in 0..<16 {
+                let (a, b) = (at(i, 2 * ty, 2 * tx), at(i, 2 * ty, 2 * tx + 1))
+                let (c, d) = (at(i, 2 * ty + 1, 2 * tx), at(i, 2 * ty + 1, 2 * tx + 1))
+                let z: [[Float]] = [[a, b], [a + c, b + d], [a - c, b - d], [-c, -d]]
+                for k in 0..<4 {
+                    let values = [z[k][0], z[k][0] + z[k][1], z[k][0] - z[k][1], -z[k][1]]
+                    for j in 0..<4 { expected[(4 * k + j) * ps + (ty * tw + tx) * 16 + i] = values[j] }
+                }
+            }
+        }
+    }
+    for path in [KernelPath.best, .avx2, .portable] {
+        var out = [Float](repeating: 7, count: 16 * ps)
+        var scratch = [Float](repeating: .nan, count: 4 * tw * 16)
+        out.withUnsafeMutableBufferPointer { o in
+            scratch.withUnsafeMutableBufferPointer { s in
+                mdf_wino_dy_packed(o.baseAddress!, ps, dy.data, oh * ow, Int32(rows), oh, ow, s.baseAddress!, path.rawValue)
+            }
+        }
+        #expect(zip(out, expected).allSatisfy { $0.bitPattern == $1.bitPattern }, "path \(path)")
     }
 }

@@ -91,9 +91,13 @@ void mdf_wino_output(float *y, long oh, long ow, const float *m, long mstride, l
 /// u[ξ · ustride + r] = (G g_r Gᵀ)[ξ] for the 3 × 3 kernels g_r (row-major; NULL: a zero kernel).
 void mdf_wino_weight4(float *u, long ustride, const float *const g[4]);
 
-/// Winograd F(2×2, 3×3) weight gradient, dy transform of one output channel (oh × ow), all tiles:
-/// v[ξ · vstride + ty · tw + tx] = (A dY Aᵀ)[ξ] for the 2 × 2 block dY at (2ty, 2tx), zero outside.
-void mdf_wino_dy(float *v, long vstride, const float *dy, long oh, long ow, int isa);
+/// Winograd F(2×2, 3×3) weight gradient, dy transform of one panel of up to 16 output channels
+/// (channel i: oh × ow at dy + i · ldy), all tiles, in mdf_conv_wgrad's packed layout: plane ξ at
+/// dst + ξ · plane_stride, dst[ξ · plane_stride + t · 16 + i] = (A dY Aᵀ)[ξ] of channel i's 2 × 2
+/// block at tile t = ty · tw + tx (zero outside dy and in lanes from `rows`).
+/// scratch: 4 · ((ow + 1) / 2) · 16 floats.
+void mdf_wino_dy_packed(float *dst, long plane_stride, const float *dy, long ldy, int rows, long oh, long ow,
+                        float *scratch, int isa);
 
 /// Winograd F(2×2, 3×3) weight gradient, kernel side: dg (3 × 3, row-major) += Gᵀ Ŵ G with
 /// Ŵ[ξ] = w[ξ · wstride], the transform-domain gradient Σ_tiles (A dY Aᵀ)[ξ] · (Bᵀ d B)[ξ].

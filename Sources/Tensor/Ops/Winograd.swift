@@ -404,11 +404,11 @@ func winogradWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePoint
     guard lt.oh > 0, lt.ow > 0 else { return }
     let cg = cin / g.groups, mg = cout / g.groups, tiles = lt.tiles, ohw = lt.oh * lt.ow
     let accLd = (mg + 15) / 16 * 16, tapPanels = (cg + 5) / 6, accPlane = tapPanels * 6 * accLd
-    let v = Storage(count: 16 * cg * tiles), yhat = Storage(count: 16 * mg * tiles)
+    let v = Storage(count: 16 * cg * tiles)
     let packedDy = Storage(count: 16 * accLd * tiles), acc = Storage(count: 16 * accPlane)
-    defer { withExtendedLifetime((v, yhat, packedDy, acc)) {} }
-    let (vp, yp, pp, ap, dwp) = (SendablePointer(v.pointer), SendablePointer(yhat.pointer), SendablePointer(packedDy.pointer),
-                                 SendablePointer(acc.pointer), SendablePointer(dw))
+    defer { withExtendedLifetime((v, packedDy, acc)) {} }
+    let (vp, pp, ap, dwp) = (SendablePointer(v.pointer), SendablePointer(packedDy.pointer), SendablePointer(acc.pointer),
+                             SendablePointer(dw))
     require(cg * tiles < Int(Int32.max), "conv2d",
             "the Winograd weight gradient of \(cg) channels at \(h)×\(w) exceeds its 2^31-float offsets")
     let koff = (0..<cg).map { Int32($0 * tiles) }
@@ -425,14 +425,13 @@ func winogradWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePoint
                                       rows: 0, lt.th, scratch: scratch.pointer, path: path)
                 }
             }
-            parallelFor(mg, minCount: parallel) { channels in
-                for co in channels {
-                    mdf_wino_dy(yp.base + co * tiles, mg * tiles, dy + (img * cout + grp * mg + co) * ohw, lt.oh, lt.ow, flag)
-                }
-            }
-            parallelFor(16, minCount: parallel) { planes in
-                for xi in planes {
-                    mdf_pack_dy(pp.base + xi * accLd * tiles, yp.base + xi * mg * tiles, Int32(mg), tiles, tiles, tiles, tiles)
+            // dy's transform, straight into the products' packed layout, 16 channels at a time.
+            parallelFor(accLd / 16, minCount: parallel) { panels in
+                let scratch = Storage(count: 4 * lt.tw * 16)
+                defer { withExtendedLifetime(scratch) {} }
+                for p in panels {
+                    mdf_wino_dy_packed(pp.base + p * tiles * 16, accLd * tiles, dy + (img * cout + grp * mg + 16 * p) * ohw, ohw,
+                                       Int32(min(16, mg - 16 * p)), lt.oh, lt.ow, scratch.pointer, flag)
                 }
             }
             koff.withUnsafeBufferPointer { kp in
