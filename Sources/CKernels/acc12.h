@@ -35,6 +35,29 @@
     "vmovups %%zmm6, 384(%[out])\n\t" "vmovups %%zmm7, 448(%[out])\n\t" "vmovups %%zmm8, 512(%[out])\n\t"  \
     "vmovups %%zmm9, 576(%[out])\n\t" "vmovups %%zmm10, 640(%[out])\n\t" "vmovups %%zmm11, 704(%[out])\n\t"
 
+// ACC12Z_LOAD / ACC12Z_STORE with the six rows of two zmm each at out, out + ld, …, out + 5 · ld
+// bytes (operands [out], read-write, and [ld]): out walks down two rows at a time and back up, so
+// it ends where it started.
+#define ACC12Z_LOAD_ROWS                                                                        \
+    "vmovups (%[out]), %%zmm0\n\t"        "vmovups 64(%[out]), %%zmm1\n\t"                     \
+    "vmovups (%[out],%[ld]), %%zmm2\n\t"  "vmovups 64(%[out],%[ld]), %%zmm3\n\t"               \
+    "lea (%[out],%[ld],2), %[out]\n\t"                                                          \
+    "vmovups (%[out]), %%zmm4\n\t"        "vmovups 64(%[out]), %%zmm5\n\t"                     \
+    "vmovups (%[out],%[ld]), %%zmm6\n\t"  "vmovups 64(%[out],%[ld]), %%zmm7\n\t"               \
+    "lea (%[out],%[ld],2), %[out]\n\t"                                                          \
+    "vmovups (%[out]), %%zmm8\n\t"        "vmovups 64(%[out]), %%zmm9\n\t"                     \
+    "vmovups (%[out],%[ld]), %%zmm10\n\t" "vmovups 64(%[out],%[ld]), %%zmm11\n\t"
+
+#define ACC12Z_STORE_ROWS                                                                       \
+    "vmovups %%zmm8, (%[out])\n\t"        "vmovups %%zmm9, 64(%[out])\n\t"                     \
+    "vmovups %%zmm10, (%[out],%[ld])\n\t" "vmovups %%zmm11, 64(%[out],%[ld])\n\t"              \
+    "sub %[ld], %[out]\n\t"               "sub %[ld], %[out]\n\t"                             \
+    "vmovups %%zmm4, (%[out])\n\t"        "vmovups %%zmm5, 64(%[out])\n\t"                     \
+    "vmovups %%zmm6, (%[out],%[ld])\n\t"  "vmovups %%zmm7, 64(%[out],%[ld])\n\t"               \
+    "sub %[ld], %[out]\n\t"               "sub %[ld], %[out]\n\t"                             \
+    "vmovups %%zmm0, (%[out])\n\t"        "vmovups %%zmm1, 64(%[out])\n\t"                     \
+    "vmovups %%zmm2, (%[out],%[ld])\n\t"  "vmovups %%zmm3, 64(%[out],%[ld])\n\t"
+
 #define ACC12_CLOBBERS "cc", "memory", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", \
     "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15"
 

@@ -193,28 +193,30 @@ static void tile_avx2(long len, const float *const s[TP], const float *b, float 
         : ACC12_CLOBBERS);
 }
 
-/// tile_avx2 over two 16-channel panels at once, b and b + pd bytes: out[r][0..<32] (row stride 32)
-/// += Σ_j s_r[j] · (b[j][0..<16], b'[j][0..<16]), twelve zmm sums.
+/// tile_avx2 over two 16-channel panels at once, b and b + pd bytes: out[r][0..<32] (row r at out +
+/// r · ld bytes: the accumulator itself, no copy) += Σ_j s_r[j] · (b[j][0..<16], b'[j][0..<16]),
+/// twelve zmm sums.
 __attribute__((target("avx512f")))
-static void tile_avx512(long len, const float *const s[TP], const float *b, long pd, float *out) {
+static void tile_avx512(long len, const float *const s[TP], const float *b, long pd, float *out, long ld) {
     long j = 0;
     const float *s0 = s[0], *s1 = s[1], *s2 = s[2], *s3 = s[3], *s4 = s[4], *s5 = s[5];
     __asm__ volatile(
-        WGRAD_LOOP("zmm", "(%[b],%[pd])", ACC12Z_LOAD, ACC12Z_STORE)
-        : [b] "+r"(b), [j] "+r"(j)
-        : [len] "r"(len), [pd] "r"(pd), [s0] "r"(s0), [s1] "r"(s1), [s2] "r"(s2), [s3] "r"(s3), [s4] "r"(s4),
-          [s5] "r"(s5), [out] "r"(out)
+        WGRAD_LOOP("zmm", "(%[b],%[pd])", ACC12Z_LOAD_ROWS, ACC12Z_STORE_ROWS)
+        : [b] "+r"(b), [j] "+r"(j), [out] "+r"(out)
+        : [len] "r"(len), [pd] "r"(pd), [ld] "r"(ld), [s0] "r"(s0), [s1] "r"(s1), [s2] "r"(s2), [s3] "r"(s3),
+          [s4] "r"(s4), [s5] "r"(s5)
         : ACC12_CLOBBERS);
 }
 
-/// tile_avx2 in six zmm sums, one per tap (a last odd 16-channel panel, or the only one): the same
+/// tile_avx2 in six zmm sums, one per tap (a last odd 16-channel panel, or the only one; row r at
+/// out + r · ld floats): the same
 /// FMA chain per output, bound by the FMA latency (four cycles a column) rather than by the AVX2
 /// tile's twelve FMAs a column.
 __attribute__((target("avx512f")))
-static void tile1_avx512(long len, const float *const s[TP], const float *b, float *out) {
+static void tile1_avx512(long len, const float *const s[TP], const float *b, float *out, long ld) {
     const float *s0 = s[0], *s1 = s[1], *s2 = s[2], *s3 = s[3], *s4 = s[4], *s5 = s[5];
-    __m512 a0 = _mm512_loadu_ps(out), a1 = _mm512_loadu_ps(out + 16), a2 = _mm512_loadu_ps(out + 32);
-    __m512 a3 = _mm512_loadu_ps(out + 48), a4 = _mm512_loadu_ps(out + 64), a5 = _mm512_loadu_ps(out + 80);
+    __m512 a0 = _mm512_loadu_ps(out), a1 = _mm512_loadu_ps(out + ld), a2 = _mm512_loadu_ps(out + 2 * ld);
+    __m512 a3 = _mm512_loadu_ps(out + 3 * ld), a4 = _mm512_loadu_ps(out + 4 * ld), a5 = _mm512_loadu_ps(out + 5 * ld);
     for (long j = 0; j < len; j++) {
         const __m512 v = _mm512_loadu_ps(b + NP * j);
         a0 = _mm512_fmadd_ps(_mm512_set1_ps(s0[j]), v, a0);
@@ -224,8 +226,8 @@ static void tile1_avx512(long len, const float *const s[TP], const float *b, flo
         a4 = _mm512_fmadd_ps(_mm512_set1_ps(s4[j]), v, a4);
         a5 = _mm512_fmadd_ps(_mm512_set1_ps(s5[j]), v, a5);
     }
-    _mm512_storeu_ps(out, a0); _mm512_storeu_ps(out + 16, a1); _mm512_storeu_ps(out + 32, a2);
-    _mm512_storeu_ps(out + 48, a3); _mm512_storeu_ps(out + 64, a4); _mm512_storeu_ps(out + 80, a5);
+    _mm512_storeu_ps(out, a0); _mm512_storeu_ps(out + ld, a1); _mm512_storeu_ps(out + 2 * ld, a2);
+    _mm512_storeu_ps(out + 3 * ld, a3); _mm512_storeu_ps(out + 4 * ld, a4); _mm512_storeu_ps(out + 5 * ld, a5);
 }
 #endif
 
@@ -253,11 +255,14 @@ void mdf_conv_wgrad(const mdf_wgrad_args *a, int kp0, int kp1) {
                     s[r] = a->x + a->koff[kk] + j0;
                 }
                 float *out = a->acc + (long)(q - kp0) * TP * a->acc_ld + p * NP;
+#if defined(__x86_64__)
+                // The AVX-512 tiles add into the accumulator's rows in place; the others into a copy.
+                if (width == 2) { tile_avx512(len, s, b, a->columns * NP * (long)sizeof(float), out, a->acc_ld * (long)sizeof(float)); continue; }
+                if (avx512) { tile1_avx512(len, s, b, out, a->acc_ld); continue; }
+#endif
                 copy_rows(tile, width * NP, out, a->acc_ld, width);
 #if defined(__x86_64__)
-                if (width == 2) tile_avx512(len, s, b, a->columns * NP * (long)sizeof(float), tile);
-                else if (avx512) tile1_avx512(len, s, b, tile);
-                else if (avx2) tile_avx2(len, s, b, tile);
+                if (avx2) tile_avx2(len, s, b, tile);
                 else
 #endif
                 tile_portable(len, s, b, tile);
