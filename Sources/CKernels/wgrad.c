@@ -208,10 +208,9 @@ static void tile_avx512(long len, const float *const s[TP], const float *b, long
         : ACC12_CLOBBERS);
 }
 
-/// tile_avx2 in six zmm sums, one per tap (a last odd 16-channel panel, or the only one; row r at
-/// out + r · ld floats): the same
-/// FMA chain per output, bound by the FMA latency (four cycles a column) rather than by the AVX2
-/// tile's twelve FMAs a column.
+/// tile_avx2 in six zmm sums, one per tap (a last odd 16-channel panel, or the only one), row r at
+/// out + r · ld floats: the same FMA chain per output, bound by the FMA latency (four cycles a
+/// column) rather than by the AVX2 tile's twelve FMAs a column.
 __attribute__((target("avx512f")))
 static void tile1_avx512(long len, const float *const s[TP], const float *b, float *out, long ld) {
     const float *s0 = s[0], *s1 = s[1], *s2 = s[2], *s3 = s[3], *s4 = s[4], *s5 = s[5];
@@ -257,7 +256,10 @@ void mdf_conv_wgrad(const mdf_wgrad_args *a, int kp0, int kp1) {
                 float *out = a->acc + (long)(q - kp0) * TP * a->acc_ld + p * NP;
 #if defined(__x86_64__)
                 // The AVX-512 tiles add into the accumulator's rows in place; the others into a copy.
-                if (width == 2) { tile_avx512(len, s, b, a->columns * NP * (long)sizeof(float), out, a->acc_ld * (long)sizeof(float)); continue; }
+                if (width == 2) {
+                    tile_avx512(len, s, b, a->columns * NP * (long)sizeof(float), out, a->acc_ld * (long)sizeof(float));
+                    continue;
+                }
                 if (avx512) { tile1_avx512(len, s, b, out, a->acc_ld); continue; }
 #endif
                 copy_rows(tile, width * NP, out, a->acc_ld, width);

@@ -325,11 +325,14 @@ func winogradConv<T: WinogradTiling>(_ lt: T, _ y: UnsafeMutablePointer<Float>, 
             lt.transformInput(v + c * k.ts, vstride: vstride, plane, rows: k.r0, k.r1, scratch: scratch, path: path)
         }
     }
+    // The products' tap offsets, channel c's row of V at c · ts: ts is maxStride but in a shorter
+    // last chunk.
+    let lastStride = task(tasks - 1).ts
+    let koffs = [maxStride, lastStride].map { ts in (0..<cg).map { Int32($0 * ts) } }
     /// M[co][ξ] = U[ξ] · V[ξ] for planes ξ in xis of task t; m: mg · planes rows of ts.
     func multiply(_ v: UnsafeMutablePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ t: Int, _ xis: Range<Int>) {
         let k = task(t)
-        let koff = (0..<cg).map { Int32($0 * k.ts) }
-        koff.withUnsafeBufferPointer { kp in
+        koffs[k.ts == maxStride ? 0 : 1].withUnsafeBufferPointer { kp in
             for xi in xis {
                 var args = mdf_igemm_args(
                     m: Int32(mg), k: Int32(cg), ap: packed + (xi * groups + k.grp) * per,
