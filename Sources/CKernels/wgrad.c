@@ -4,6 +4,9 @@
 // so a chunk's dy panel (32 KiB) is re-read from cache by every tap panel. With AVX-512 a 6 × 32 tile
 // takes two panels at once (twelve zmm sums) and a 6 × 16 tile (six zmm sums) a last odd panel; each
 // sum is the same FMA chain over j on every path, so the results are bitwise equal.
+// The Winograd weight gradient runs on the same tiles, its dy transformed straight into that
+// panel layout here (mdf_wino_dy_packed). The AVX-512 tiles add into the accumulator's rows in
+// place; the AVX2 and portable ones into a contiguous copy of them.
 #include "CKernels.h"
 #include "dispatch.h"
 #include <string.h>
