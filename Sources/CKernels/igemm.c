@@ -1,6 +1,8 @@
 // The implicit-GEMM micro-kernel behind mdflow's direct convolution (see CKernels.h).
 // A 4 × 24 tile of C lives in twelve AVX2 registers while the reduction runs over k; each step
-// broadcasts four packed A values and loads 24 consecutive floats of the input at that tap's offset.
+// broadcasts four packed A values and loads 24 consecutive floats of the input at that tap's offset,
+// or, with two or more panels, from a copy of the strip's steps made once for all panels (the taps'
+// rows are strided, so loads straight from them compete for a few L1 sets and miss the prefetchers).
 // Machines without AVX2+FMA take the portable loop, with the same tiling and the same stores. With
 // AVX-512 a 4 × 48 tile in twelve zmm registers takes 48-column strips, two panels at once (8 × 48,
 // 24 zmm sums) where there are two; a strip's last, shorter piece is masked and computes only the
@@ -153,17 +155,92 @@ static void tile_4x24_add(long k, const float *ap, const float *xb, const int32_
         : "rax", ACC12_CLOBBERS);
 }
 
+/// tile_4x24_add over a packed strip: step kk's 24 floats at bp + 24·kk (32-byte aligned), so the
+/// loads walk one contiguous run instead of k rows of the input. The same FMAs in the same order.
+__attribute__((target("avx2,fma")))
+static void tile_4x24_packed(long k, const float *ap, const float *bp, __m256 out[MR][3], long first) {
+    __asm__ volatile(
+        "test %[first], %[first]\n\t"
+        "jz 3f\n\t"
+        ACC12_ZERO
+        "jmp 4f\n\t"
+        "3:\n\t"
+        ACC12_LOAD
+        "4:\n\t"
+        "test %[k], %[k]\n\t"
+        "jle 2f\n\t"
+        "1:\n\t"
+        "vmovaps (%[bp]), %%ymm12\n\t"
+        "vmovaps 32(%[bp]), %%ymm13\n\t"
+        "vmovaps 64(%[bp]), %%ymm14\n\t"
+        "vbroadcastss (%[ap]), %%ymm15\n\t"
+        "vfmadd231ps %%ymm12, %%ymm15, %%ymm0\n\t"
+        "vfmadd231ps %%ymm13, %%ymm15, %%ymm1\n\t"
+        "vfmadd231ps %%ymm14, %%ymm15, %%ymm2\n\t"
+        "vbroadcastss 4(%[ap]), %%ymm15\n\t"
+        "vfmadd231ps %%ymm12, %%ymm15, %%ymm3\n\t"
+        "vfmadd231ps %%ymm13, %%ymm15, %%ymm4\n\t"
+        "vfmadd231ps %%ymm14, %%ymm15, %%ymm5\n\t"
+        "vbroadcastss 8(%[ap]), %%ymm15\n\t"
+        "vfmadd231ps %%ymm12, %%ymm15, %%ymm6\n\t"
+        "vfmadd231ps %%ymm13, %%ymm15, %%ymm7\n\t"
+        "vfmadd231ps %%ymm14, %%ymm15, %%ymm8\n\t"
+        "vbroadcastss 12(%[ap]), %%ymm15\n\t"
+        "vfmadd231ps %%ymm12, %%ymm15, %%ymm9\n\t"
+        "vfmadd231ps %%ymm13, %%ymm15, %%ymm10\n\t"
+        "vfmadd231ps %%ymm14, %%ymm15, %%ymm11\n\t"
+        "add $16, %[ap]\n\t"
+        "add $96, %[bp]\n\t"
+        "dec %[k]\n\t"
+        "jnz 1b\n\t"
+        "2:\n\t"
+        ACC12_STORE
+        : [ap] "+r"(ap), [bp] "+r"(bp), [k] "+r"(k)
+        : [out] "r"(out), [first] "r"(first)
+        : ACC12_CLOBBERS);
+}
+
+/// Copies a strip's 24 columns of steps [0, len) into bp (24 floats a step) and prefetches the next
+/// strip's 24 columns of the same steps (its three possible cache lines), so they arrive from L2
+/// or L3 while this strip is computed: the input's rows are too many streams for the hardware's
+/// prefetchers.
+__attribute__((target("avx2,fma")))
+static void pack_strip(float *bp, const float *xb, const int32_t *koff, long len, int prefetch) {
+    for (long kk = 0; kk < len; kk++) {
+        const float *b = xb + koff[kk];
+        _mm256_store_ps(bp + 24 * kk, _mm256_loadu_ps(b));
+        _mm256_store_ps(bp + 24 * kk + 8, _mm256_loadu_ps(b + 8));
+        _mm256_store_ps(bp + 24 * kk + 16, _mm256_loadu_ps(b + 16));
+        if (prefetch) {
+            _mm_prefetch((const char *)(b + 24), _MM_HINT_T0);
+            _mm_prefetch((const char *)(b + 40), _MM_HINT_T0);
+            _mm_prefetch((const char *)(b + 47), _MM_HINT_T0);
+        }
+    }
+}
+
 /// Reduction steps per block: a block's input runs (≤ 256 taps × 96 bytes, fewer lines since
 /// neighbouring taps overlap) stay in L1 while every panel of A passes over them.
 enum { KC = 256 };
 
+/// Reduction steps per block when the strip is packed (tile_4x24_packed): 128 × 96 bytes, 12 KB of
+/// the 32 KB L1, leaving room for the panels of A streaming past.
+enum { KC_PACKED = 128 };
+
+/// Panels from which a strip is packed: with fewer the copy costs more than the tile saves. A caller
+/// asking for MDF_ISA_AVX2 (the tests) gets the unpacked strips, so that on a machine without
+/// AVX-512 the two AVX2 forms are compared bit for bit.
+enum { PACK_PANELS = 2 };
+
 __attribute__((target("avx2,fma")))
 static void igemm_avx2(const mdf_igemm_args *a, long j0, long j1) {
-    const int panels = (a->m + MR - 1) / MR, k = a->k;
-    const int blocks = (k + KC - 1) / KC, kc = (k + blocks - 1) / blocks;
+    const int panels = (a->m + MR - 1) / MR, k = a->k, pack = panels >= PACK_PANELS && a->isa == MDF_ISA_BEST;
+    const int kcmax = pack ? KC_PACKED : KC;
+    const int blocks = (k + kcmax - 1) / kcmax, kc = (k + blocks - 1) / blocks;
     const __m256 zero = _mm256_setzero_ps(), sl = _mm256_set1_ps(a->slope);
     __m256 (*sums)[MR][3] = aligned_alloc(32, sizeof(__m256[MR][3]) * (size_t)panels);
-    if (!sums) { igemm_portable(a, j0, j1); return; }
+    float *bp = pack ? aligned_alloc(32, sizeof(float) * NR * (size_t)(kc > 0 ? kc : 1)) : NULL;
+    if (!sums || (pack && !bp)) { free(sums); free(bp); igemm_portable(a, j0, j1); return; }
     float tile[MR][NR];
     for (long j = j0; j < j1; j += NR) {
         const long cols = j1 - j < NR ? j1 - j : NR;
@@ -173,8 +250,14 @@ static void igemm_avx2(const mdf_igemm_args *a, long j0, long j1) {
         if (k == 0) memset(sums, 0, sizeof(__m256[MR][3]) * (size_t)panels);
         for (int k0 = 0; k0 < k; k0 += kc) {
             const long len = k - k0 < kc ? k - k0 : kc;
-            for (int p = 0; p < panels; p++)
-                tile_4x24_add(len, a->ap + ((long)p * k + k0) * MR, xb, a->koff + k0, sums[p], k0 == 0);
+            if (pack) {
+                pack_strip(bp, xb, a->koff + k0, len, j + NR < j1);
+                for (int p = 0; p < panels; p++)
+                    tile_4x24_packed(len, a->ap + ((long)p * k + k0) * MR, bp, sums[p], k0 == 0);
+            } else {
+                for (int p = 0; p < panels; p++)
+                    tile_4x24_add(len, a->ap + ((long)p * k + k0) * MR, xb, a->koff + k0, sums[p], k0 == 0);
+            }
         }
         for (int p = 0; p < panels; p++) {
             __m256 c00 = sums[p][0][0], c01 = sums[p][0][1], c02 = sums[p][0][2];
@@ -195,6 +278,7 @@ static void igemm_avx2(const mdf_igemm_args *a, long j0, long j1) {
         }
     }
     free(sums);
+    free(bp);
 }
 
 enum { NRZ = 48 };

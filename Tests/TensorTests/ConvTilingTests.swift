@@ -111,8 +111,8 @@ func fusedActivationMatchesSeparateOps(_ g: ConvGeometry, _ slope: Float) {
 }
 
 /// The kernel paths agree: the portable C loops (machines without AVX2+FMA) with the AVX2 tiles to
-/// rounding, and the widest path (AVX-512 where the CPU has it) with AVX2 bit for bit, since every
-/// output is the same FMA chain. Forward with a fused activation, accumulation, and the weight
+/// rounding, and the widest path (AVX-512 where the CPU has it, else AVX2 over packed strips) with
+/// AVX2's unpacked strips bit for bit, since every output is the same FMA chain. Forward with a fused activation, accumulation, and the weight
 /// gradient, on grouped strided shapes whose channel counts fill neither a 4-row nor a 16-channel
 /// panel, with rows wide enough for whole 48-column strips, and (the second) an even number of
 /// 16-channel panels with rows that end inside a strip.

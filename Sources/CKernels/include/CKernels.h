@@ -3,8 +3,8 @@
 #include <stdint.h>
 
 /// Which code a kernel runs, its `isa` argument: the widest the CPU has (AVX-512 where a kernel has
-/// that form, else AVX2+FMA, else the portable loop), the portable loop, or at most AVX2. The last
-/// two are for tests, which compare the three.
+/// that form, else AVX2+FMA, else the portable loop), the portable loop, or at most AVX2 (for the
+/// implicit GEMM: AVX2 with its strips unpacked). The last two are for tests, which compare the three.
 enum { MDF_ISA_BEST = 0, MDF_ISA_PORTABLE = 1, MDF_ISA_AVX2 = 2 };
 
 /// An implicit GEMM, the core of mdflow's direct convolution:
