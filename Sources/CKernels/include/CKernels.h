@@ -65,8 +65,10 @@ typedef struct {
 void mdf_conv_wgrad(const mdf_wgrad_args *args, int kp0, int kp1);
 
 /// Writes one channel zero-padded and split into its sh × sw stride phases, the layout `mdf_igemm`
-/// reads: dst[((py · sw + px) · hq + i) · wq + j] = x[i · sh + py − pt][j · sw + px − pl], 0 outside h × w.
-void mdf_phase_fill(float *dst, const float *x, long h, long w, long sh, long sw, long pt, long pl, long hq, long wq);
+/// reads: dst[((py · sw + px) · hq + i) · wq + j] = x[i · sh + py − pt][j · sw + px − pl], 0 outside h × w,
+/// for the phases py · sw + px in [ph0, ph1).
+void mdf_phase_fill(float *dst, const float *x, long h, long w, long sh, long sw, long pt, long pl, long hq, long wq,
+                    long ph0, long ph1);
 
 /// The adjoint direction for stride 2: dst[2j] += a[j] for j < na and dst[2j + 1] += b[j] for j < nb
 /// (b may be NULL with nb 0): two column phases of one row added back into it, interleaved; with

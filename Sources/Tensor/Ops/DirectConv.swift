@@ -74,15 +74,23 @@ struct PhasedLayout {
         let buffer = Storage(count: count * perChannel + slack + extraSlack)
         let bp = SendablePointer(buffer.pointer)
         (buffer.pointer + count * perChannel).update(repeating: 0, count: slack + extraSlack)
-        parallelFor(count, minCount: count * perChannel >= 1 << 15 ? 2 : Int.max) { r in
-            for c in r { fill(bp.base + c * perChannel, x + c * h * w) }
+        // Items are (channel, phase): a strided first layer has 3 channels but 12 such items, which
+        // two threads share evenly.
+        let phases = g.sh * g.sw
+        parallelFor(count * phases, minCount: count * perChannel >= 1 << 15 ? 2 : Int.max) { r in
+            var t = r.lowerBound
+            while t < r.upperBound {
+                let c = t / phases, ph0 = t % phases, ph1 = min(phases, ph0 + (r.upperBound - t))
+                fill(bp.base + c * perChannel, x + c * h * w, phases: ph0..<ph1)
+                t += ph1 - ph0
+            }
         }
         return buffer
     }
 
-    /// Writes the phases of one channel. x: (h, w); dst: perChannel floats.
-    func fill(_ dst: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>) {
-        mdf_phase_fill(dst, x, h, w, g.sh, g.sw, g.padTop, g.padLeft, hq, wq)
+    /// Writes the given phases (py · sw + px) of one channel. x: (h, w); dst: perChannel floats.
+    func fill(_ dst: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, phases: Range<Int>) {
+        mdf_phase_fill(dst, x, h, w, g.sh, g.sw, g.padTop, g.padLeft, hq, wq, phases.lowerBound, phases.upperBound)
     }
 }
 
