@@ -159,6 +159,38 @@ func lastStripWidthsAgree(_ w: Int) {
     }
 }
 
+/// The direct convolution in bands of output rows (each band with its own phase copy) equals it in
+/// one band bit for bit, and the loops to rounding: bands of one row, of three (a shorter last
+/// one), and the whole output, on a strided, a dilated and a grouped geometry, forward with a fused
+/// activation.
+@Test(arguments: [
+    ConvGeometry(kernel: 3, stride: 2, padding: 1),
+    ConvGeometry(kernel: (3, 3), padding: (top: 2, bottom: 2, left: 2, right: 2), dilation: (2, 2)),
+    ConvGeometry(kernel: (1, 5), padding: (top: 0, bottom: 0, left: 2, right: 2), groups: 2),
+])
+func directConvBandsEqualOneBand(_ g: ConvGeometry) {
+    var rng = RandomGenerator(seed: 53)
+    let (n, cin, h, w, cout) = (2, 6, 17, 29, 10)
+    let (oh, ow) = g.outputSize(h: h, w: w)
+    let x = Tensor.randn([n, cin, h, w], using: &rng), wt = Tensor.randn([cout, cin / g.groups, g.kh, g.kw], using: &rng)
+    let b = Tensor.randn([cout], using: &rng)
+    let packed = packConvWeights(wt.data, cout: cout, kg: cin / g.groups * g.kh * g.kw, groups: g.groups)
+    let y = [1, 3, oh].map { rows -> Tensor in
+        let out = Tensor.zeros([n, cout, oh, ow])
+        directConv(out.data, x.data, packed: packed.pointer, b.data, n: n, cin: cin, h: h, w: w, cout: cout, g,
+                   leakySlope: 0.1, accumulate: false, bandRows: rows)
+        return out
+    }
+    #expect(differingElements(y[0], y[2]) == 0)
+    #expect(differingElements(y[1], y[2]) == 0)
+    let ref = directConv(x: x, w: wt, gy: nil, g).y
+    let expected = (0..<ref.count).map { i -> Double in
+        let v = ref[i] + Double(b.data[(i / (oh * ow)) % cout])
+        return v > 0 ? v : 0.1 * v
+    }
+    #expect(worstRelative(y[2], expected) < 1e-5)
+}
+
 /// Runs `conv` into a copy of y0 on each kernel path (best, AVX2, portable), with a fused bias and
 /// leaky ReLU and accumulating (`conv`'s second argument), and expects the widest path to equal AVX2
 /// bit for bit, the portable loops to agree to rounding, and the output to differ from y0.

@@ -15,7 +15,8 @@ import CKernels
 /// Phase (py, px) of channel c holds xpad[i·sh + py][j·sw + px] for i < hq, j < wq.
 struct PhasedLayout {
     let g: ConvGeometry
-    let h, w, oh, ow, hq, wq: Int
+    let h, w, oh, ow, wq: Int
+    private(set) var hq: Int
 
     init(_ g: ConvGeometry, h: Int, w: Int) {
         self.g = g; self.h = h; self.w = w
@@ -23,6 +24,13 @@ struct PhasedLayout {
         hq = (h + g.padTop + g.padBottom + g.sh - 1) / g.sh
         wq = (w + g.padLeft + g.padRight + g.sw - 1) / g.sw
     }
+
+    /// The layout of a band of `rows` phase rows (a band of output rows and the rows its taps reach
+    /// past it): the same phases and columns, planes of `rows` rows.
+    func band(rows: Int) -> PhasedLayout { var b = self; b.hq = rows; return b }
+
+    /// Phase rows a tap reaches past its output row, at most.
+    var tapReach: Int { (g.kh - 1) * g.dh / g.sh }
 
     /// Floats per channel: sh·sw planes of hq × wq.
     var perChannel: Int { g.sh * g.sw * hq * wq }
@@ -123,38 +131,75 @@ func packPanels4(_ dst: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, 
 @inline(__always) func packedPanelFloats(m: Int, k: Int) -> Int { (m + 3) / 4 * k * 4 }
 
 /// y = act(conv(x) + b), or y += conv(x) with `accumulate`, through the implicit GEMM (`path`: which
-/// kernel code, for tests).
+/// kernel code, for tests). Where the input needs its padded, phase-split copy, the work goes in
+/// bands of output rows: each task writes the phase rows its band reads into a buffer of its own
+/// (~512 KB at most, so the copy is read back from L2, where a whole image's copy went out to L3 or
+/// memory and back) and runs the kernel over the band (`bandRows`: force the band height, for tests).
+/// Each output is the same FMA chain either way.
 /// x: (n, cin, h, w); packed: groups × packedPanelFloats(cout/groups, cin/groups·kh·kw), the weights
 /// (cout, cin/groups, kh, kw) of each group in 4-row panels; b: (cout) or nil; y: (n, cout, oh, ow).
 func directConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, packed: UnsafePointer<Float>,
                 _ b: UnsafePointer<Float>?, n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry,
-                leakySlope: Float?, accumulate: Bool, path: KernelPath = .best) {
+                leakySlope: Float?, accumulate: Bool, path: KernelPath = .best, bandRows forcedRows: Int? = nil) {
     let layout = PhasedLayout(g, h: h, w: w)
     let cg = cin / g.groups, mg = cout / g.groups, kg = cg * g.kh * g.kw
     let ohw = layout.oh * layout.ow
-    let (bp, buffer) = layout.input(x, images: n, channels: cin, readsInBounds: path == .best && mdf_igemm_avx512() != 0)
-    defer { withExtendedLifetime(buffer) {} }
-    let koff = layout.tapOffsets(channels: cg)
-    let panelsPerGroup = (layout.gridColumns + 23) / 24
     let groupsTotal = n * g.groups
     let work = mg * kg * layout.gridColumns * groupsTotal
     let yp = SendablePointer(y)
+    /// The kernel over grid columns [j0, j1) of image-group ig, reading the input at xg (its first
+    /// channel in `lay`) and writing from output row `row0`.
+    func run(_ ig: Int, _ xg: UnsafePointer<Float>, _ koff: UnsafePointer<Int32>, row0: Int, _ j0: Int, _ j1: Int) {
+        let img = ig / g.groups, grp = ig % g.groups
+        var args = mdf_igemm_args(
+            m: Int32(mg), k: Int32(kg), ap: packed + grp * packedPanelFloats(m: mg, k: kg),
+            x: xg, koff: koff, row_len: layout.wq, valid_len: layout.ow,
+            c: yp.base + (img * cout + grp * mg) * ohw + row0 * layout.ow, ldc: ohw,
+            bias: b.map { $0 + grp * mg }, slope: leakySlope ?? 0, act: leakySlope == nil ? 0 : 1,
+            accumulate: accumulate ? 1 : 0, isa: path.rawValue)
+        mdf_igemm(&args, j0, j1)
+    }
+    if layout.isIdentity && path == .best && mdf_igemm_avx512() != 0 {
+        // The input as it is (the AVX-512 kernel masks its last strip): 24-column panels as tasks.
+        let koff = layout.tapOffsets(channels: cg)
+        let panelsPerGroup = (layout.gridColumns + 23) / 24
+        koff.withUnsafeBufferPointer { kp in
+            parallelFor(groupsTotal * panelsPerGroup, minCount: work >= 1 << 17 ? 2 : Int.max) { range in
+                var t = range.lowerBound
+                while t < range.upperBound {
+                    let ig = t / panelsPerGroup, p0 = t % panelsPerGroup, p1 = min(panelsPerGroup, p0 + (range.upperBound - t))
+                    run(ig, x + ig * cg * h * w, kp.baseAddress!, row0: 0, p0 * 24, min(layout.gridColumns, p1 * 24))
+                    t += p1 - p0
+                }
+            }
+        }
+        return
+    }
+    // Bands: as many rows as keep a band's copy within 128 Ki floats (at least four rows, so that
+    // the rows a band reads past its own stay a small share), but at least four bands a thread over
+    // all image-groups while rows last.
+    let phases = g.sh * g.sw, reach = layout.tapReach
+    let budgetRows = max(4, (1 << 17) / max(1, cg * phases * layout.wq) - reach)
+    let minBands = (4 * Runtime.threads + groupsTotal - 1) / groupsTotal
+    let bandRows = forcedRows.map { max(1, min(layout.oh, $0)) } ?? max(1, min(budgetRows, (layout.oh + minBands - 1) / minBands))
+    let bands = (layout.oh + bandRows - 1) / bandRows
+    let band = layout.band(rows: bandRows + reach)
+    let koff = band.tapOffsets(channels: cg)
+    let bufferCount = cg * band.perChannel + band.slack
     koff.withUnsafeBufferPointer { kp in
-        let koffBase = kp.baseAddress!
-        parallelFor(groupsTotal * panelsPerGroup, minCount: work >= 1 << 17 ? 2 : Int.max) { range in
-            var t = range.lowerBound
-            while t < range.upperBound {
-                let ig = t / panelsPerGroup, img = ig / g.groups, grp = ig % g.groups
-                let p0 = t % panelsPerGroup, p1 = min(panelsPerGroup, p0 + (range.upperBound - t))
-                var args = mdf_igemm_args(
-                    m: Int32(mg), k: Int32(kg), ap: packed + grp * packedPanelFloats(m: mg, k: kg),
-                    x: bp.base + (img * cin + grp * cg) * layout.perChannel, koff: koffBase,
-                    row_len: layout.wq, valid_len: layout.ow,
-                    c: yp.base + (img * cout + grp * mg) * ohw, ldc: ohw,
-                    bias: b.map { $0 + grp * mg }, slope: leakySlope ?? 0, act: leakySlope == nil ? 0 : 1,
-                    accumulate: accumulate ? 1 : 0, isa: path.rawValue)
-                mdf_igemm(&args, p0 * 24, min(layout.gridColumns, p1 * 24))
-                t += p1 - p0
+        parallelFor(groupsTotal * bands, minCount: work >= 1 << 17 ? 2 : Int.max) { range in
+            let buffer = Storage(count: bufferCount)
+            defer { withExtendedLifetime(buffer) {} }
+            (buffer.pointer + cg * band.perChannel).update(repeating: 0, count: band.slack)
+            for t in range {
+                let ig = t / bands, r0 = (t % bands) * bandRows, rows = min(layout.oh, r0 + bandRows) - r0
+                let img = ig / g.groups, grp = ig % g.groups
+                for c in 0..<cg {
+                    // Phase rows [r0, r0 + bandRows + reach): padTop moved up by the band's start.
+                    mdf_phase_fill(buffer.pointer + c * band.perChannel, x + ((img * cin + grp * cg + c) * h) * w,
+                                   h, w, g.sh, g.sw, g.padTop - r0 * g.sh, g.padLeft, band.hq, band.wq, 0, phases)
+                }
+                run(ig, buffer.pointer, kp.baseAddress!, row0: r0, 0, rows * layout.wq)
             }
         }
     }
