@@ -147,8 +147,8 @@ func directConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, pac
     let groupsTotal = n * g.groups
     let work = mg * kg * layout.gridColumns * groupsTotal
     let yp = SendablePointer(y)
-    /// The kernel over grid columns [j0, j1) of image-group ig, reading the input at xg (its first
-    /// channel in `lay`) and writing from output row `row0`.
+    /// The kernel over grid columns [j0, j1) of image-group ig: its input's first channel at xg (the
+    /// tap offsets koff into that layout), its output from row `row0`.
     func run(_ ig: Int, _ xg: UnsafePointer<Float>, _ koff: UnsafePointer<Int32>, row0: Int, _ j0: Int, _ j1: Int) {
         let img = ig / g.groups, grp = ig % g.groups
         var args = mdf_igemm_args(
