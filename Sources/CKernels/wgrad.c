@@ -50,35 +50,9 @@ static void pack16_avx2(float *o, const float *src, long ldy, long n) {
 }
 #endif
 
-void mdf_pack_dy(float *dst, const float *dy, int m, long ldy, long columns, long row_len, long valid_len) {
-    const int panels = (m + NP - 1) / NP;
-    const int avx2 = mdf_use_avx2(MDF_ISA_BEST);
-    for (int p = 0; p < panels; p++) {
-        float *d = dst + (long)p * columns * NP;
-        const int rows = m - p * NP < NP ? m - p * NP : NP;
-        for (long j0 = 0; j0 < columns; j0 += row_len) {
-            const long oy = j0 / row_len, len = columns - j0 < row_len ? columns - j0 : row_len;
-            const long valid = len < valid_len ? len : valid_len;
-            const float *src = dy + (long)p * NP * ldy + oy * valid_len;
-            float *o = d + j0 * NP;
-            // Full panels: 8 × 8 blocks through registers. Otherwise (and the last columns) channel by
-            // channel: contiguous reads, and the row's 16-wide writes stay in L1.
-            long done = 0;
-#if defined(__x86_64__)
-            if (avx2 && rows == NP) { done = valid / 8 * 8; pack16_avx2(o, src, ldy, done); }
-#endif
-            for (int i = 0; i < rows; i++) {
-                const float *s = src + (long)i * ldy;
-                for (long ox = done; ox < valid; ox++) o[ox * NP + i] = s[ox];
-            }
-            if (rows < NP) for (long ox = 0; ox < valid; ox++) memset(o + ox * NP + rows, 0, sizeof(float) * (size_t)(NP - rows));
-            memset(o + valid * NP, 0, sizeof(float) * (size_t)((len - valid) * NP));
-        }
-    }
-}
-
-/// One dy row of a 16-channel panel (channel i at src + i · ldy) into r[x · 16 + i] for x < wc:
-/// zero past ow and in lanes past `rows`.
+/// One row of a 16-channel panel (channel i at src + i · ldy) into r[x · 16 + i] for x < wc: zero
+/// past ow and in lanes past `rows`. Full panels go 8 × 8 blocks through registers, the rest (and
+/// the last columns) channel by channel: contiguous reads, and the row's 16-wide writes stay in L1.
 static inline __attribute__((always_inline))
 void transpose_row(float *restrict r, const float *src, long ldy, int rows, long ow, long wc, int avx2) {
     long done = 0;
@@ -90,6 +64,20 @@ void transpose_row(float *restrict r, const float *src, long ldy, int rows, long
     for (int i = 0; i < rows; i++) for (long x = done; x < ow; x++) r[x * NP + i] = src[(long)i * ldy + x];
     if (rows < NP) for (long x = 0; x < ow; x++) memset(r + x * NP + rows, 0, sizeof(float) * (size_t)(NP - rows));
     memset(r + ow * NP, 0, sizeof(float) * (size_t)((wc - ow) * NP));
+}
+
+void mdf_pack_dy(float *dst, const float *dy, int m, long ldy, long columns, long row_len, long valid_len) {
+    const int panels = (m + NP - 1) / NP;
+    const int avx2 = mdf_use_avx2(MDF_ISA_BEST);
+    for (int p = 0; p < panels; p++) {
+        float *d = dst + (long)p * columns * NP;
+        const int rows = m - p * NP < NP ? m - p * NP : NP;
+        for (long j0 = 0; j0 < columns; j0 += row_len) {
+            const long oy = j0 / row_len, len = columns - j0 < row_len ? columns - j0 : row_len;
+            const long valid = len < valid_len ? len : valid_len;
+            transpose_row(d + j0 * NP, dy + (long)p * NP * ldy + oy * valid_len, ldy, rows, valid, len, avx2);
+        }
+    }
 }
 
 /// A dY Aᵀ (A = [1 0; 1 1; 1 −1; 0 −1]) of the 2 × 2 blocks of one 16-channel panel, each block's
@@ -233,18 +221,18 @@ static void tile1_avx512(long len, const float *const s[TP], const float *b, flo
 }
 #endif
 
-/// The tile's six rows of `width` 16-channel panels between the accumulator (row stride sld or
-/// dld) and the tile kernels' contiguous sums. Fixed sizes, so the copies are inlined moves (a
-/// library call per 64-byte row cost about a tenth of the tile's time with 320-column images).
-static inline __attribute__((always_inline)) void copy_rows(float *dst, long dld, const float *src, long sld, int width) {
-    if (width == 2) for (int r = 0; r < TP; r++) memcpy(dst + r * dld, src + r * sld, sizeof(float) * 2 * NP);
-    else for (int r = 0; r < TP; r++) memcpy(dst + r * dld, src + r * sld, sizeof(float) * NP);
+/// The tile's six rows of one 16-channel panel between the accumulator (row stride sld or dld) and
+/// the AVX2 and portable tiles' contiguous sums (the AVX-512 tiles, the only ones that take two
+/// panels, work in place). A fixed size, so the copies are inlined moves (a library call per 64-byte
+/// row cost about a tenth of the tile's time with 320-column images).
+static inline __attribute__((always_inline)) void copy_rows(float *dst, long dld, const float *src, long sld) {
+    for (int r = 0; r < TP; r++) memcpy(dst + r * dld, src + r * sld, sizeof(float) * NP);
 }
 
 void mdf_conv_wgrad(const mdf_wgrad_args *a, int kp0, int kp1) {
     const int avx2 = mdf_use_avx2(a->isa), avx512 = mdf_use_avx512(a->isa);
     const long panels = a->acc_ld / NP;
-    float tile[TP * 2 * NP];
+    float tile[TP * NP];
     for (long j0 = a->col0; j0 < a->col1; j0 += JC) {
         const long len = a->col1 - j0 < JC ? a->col1 - j0 : JC;
         for (long p = 0; p < panels;) {
@@ -265,13 +253,13 @@ void mdf_conv_wgrad(const mdf_wgrad_args *a, int kp0, int kp1) {
                 }
                 if (avx512) { tile1_avx512(len, s, b, out, a->acc_ld); continue; }
 #endif
-                copy_rows(tile, width * NP, out, a->acc_ld, width);
+                copy_rows(tile, NP, out, a->acc_ld);
 #if defined(__x86_64__)
                 if (avx2) tile_avx2(len, s, b, tile);
                 else
 #endif
                 tile_portable(len, s, b, tile);
-                copy_rows(out, a->acc_ld, tile, width * NP, width);
+                copy_rows(out, a->acc_ld, tile, NP);
             }
             p += width;
         }

@@ -63,13 +63,11 @@ struct PhasedLayout {
         g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.padTop == 0 && g.padBottom == 0 && g.padLeft == 0 && g.padRight == 0
     }
 
-    /// The input as the kernels read it: x itself where the layout is the identity and the kernel
-    /// reads nothing past the columns it computes (`readsInBounds`: the weight gradient, and the
-    /// AVX-512 implicit GEMM, whose last strip is masked), else the phased copy, kept by `owner`.
+    /// The input as the weight-gradient kernel reads it (nothing past the columns it computes): x
+    /// itself where the layout is the identity, else the phased copy, kept by `owner`.
     /// x: (images, channels, h, w).
-    func input(_ x: UnsafePointer<Float>, images: Int, channels: Int, readsInBounds: Bool)
-        -> (pointer: SendablePointer<Float>, owner: Storage?) {
-        if isIdentity && readsInBounds { return (SendablePointer(UnsafeMutablePointer(mutating: x)), nil) }
+    func input(_ x: UnsafePointer<Float>, images: Int, channels: Int) -> (pointer: SendablePointer<Float>, owner: Storage?) {
+        if isIdentity { return (SendablePointer(UnsafeMutablePointer(mutating: x)), nil) }
         let buffer = phasedCopy(x, images: images, channels: channels)
         return (SendablePointer(buffer.pointer), buffer)
     }
@@ -223,7 +221,7 @@ func directConvWeightGradient(_ dw: UnsafeMutablePointer<Float>, _ dy: UnsafePoi
                               n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry, path: KernelPath = .best) {
     let layout = PhasedLayout(g, h: h, w: w)
     let cg = cin / g.groups, mg = cout / g.groups, kg = cg * g.kh * g.kw, ohw = layout.oh * layout.ow
-    let (bp, buffer) = layout.input(x, images: n, channels: cin, readsInBounds: true)
+    let (bp, buffer) = layout.input(x, images: n, channels: cin)
     let accLd = (mg + 15) / 16 * 16, tapPanels = (kg + 5) / 6, packedPerGroup = accLd * layout.gridColumns
     let packed = Storage(count: n * g.groups * packedPerGroup)
     defer { withExtendedLifetime((buffer, packed)) {} }
