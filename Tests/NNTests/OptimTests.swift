@@ -113,7 +113,7 @@ private func referenceAdam(p0: [Double], grads: [[Double]], lr: Double, b1: Doub
         let m = Tiny()
         #expect(m.namedParameters().map(\.0) == ["conv.weight", "conv.bias", "up.weight", "up.bias"])
         #expect(m.parameterCount == 3 * 2 * 9 + 3 + 3 * 2 * 16 + 2)
-        var state = m.stateDict().mapValues { $0.clone() }
+        let state = m.stateDict().mapValues { $0.clone() }
         state["conv.weight"]!.data[0] = 42
         let prefixed = Dictionary(uniqueKeysWithValues: state.map { ("module." + $0.key, $0.value) })
         try m.load(prefixed, source: "mem")

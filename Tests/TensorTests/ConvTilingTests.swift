@@ -513,3 +513,37 @@ func winogradDyPackedMatchesDefinition(_ rows: Int, _ oh: Int, _ ow: Int) {
         #expect(zip(out, expected).allSatisfy { $0.bitPattern == $1.bitPattern }, "path \(path)")
     }
 }
+
+/// The phased copy is its definition, element for element: phase (py, px) of a channel holds
+/// x[i·sh + py − pt][j·sw + px − pl], zero outside the image, for even and odd widths, paddings of
+/// 0 to 3 (the stride-2 column pair's two source parities and its column offsets), negative and
+/// past-the-end row offsets (a band's), and ranges of phases that split a column pair.
+@Test(arguments: [(2, 2, 1, 1, 0, 4), (2, 2, 0, 0, 0, 4), (2, 2, 3, 2, 0, 4), (2, 2, -5, 3, 1, 3), (2, 2, -5, 3, 0, 4),
+                  (2, 2, 4, 1, 1, 4), (3, 2, 2, 1, 0, 6), (3, 2, 2, 0, 1, 5),
+                  (2, 2, 1, 1, 1, 2), (1, 2, 1, 1, 0, 2), (2, 1, 1, 1, 0, 2), (3, 3, 2, 2, 0, 9)])
+func phaseFillMatchesDefinition(_ c: (sh: Int, sw: Int, pt: Int, pl: Int, ph0: Int, ph1: Int)) {
+    for (h, w) in [(9, 37), (8, 38), (5, 17)] {
+        var rng = RandomGenerator(seed: UInt64(h * w))
+        let x = Tensor.randn([h, w], using: &rng)
+        let hq = (h + 2 * 3 + c.sh - 1) / c.sh, wq = (w + c.pl + 3 + c.sw - 1) / c.sw
+        let planes = c.sh * c.sw * hq * wq
+        var dst = [Float](repeating: .nan, count: planes)
+        dst.withUnsafeMutableBufferPointer { d in
+            mdf_phase_fill(d.baseAddress!, x.data, h, w, c.sh, c.sw, c.pt, c.pl, hq, wq, c.ph0, c.ph1)
+        }
+        var wrong = 0
+        for ph in 0..<(c.sh * c.sw) {
+            let py = ph / c.sw, px = ph % c.sw
+            for i in 0..<hq {
+                for j in 0..<wq {
+                    let got = dst[(ph * hq + i) * wq + j]
+                    guard (c.ph0..<c.ph1).contains(ph) else { if !got.isNaN { wrong += 1 }; continue }
+                    let r = i * c.sh + py - c.pt, col = j * c.sw + px - c.pl
+                    let want: Float = r >= 0 && r < h && col >= 0 && col < w ? x.data[r * w + col] : 0
+                    if got != want { wrong += 1 }
+                }
+            }
+        }
+        #expect(wrong == 0, "\(c) at \(h)×\(w): \(wrong) wrong elements")
+    }
+}
