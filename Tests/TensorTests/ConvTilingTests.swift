@@ -191,6 +191,37 @@ func directConvBandsEqualOneBand(_ g: ConvGeometry) {
     #expect(worstRelative(y[2], expected) < 1e-5)
 }
 
+/// The strided input gradient in bands of phase rows: bands of one, two and three rows (shorter last
+/// ones, row phases of unequal heights) equal the default banding bit for bit, and the loops to
+/// rounding; accumulating into dx and assigning it. Geometries: stride 2 (FastFlowNet's), a 5×5
+/// stride-2 kernel (phases of 3×3, 3×2, 2×3 and 2×2 taps), stride 2 with dilation 2 (phases with no
+/// tap), and stride 3 without padding, with groups.
+@Test(arguments: [
+    ConvGeometry(kernel: 3, stride: 2, padding: 1),
+    ConvGeometry(kernel: 5, stride: 2, padding: 2),
+    ConvGeometry(kernel: (3, 3), stride: (2, 2), padding: (top: 2, bottom: 2, left: 2, right: 2), dilation: (2, 2)),
+    ConvGeometry(kernel: 3, stride: 3, padding: 0, groups: 2),
+])
+func stridedInputGradientBandsEqualDefault(_ g: ConvGeometry) {
+    var rng = RandomGenerator(seed: 59)
+    let (n, cin, h, w, cout) = (2, 6, 19, 27, 10)
+    let (oh, ow) = g.outputSize(h: h, w: w)
+    let x = Tensor.randn([n, cin, h, w], using: &rng), wt = Tensor.randn([cout, cin / g.groups, g.kh, g.kw], using: &rng)
+    let dy = Tensor.randn([n, cout, oh, ow], using: &rng), dx0 = Tensor.randn(x.shape, using: &rng)
+    let ref = directConv(x: x, w: wt, gy: dy, g).gx
+    for assign in [false, true] {
+        let dx = [nil, 1, 2, 3].map { rows -> Tensor in
+            let out = dx0.clone()
+            #expect(directInputGradient(out.data, dy.data, wt.data, n: n, cin: cin, h: h, w: w, cout: cout, g,
+                                        assign: assign, bandRows: rows))
+            return out
+        }
+        for i in 1..<dx.count { #expect(differingElements(dx[i], dx[0]) == 0, "\(g) assign \(assign), bands #\(i)") }
+        let expected = assign ? ref : zip(ref, (0..<dx0.count).map { Double(dx0.data[$0]) }).map { $0 + $1 }
+        #expect(worstRelative(dx[0], expected) < 1e-5)
+    }
+}
+
 /// Runs `conv` into a copy of y0 on each kernel path (best, AVX2, portable), with a fused bias and
 /// leaky ReLU and accumulating (`conv`'s second argument), and expects the widest path to equal AVX2
 /// bit for bit, the portable loops to agree to rounding, and the output to differ from y0.

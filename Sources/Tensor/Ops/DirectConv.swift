@@ -72,14 +72,13 @@ struct PhasedLayout {
         return (SendablePointer(buffer.pointer), buffer)
     }
 
-    /// The phased copy of n images of `channels` channels, with the kernel's read slack (and
-    /// `extraSlack` more floats) zeroed.
+    /// The phased copy of n images of `channels` channels, with the kernel's read slack zeroed.
     /// x: (images, channels, h, w); result: images · channels · perChannel + slack floats.
-    func phasedCopy(_ x: UnsafePointer<Float>, images: Int, channels: Int, extraSlack: Int = 0) -> Storage {
+    func phasedCopy(_ x: UnsafePointer<Float>, images: Int, channels: Int) -> Storage {
         let count = images * channels
-        let buffer = Storage(count: count * perChannel + slack + extraSlack)
+        let buffer = Storage(count: count * perChannel + slack)
         let bp = SendablePointer(buffer.pointer)
-        (buffer.pointer + count * perChannel).update(repeating: 0, count: slack + extraSlack)
+        (buffer.pointer + count * perChannel).update(repeating: 0, count: slack)
         // Items are (channel, phase): a strided first layer has 3 channels but 12 such items, which
         // two threads share evenly.
         let phases = g.sh * g.sw
@@ -299,10 +298,12 @@ let columnParts = 8
 /// phase is a stride-1 convolution of dy. At stride 1 that is one phase, all taps, accumulated
 /// straight into dx; at larger strides each phase goes through a buffer and is added into dx.
 /// With `assign`, dx = instead of += (dx uninitialized). Returns false, touching nothing, where a
-/// phase would need negative padding (a padding wider than the dilated kernel).
+/// phase would need negative padding (a padding wider than the dilated kernel). `bandRows`: force
+/// the strided phases' band height, for tests.
 /// dy: (n, cout, oh, ow); wt: (cout, cin/groups, kh, kw); dx: (n, cin, h, w).
 func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ wt: UnsafePointer<Float>,
-                         n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry, assign: Bool = false) -> Bool {
+                         n: Int, cin: Int, h: Int, w: Int, cout: Int, _ g: ConvGeometry, assign: Bool = false,
+                         bandRows: Int? = nil) -> Bool {
     let (oh, ow) = g.outputSize(h: h, w: w)
     /// One axis of one phase r: its taps in increasing dy offset, the first offset, and the spacing.
     func taps(_ r: Int, stride s: Int, pad: Int, kernel k: Int, dilation d: Int) -> (taps: [Int], first: Int, step: Int) {
@@ -363,7 +364,7 @@ func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<
     let covered = phases.count == g.sh * g.sw
     if assign && !covered { dx.update(repeating: 0, count: n * cin * h * w) }
     stridedPhasesInputGradient(dx, dy, phases, packs, n: n, cin: cin, h: h, w: w, cout: cout, oh: oh, ow: ow,
-                               stride: (g.sh, g.sw), groups: g.groups, store: assign && covered)
+                               stride: (g.sh, g.sw), groups: g.groups, store: assign && covered, bandRows: bandRows)
     return true
 }
 
@@ -372,25 +373,40 @@ func directInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<
 /// original kernel's taps ty × tx.
 struct StridePhase { let ry, rx: Int; let ty, tx: [Int]; let g: ConvGeometry; let hr, wr: Int }
 
-/// dx += the phases' convolutions of dy (dx = with `store`), interleaved back into dx. dy is copied once, padded by the
-/// most any phase needs; every phase reads that copy at its own tap offsets; all phases run in one
-/// parallel region, a band of rows at a time through a cache-sized scratch buffer into dx.
+/// dx += the phases' convolutions of dy (dx = with `store`), interleaved back into dx. Tasks are
+/// (image-group, band of phase rows): each copies the rows of dy its band reads, padded by the most
+/// any phase needs, into a buffer of its own (so the copy is read back from L2, where one copy of
+/// all of dy went out to L3 or memory and back), runs every phase over that band into a scratch
+/// buffer that stays in cache, and adds the phases into dx at once (the stride-2 column phases
+/// interleaved in vector registers). Every dx pixel belongs to one phase, and an output's sum does
+/// not depend on where its band starts, so any banding gives the same dx.
 /// dy: (n, cout, oh, ow); packs: each phase's weights from packConvWeights; dx: (n, cin, h, w).
 private func stridedPhasesInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ phases: [StridePhase],
                                         _ packs: [Storage], n: Int, cin: Int, h: Int, w: Int, cout: Int, oh: Int, ow: Int,
-                                        stride: (Int, Int), groups: Int, store: Bool) {
+                                        stride: (Int, Int), groups: Int, store: Bool, bandRows forcedRows: Int? = nil) {
     guard !phases.isEmpty else { return }
     let cg = cin / groups, mg = cout / groups, groupsTotal = n * groups
     let top = phases.map(\.g.padTop).max()!, left = phases.map(\.g.padLeft).max()!
     let common = PhasedLayout(ConvGeometry(kernel: (1, 1), padding: (top, phases.map(\.g.padBottom).max()!,
                                                                     left, phases.map(\.g.padRight).max()!)), h: oh, w: ow)
     let wq = common.wq
-    // A phase's tap may start up to a row past the common grid's, so twice the usual slack.
-    let buffer = common.phasedCopy(dy, images: n, channels: cout, extraSlack: wq + 64)
-    defer { withExtendedLifetime(buffer) {} }
-    require(mg * common.perChannel + 2 * common.slack < Int(Int32.max), "conv2d",
+    // Rows of padded dy a band's taps reach past its first, at most.
+    let reach = phases.map { top - $0.g.padTop + ($0.g.kh - 1) * $0.g.dh }.max()!
+    // Phases by row phase ry, each row's in increasing rx; a band of phase rows produces
+    // `rowFloats` floats a row over all of them.
+    let (sh, sw) = stride
+    let rows = [Int](Set(phases.map(\.ry))).sorted()
+    let members = rows.map { ry in phases.indices.filter { phases[$0].ry == ry }.sorted { phases[$0].rx < phases[$1].rx } }
+    let rowFloats = cg * phases.reduce(0) { $0 + $1.wr }
+    let maxRows = phases.map(\.hr).max()!
+    let band = forcedRows.map { max(1, min(maxRows, $0)) } ?? max(1, min(maxRows, (1 << 16) / max(1, rowFloats)))   // ≈ 256 KB of scratch (FastFlowNet's pconv2_1: 8 rows, where 4 re-copied a quarter of dy)
+    let bands = (maxRows + band - 1) / band
+    // One channel's band of padded dy: the band's rows and those its taps reach. A phase's tap may
+    // start up to a row past the grid's, so twice the kernel's read slack after the last channel.
+    let plane = (band + reach) * wq, bufferCount = mg * plane + 2 * common.slack
+    require(bufferCount < Int(Int32.max), "conv2d",
             "one image-group of \(mg) channels at \(oh)×\(ow) exceeds the direct convolution's 2^31-float offsets")
-    // Every phase's tap offsets into that copy, in its weights' order (c, a, b), one after another.
+    // Every phase's tap offsets into that buffer, in its weights' order (c, a, b), one after another.
     var koff = [Int32](), koffStart = [Int]()
     for p in phases {
         koffStart.append(koff.count)
@@ -398,71 +414,76 @@ private func stridedPhasesInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy:
             for a in 0..<p.g.kh {
                 for b in 0..<p.g.kw {
                     let row = top - p.g.padTop + a * p.g.dh, col = left - p.g.padLeft + b * p.g.dw
-                    koff.append(Int32(c * common.perChannel + row * wq + col))
+                    koff.append(Int32(c * plane + row * wq + col))
                 }
             }
         }
     }
-    // Tasks are (row phase ry, image-group, band of phase rows): each computes the band of every
-    // phase with that ry into a scratch buffer that stays in cache and adds it into dx at once (the
-    // stride-2 column phases interleaved in vector registers). Every dx pixel belongs to one phase,
-    // and an output's sum does not depend on where its panel starts, so any banding gives the same dx.
-    let (sh, sw) = stride
-    let rows = [Int](Set(phases.map(\.ry))).sorted()
-    let members = rows.map { ry in phases.indices.filter { phases[$0].ry == ry }.sorted { phases[$0].rx < phases[$1].rx } }
-    let rowFloats = members.map { ms in cg * ms.reduce(0) { $0 + phases[$1].wr } }
-    let band = max(1, (1 << 15) / max(1, rowFloats.max()!))   // ≈ 128 KB of scratch
-    var taskStart = [0]
-    for ms in members { taskStart.append(taskStart.last! + groupsTotal * ((phases[ms[0]].hr + band - 1) / band)) }
-    let scratchFloats = band * rowFloats.max()!
     let work = phases.reduce(0) { $0 + mg * $1.g.kh * $1.g.kw * $1.hr * wq } * cg * groupsTotal
-    let (bp, dxp) = (SendablePointer(buffer.pointer), SendablePointer(dx))
+    let dxp = SendablePointer(dx)
     koff.withUnsafeBufferPointer { kp in
         let koffBase = kp.baseAddress!
-        parallelFor(taskStart.last!, minCount: work >= 1 << 17 ? 2 : Int.max) { range in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchFloats)
-            defer { scratch.deallocate() }
-            var ri = 0
+        parallelFor(groupsTotal * bands, minCount: work >= 1 << 17 ? 2 : Int.max) { range in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: band * rowFloats)
+            let buffer = UnsafeMutablePointer<Float>.allocate(capacity: bufferCount)
+            defer { scratch.deallocate(); buffer.deallocate() }
+            (buffer + mg * plane).update(repeating: 0, count: bufferCount - mg * plane)
             for t in range {
-                while taskStart[ri + 1] <= t { ri += 1 }
-                let ms = members[ri], hr = phases[ms[0]].hr, bands = (hr + band - 1) / band
-                let local = t - taskStart[ri], ig = local / bands, img = ig / groups, grp = ig % groups
-                let r0 = (local % bands) * band, r1 = min(hr, r0 + band), nr = r1 - r0
-                // The band of each member phase: channel-major, nr rows of wr, one after another.
-                var sp = scratch, starts: [UnsafeMutablePointer<Float>] = []
-                for pi in ms {
-                    let p = phases[pi], kg = mg * p.g.kh * p.g.kw
-                    var args = mdf_igemm_args(
-                        m: Int32(cg), k: Int32(kg), ap: packs[pi].pointer + grp * packedPanelFloats(m: cg, k: kg),
-                        x: bp.base + (img * cout + grp * mg) * common.perChannel, koff: koffBase + koffStart[pi],
-                        row_len: wq, valid_len: p.wr,
-                        c: sp - r0 * p.wr, ldc: nr * p.wr,
-                        bias: nil, slope: 0, act: 0, accumulate: 0, isa: KernelPath.best.rawValue)
-                    mdf_igemm(&args, r0 * wq, r1 * wq)
-                    starts.append(sp)
-                    sp += cg * nr * p.wr
+                let ig = t / bands, r0 = (t % bands) * band, img = ig / groups, grp = ig % groups
+                // Padded dy rows [r0, r0 + band + reach) of each channel: padTop moved up by r0.
+                for c in 0..<mg {
+                    mdf_phase_fill(buffer + c * plane, dy + ((img * cout + grp * mg + c) * oh) * ow, oh, ow, 1, 1,
+                                   top - r0, left, band + reach, wq, 0, 1)
                 }
-                for c in 0..<cg {
-                    let plane = dxp.base + ((img * groups + grp) * cg + c) * h * w
-                    if sw == 2 && phases[ms[0]].rx == 0 {   // ms: the rx = 0 phase and, if it has taps, rx = 1
-                        let wa = phases[ms[0]].wr, wb = ms.count > 1 ? phases[ms[1]].wr : 0
-                        let sa = starts[0] + c * nr * wa, sb = ms.count > 1 ? starts[1] + c * nr * wb : nil
-                        for i in 0..<nr {
-                            mdf_add_interleaved2(plane + ((r0 + i) * sh + rows[ri]) * w, sa + i * wa, wa,
-                                                 sb.map { $0 + i * wb }, wb, store ? 1 : 0, KernelPath.best.rawValue)
-                        }
-                        continue
+                var sp = scratch
+                for (ri, ms) in members.enumerated() {
+                    let r1 = min(phases[ms[0]].hr, r0 + band), nr = r1 - r0
+                    if nr <= 0 { continue }
+                    // The band of each member phase: channel-major, nr rows of wr, one after another.
+                    var starts: [UnsafeMutablePointer<Float>] = []
+                    for pi in ms {
+                        let p = phases[pi], kg = mg * p.g.kh * p.g.kw
+                        var args = mdf_igemm_args(
+                            m: Int32(cg), k: Int32(kg), ap: packs[pi].pointer + grp * packedPanelFloats(m: cg, k: kg),
+                            x: buffer, koff: koffBase + koffStart[pi], row_len: wq, valid_len: p.wr,
+                            c: sp, ldc: nr * p.wr,
+                            bias: nil, slope: 0, act: 0, accumulate: 0, isa: KernelPath.best.rawValue)
+                        mdf_igemm(&args, 0, nr * wq)
+                        starts.append(sp)
+                        sp += cg * nr * p.wr
                     }
-                    for (mi, pi) in ms.enumerated() {
-                        let p = phases[pi], src = starts[mi] + c * nr * p.wr
-                        let dst = plane + (r0 * sh + p.ry) * w + p.rx
-                        for i in 0..<nr {
-                            let s = src + i * p.wr, d = dst + i * sh * w
-                            if store { for j in 0..<p.wr { d[j * sw] = s[j] } }
-                            else { for j in 0..<p.wr { d[j * sw] += s[j] } }
-                        }
-                    }
+                    addPhases(into: dxp.base, starts, phases, ms, ry: rows[ri], r0: r0, nr: nr, channels: cg,
+                              plane: ((img * groups + grp) * cg) * h * w, h: h, w: w, stride: (sh, sw), store: store)
                 }
+            }
+        }
+    }
+}
+
+/// Adds (with `store`, writes) the band [r0, r0 + nr) of the row phase ry's member phases ms, each
+/// channel-major at starts[i] (cg · nr · wr floats), into dx from channel plane `plane`.
+private func addPhases(into dx: UnsafeMutablePointer<Float>, _ starts: [UnsafeMutablePointer<Float>], _ phases: [StridePhase],
+                       _ ms: [Int], ry: Int, r0: Int, nr: Int, channels cg: Int, plane first: Int, h: Int, w: Int,
+                       stride: (Int, Int), store: Bool) {
+    let (sh, sw) = stride
+    for c in 0..<cg {
+        let plane = dx + first + c * h * w
+        if sw == 2 && phases[ms[0]].rx == 0 {   // ms: the rx = 0 phase and, if it has taps, rx = 1
+            let wa = phases[ms[0]].wr, wb = ms.count > 1 ? phases[ms[1]].wr : 0
+            let sa = starts[0] + c * nr * wa, sb = ms.count > 1 ? starts[1] + c * nr * wb : nil
+            for i in 0..<nr {
+                mdf_add_interleaved2(plane + ((r0 + i) * sh + ry) * w, sa + i * wa, wa,
+                                     sb.map { $0 + i * wb }, wb, store ? 1 : 0, KernelPath.best.rawValue)
+            }
+            continue
+        }
+        for (mi, pi) in ms.enumerated() {
+            let p = phases[pi], src = starts[mi] + c * nr * p.wr
+            let dst = plane + (r0 * sh + p.ry) * w + p.rx
+            for i in 0..<nr {
+                let s = src + i * p.wr, d = dst + i * sh * w
+                if store { for j in 0..<p.wr { d[j * sw] = s[j] } }
+                else { for j in 0..<p.wr { d[j * sw] += s[j] } }
             }
         }
     }
