@@ -399,7 +399,8 @@ private func stridedPhasesInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy:
     let members = rows.map { ry in phases.indices.filter { phases[$0].ry == ry }.sorted { phases[$0].rx < phases[$1].rx } }
     let rowFloats = cg * phases.reduce(0) { $0 + $1.wr }
     let maxRows = phases.map(\.hr).max()!
-    let band = forcedRows.map { max(1, min(maxRows, $0)) } ?? max(1, min(maxRows, (1 << 16) / max(1, rowFloats)))   // ≈ 256 KB of scratch (FastFlowNet's pconv2_1: 8 rows, where 4 re-copied a quarter of dy)
+    // ≈ 256 KB of phase outputs a band (FastFlowNet's pconv2_1: 8 rows; with 4, a quarter of dy was copied twice).
+    let band = forcedRows.map { max(1, min(maxRows, $0)) } ?? max(1, min(maxRows, (1 << 16) / max(1, rowFloats)))
     let bands = (maxRows + band - 1) / band
     // One channel's band of padded dy: the band's rows and those its taps reach. A phase's tap may
     // start up to a row past the grid's, so twice the kernel's read slack after the last channel.
