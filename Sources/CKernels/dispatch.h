@@ -6,6 +6,9 @@
 #define MDFLOW_CKERNELS_DISPATCH_H
 #include <stdlib.h>
 #include "CKernels.h"
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 static inline int mdf_use_avx2(int isa) {
 #if defined(__x86_64__)
@@ -26,6 +29,21 @@ static inline int mdf_use_avx512(int isa) {
     return isa == MDF_ISA_BEST && available;
 #else
     (void)isa;
+    return 0;
+#endif
+}
+
+/// 1 where the CPU reports PREFETCHW (CPUID 8000_0001h, ECX bit 8: every AMD64 CPU and Intel's from
+/// Broadwell on), so that a kernel issues it only where it is defined.
+static inline int mdf_has_prefetchw(void) {
+#if defined(__x86_64__)
+    static int available = -1;   // read once per file; a racing first call writes the same value
+    if (available < 0) {
+        unsigned a, b, c, d;
+        available = __get_cpuid(0x80000001u, &a, &b, &c, &d) && (c >> 8 & 1u);
+    }
+    return available;
+#else
     return 0;
 #endif
 }

@@ -235,7 +235,8 @@ enum { PACK_PANELS = 2 };
 /// Asks for the lines of C that the strip at grid column jn will store (its first and last column
 /// of every row) in a writable state, so that while this strip is computed they arrive from L3 or
 /// memory: C's rows are m streams of stores, ldc apart, which the hardware does not fetch ahead, and
-/// each store that misses waits for its line (a tenth of pconv2_1's forward when measured).
+/// each store that misses waits for its line (a tenth of pconv2_1's forward when measured). Only
+/// where the CPU reports PREFETCHW (mdf_has_prefetchw).
 static inline void prefetch_next_strip_output(const mdf_igemm_args *a, long jn) {
     const float *base = a->c + jn / a->row_len * a->valid_len + jn % a->row_len;
     for (int r = 0; r < a->m; r++) {
@@ -247,6 +248,7 @@ static inline void prefetch_next_strip_output(const mdf_igemm_args *a, long jn) 
 __attribute__((target("avx2,fma")))
 static void igemm_avx2(const mdf_igemm_args *a, long j0, long j1) {
     const int panels = (a->m + MR - 1) / MR, k = a->k, pack = panels >= PACK_PANELS && a->isa == MDF_ISA_BEST;
+    const int prefetchw = mdf_has_prefetchw();
     const int kcmax = pack ? KC_PACKED : KC;
     const int blocks = (k + kcmax - 1) / kcmax, kc = (k + blocks - 1) / blocks;
     const __m256 zero = _mm256_setzero_ps(), sl = _mm256_set1_ps(a->slope);
@@ -260,7 +262,7 @@ static void igemm_avx2(const mdf_igemm_args *a, long j0, long j1) {
         const int fast = cols == NR && ox + NR <= a->valid_len;
         const float *xb = a->x + j;
         if (k == 0) memset(sums, 0, sizeof(__m256[MR][3]) * (size_t)panels);
-        if (j + NR < j1) prefetch_next_strip_output(a, j + NR);
+        if (prefetchw && j + NR < j1) prefetch_next_strip_output(a, j + NR);
         for (int k0 = 0; k0 < k; k0 += kc) {
             const long len = k - k0 < kc ? k - k0 : kc;
             if (pack) {
