@@ -97,10 +97,14 @@ static void fill_phases(float *dst, const float *x, long h, long w, long sh, lon
 void mdf_phase_fill(float *dst, const float *x, long h, long w, long sh, long sw, long pt, long pl, long hq, long wq,
                     long ph0, long ph1) {
     // At column stride 2, the row phases py whose two column phases are both asked for (and fit
-    // within wq) are written in source-row order, each source row read once for both: sequential
-    // reads, where phase by phase every source row was read twice, in passes over every sh-th row.
+    // within wq, from a left padding of zero or more) are written in source-row order, each source
+    // row read once for both: sequential reads, where phase by phase every source row was read
+    // twice, in passes over every sh-th row.
     long py0 = 0, py1 = 0;
-    if (sw == 2 && (pl >> 1) + (w + 1) / 2 <= wq && ((pl + 1) >> 1) + w / 2 <= wq) { py0 = (ph0 + 1) / 2; py1 = ph1 / 2; }
+    if (sw == 2 && pl >= 0 && (pl >> 1) + (w + 1) / 2 <= wq && ((pl + 1) >> 1) + w / 2 <= wq) {
+        py0 = (ph0 + 1) / 2;
+        py1 = ph1 / 2;
+    }
     if (py0 >= py1) { fill_phases(dst, x, h, w, sh, sw, pt, pl, hq, wq, ph0, ph1); return; }
     fill_phases(dst, x, h, w, sh, sw, pt, pl, hq, wq, ph0, 2 * py0);
     for (long i = 0; i < hq; i++) {

@@ -546,11 +546,12 @@ func winogradDyPackedMatchesDefinition(_ rows: Int, _ oh: Int, _ ow: Int) {
 }
 
 /// The phased copy is its definition, element for element: phase (py, px) of a channel holds
-/// x[i·sh + py − pt][j·sw + px − pl], zero outside the image, for even and odd widths, paddings of
-/// 0 to 3 (the stride-2 column pair's two source parities and its column offsets), negative and
-/// past-the-end row offsets (a band's), and ranges of phases that split a column pair.
+/// x[i·sh + py − pt][j·sw + px − pl], zero outside the image, for even and odd widths, left paddings
+/// of 0 to 3 (the stride-2 column pair's two source parities and its column offsets) and of −1 (the
+/// phase-by-phase path), negative and past-the-end row offsets (a band's), and ranges of phases
+/// that split a column pair.
 @Test(arguments: [(2, 2, 1, 1, 0, 4), (2, 2, 0, 0, 0, 4), (2, 2, 3, 2, 0, 4), (2, 2, -5, 3, 1, 3), (2, 2, -5, 3, 0, 4),
-                  (2, 2, 4, 1, 1, 4), (3, 2, 2, 1, 0, 6), (3, 2, 2, 0, 1, 5),
+                  (2, 2, 4, 1, 1, 4), (3, 2, 2, 1, 0, 6), (3, 2, 2, 0, 1, 5), (2, 2, 1, -1, 0, 4),
                   (2, 2, 1, 1, 1, 2), (1, 2, 1, 1, 0, 2), (2, 1, 1, 1, 0, 2), (3, 3, 2, 2, 0, 9)])
 func phaseFillMatchesDefinition(_ c: (sh: Int, sw: Int, pt: Int, pl: Int, ph0: Int, ph1: Int)) {
     for (h, w) in [(9, 37), (8, 38), (5, 17)] {
