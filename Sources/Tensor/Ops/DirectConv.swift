@@ -97,6 +97,16 @@ struct PhasedLayout {
     func fill(_ dst: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, phases: Range<Int>) {
         mdf_phase_fill(dst, x, h, w, g.sh, g.sw, g.padTop, g.padLeft, hq, wq, phases.lowerBound, phases.upperBound)
     }
+
+    /// Writes phase rows [r0, r0 + hq) of every phase of `channels` channels, channel c at
+    /// dst + c · perChannel (self: a band's layout, from `band(rows:)`; padTop moved up by the
+    /// band's start). x: (channels, h, w).
+    func fillBand(_ dst: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, channels: Int, firstRow r0: Int) {
+        for c in 0..<channels {
+            mdf_phase_fill(dst + c * perChannel, x + c * h * w, h, w, g.sh, g.sw, g.padTop - r0 * g.sh, g.padLeft, hq, wq,
+                           0, g.sh * g.sw)
+        }
+    }
 }
 
 /// Which code the C kernels run (CKernels.h, MDF_ISA_*): the widest the CPU has (AVX-512 where a
@@ -190,12 +200,8 @@ func directConv(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, pac
             (buffer.pointer + cg * band.perChannel).update(repeating: 0, count: band.slack)
             for t in range {
                 let ig = t / bands, r0 = (t % bands) * bandRows, rows = min(layout.oh, r0 + bandRows) - r0
-                let img = ig / g.groups, grp = ig % g.groups
-                for c in 0..<cg {
-                    // Phase rows [r0, r0 + bandRows + reach): padTop moved up by the band's start.
-                    mdf_phase_fill(buffer.pointer + c * band.perChannel, x + ((img * cin + grp * cg + c) * h) * w,
-                                   h, w, g.sh, g.sw, g.padTop - r0 * g.sh, g.padLeft, band.hq, band.wq, 0, phases)
-                }
+                // Phase rows [r0, r0 + bandRows + reach) of the image-group's channels.
+                band.fillBand(buffer.pointer, x + ig * cg * h * w, channels: cg, firstRow: r0)
                 run(ig, buffer.pointer, kp.baseAddress!, row0: r0, 0, rows * layout.wq)
             }
         }
@@ -404,7 +410,8 @@ private func stridedPhasesInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy:
     let bands = (maxRows + band - 1) / band
     // One channel's band of padded dy: the band's rows and those its taps reach. A phase's tap may
     // start up to a row past the grid's, so twice the kernel's read slack after the last channel.
-    let plane = (band + reach) * wq, bufferCount = mg * plane + 2 * common.slack
+    let bandLayout = common.band(rows: band + reach)
+    let plane = bandLayout.perChannel, bufferCount = mg * plane + 2 * common.slack
     require(bufferCount < Int(Int32.max), "conv2d",
             "one image-group of \(mg) channels at \(oh)×\(ow) exceeds the direct convolution's 2^31-float offsets")
     // Every phase's tap offsets into that buffer, in its weights' order (c, a, b), one after another.
@@ -431,11 +438,8 @@ private func stridedPhasesInputGradient(_ dx: UnsafeMutablePointer<Float>, _ dy:
             (buffer + mg * plane).update(repeating: 0, count: bufferCount - mg * plane)
             for t in range {
                 let ig = t / bands, r0 = (t % bands) * band, img = ig / groups, grp = ig % groups
-                // Padded dy rows [r0, r0 + band + reach) of each channel: padTop moved up by r0.
-                for c in 0..<mg {
-                    mdf_phase_fill(buffer + c * plane, dy + ((img * cout + grp * mg + c) * oh) * ow, oh, ow, 1, 1,
-                                   top - r0, left, band + reach, wq, 0, 1)
-                }
+                // Padded dy rows [r0, r0 + band + reach) of the image-group's channels.
+                bandLayout.fillBand(buffer, dy + ig * mg * oh * ow, channels: mg, firstRow: r0)
                 var sp = scratch
                 for (ri, ms) in members.enumerated() {
                     let r1 = min(phases[ms[0]].hr, r0 + band), nr = r1 - r0
