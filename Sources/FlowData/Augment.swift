@@ -854,6 +854,13 @@ func resizePlanes(_ src: [Float], _ channels: Int, _ inH: Int, _ inW: Int, _ out
     return out
 }
 
+/// A sample coordinate along an axis of `n` pixels, clamped to [−2, n + 1] (NaN → −2): beyond
+/// those limits every bilinear corner is outside whatever the exact value, and the clamp keeps the
+/// integer conversion from trapping on a degenerate map.
+@inline(__always) func clampSample(_ s: Double, _ n: Int) -> Double {
+    s >= -2 ? (s <= Double(n + 1) ? s : Double(n + 1)) : -2
+}
+
 /// out(y) = bilinear(src, map(y)) per channel; a corner outside the image contributes 0.
 /// out, src: (channels, height, width).
 func affineWarpForward(_ out: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, channels: Int, height h: Int,
@@ -863,7 +870,7 @@ func affineWarpForward(_ out: UnsafeMutablePointer<Float>, _ src: UnsafePointer<
         // Along a row the source position moves linearly: start + x·(a, c).
         let (rowX, rowY) = m.apply(0, Double(y))
         for x in 0..<w {
-            let sx = rowX + m.a * Double(x), sy = rowY + m.c * Double(x)
+            let sx = clampSample(rowX + m.a * Double(x), w), sy = clampSample(rowY + m.c * Double(x), h)
             let fx = sx.rounded(.down), fy = sy.rounded(.down)
             let x0 = Int(fx), y0 = Int(fy)
             let ax = Float(sx - fx), ay = Float(sy - fy)
@@ -903,7 +910,8 @@ func affineFlowForward(_ out: UnsafeMutablePointer<Float>, _ outValid: UnsafeMut
     let n = h * w
     for y in 0..<h {
         for x in 0..<w {
-            let (sx, sy) = sourceMap.apply(Double(x), Double(y))
+            let (mx, my) = sourceMap.apply(Double(x), Double(y))
+            let sx = clampSample(mx, w), sy = clampSample(my, h)
             let fx = sx.rounded(.down), fy = sy.rounded(.down)
             let x0 = Int(fx), y0 = Int(fy)
             let ax = sx - fx, ay = sy - fy

@@ -20,26 +20,30 @@ public enum FlowViz {
         return colours
     }()
 
-    /// The largest flow magnitude over valid pixels (the automatic normalization).
+    /// The largest finite flow magnitude over valid pixels (the automatic normalization).
     public static func maxMagnitude(_ flow: FlowField) -> Float {
         let n = flow.planeSize
         var m: Float = 0
         for i in 0..<n where flow.valid[i] > 0 {
-            m = max(m, (flow.uv[i] * flow.uv[i] + flow.uv[n + i] * flow.uv[n + i]).squareRoot())
+            let r = (flow.uv[i] * flow.uv[i] + flow.uv[n + i] * flow.uv[n + i]).squareRoot()
+            if r.isFinite { m = max(m, r) }
         }
         return m
     }
 
     /// Colours `flow`. Magnitudes are divided by `maxMagnitude` (nil: the field's own maximum);
-    /// a normalized magnitude above 1 is shown darker (×0.75). Invalid pixels are black.
+    /// a normalized magnitude above 1 is shown darker (×0.75). Invalid and non-finite pixels are
+    /// black.
     public static func colorize(_ flow: FlowField, maxMagnitude fixed: Float? = nil) -> RGBImage {
         let n = flow.planeSize
-        let scale = 1 / max(fixed ?? maxMagnitude(flow), 1e-6)
+        let norm = fixed ?? maxMagnitude(flow)
+        let scale = norm.isFinite ? 1 / max(norm, 1e-6) : 0
         var out = RGBImage(width: flow.width, height: flow.height)
         let colours = wheel
         let count = colours.count
         for i in 0..<n where flow.valid[i] > 0 {
             let u = flow.uv[i] * scale, v = flow.uv[n + i] * scale
+            guard u.isFinite && v.isFinite else { continue }
             let radius = (u * u + v * v).squareRoot()
             let angle = atan2(-v, -u) / Float.pi  // in [−1, 1]
             let position = (angle + 1) / 2 * Float(count - 1)

@@ -183,7 +183,11 @@ public enum ImageFile {
     /// Writes raw samples as binary PGM (1 channel) or PPM (3 channels).
     public static func writePNM(_ raw: RawImage, to path: String) throws { try PNM.write(raw, to: path) }
 
-    /// Interleaved integer samples from a float image: round(clamp(v, 0, 1) · maxValue).
+    /// v clamped to [0, 1], NaN to 0 (Swift's min/max pass NaN through, and a NaN would trap
+    /// in the integer conversion).
+    @inline(__always) static func unitClamp(_ v: Float) -> Float { v > 0 ? (v < 1 ? v : 1) : 0 }
+
+    /// Interleaved integer samples from a float image: round(clamp(v, 0, 1) · maxValue), NaN → 0.
     public static func quantize(_ image: RGBImage, maxValue: Int) -> RawImage {
         let n = image.planeSize
         var samples = [UInt16](repeating: 0, count: 3 * n)
@@ -191,7 +195,7 @@ public enum ImageFile {
         image.pixels.withUnsafeBufferPointer { p in
             samples.withUnsafeMutableBufferPointer { s in
                 for c in 0..<3 {
-                    for i in 0..<n { s[i * 3 + c] = UInt16((min(max(p[c * n + i], 0), 1) * m).rounded()) }
+                    for i in 0..<n { s[i * 3 + c] = UInt16((unitClamp(p[c * n + i]) * m).rounded()) }
                 }
             }
         }

@@ -145,3 +145,32 @@ private func syntheticSample(seed: UInt64, height: Int = 96, width: Int = 128) -
     PhotometricAugment.apply(config, to: &one, &two, using: &rng2)
     #expect(Array(a.toArray()[0..<(3 * 96)]) == one.pixels)
 }
+
+@Test func degenerateAffineMapsSampleNothingInsteadOfTrapping() {
+    // A zero zoom makes the inverse map infinite or NaN; huge translations land far outside.
+    let h = 4, w = 5, n = h * w
+    let src = (0..<(2 * n)).map { Float($0 + 1) }
+    let maps = [AffineMap(a: 0, b: 0, c: 0, d: 0, tx: 1, ty: 1).inverse,
+                AffineMap(a: 1, b: 0, c: 0, d: 1, tx: 1e300, ty: -1e300),
+                AffineMap(a: .nan, b: 0, c: 0, d: 1, tx: 0, ty: 0)]
+    for m in maps {
+        var out = [Float](repeating: -1, count: 2 * n)
+        src.withUnsafeBufferPointer { s in
+            out.withUnsafeMutableBufferPointer { affineWarpForward($0.baseAddress!, s.baseAddress!, channels: 2, height: h, width: w, map: m) }
+        }
+        #expect(out.allSatisfy { $0 == 0 }, "\(m)")
+        var flow = [Float](repeating: -1, count: 2 * n), valid = [Float](repeating: -1, count: n)
+        let ones = [Float](repeating: 1, count: n)
+        src.withUnsafeBufferPointer { s in
+            ones.withUnsafeBufferPointer { v in
+                flow.withUnsafeMutableBufferPointer { f in
+                    valid.withUnsafeMutableBufferPointer {
+                        affineFlowForward(f.baseAddress!, $0.baseAddress!, s.baseAddress!, v.baseAddress!,
+                                          height: h, width: w, sourceMap: m, targetMap: .identity)
+                    }
+                }
+            }
+        }
+        #expect(valid.allSatisfy { $0 == 0 } && flow.allSatisfy { $0 == 0 }, "\(m)")
+    }
+}

@@ -20,3 +20,24 @@ import Testing
     #expect(FlowViz.maxMagnitude(f) == 1)
     #expect(auto.pixels[0] == 1 && auto.pixels[5] < 0.05)
 }
+
+@Test func nonFiniteFlowIsBlackAndDoesNotSetTheScale() {
+    // NaN, +Inf and −Inf components (a diverged net) next to one finite vector of length 2.
+    var f = FlowField(width: 4, height: 1)
+    f.uv = [.nan, .infinity, 0, 2, 0, 0, -.infinity, 0]
+    #expect(FlowViz.maxMagnitude(f) == 2)
+    let image = FlowViz.colorize(f)
+    for i in 0..<3 { #expect([image.pixels[i], image.pixels[4 + i], image.pixels[8 + i]] == [0, 0, 0], "pixel \(i)") }
+    #expect(image.pixels[3] == 1)                                  // the finite vector, saturated red
+    // A non-finite normalization shows every pixel as zero motion rather than trapping.
+    let flat = FlowViz.colorize(f, maxMagnitude: .infinity)
+    #expect(flat.pixels[3] == 1 && flat.pixels[7] == 1 && flat.pixels[11] == 1)
+}
+
+@Test func quantizeMapsNaNToZeroAndClampsInfinities() {
+    var image = RGBImage(width: 3, height: 1)
+    image.pixels = [.nan, .infinity, -.infinity, 0.5, 2, -1, 0, 1, .nan]
+    let raw = ImageFile.quantize(image, maxValue: 255)
+    // Interleaved: pixel i holds (pixels[i], pixels[3 + i], pixels[6 + i]).
+    #expect(raw.samples == [0, 128, 0, 255, 255, 255, 0, 0, 0])
+}

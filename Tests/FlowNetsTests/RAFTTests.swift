@@ -173,6 +173,27 @@ struct RAFTTests {
         #expect(f.shape == [1, 2, 60, 75])
         #expect(f.isFinite)
     }
+
+    /// A warm start 300 px beyond each border (and beyond a corner) puts every lookup window of the
+    /// first iteration wholly outside the correlation maps, as a large motion near a border or a
+    /// wild early estimate does: RAFT and RAFT-small must read zeros there and give a finite flow,
+    /// forward and backward.
+    @Test(arguments: [true, false])
+    func warmStartFarOutsideTheImageGivesFiniteFlow(small: Bool) {
+        let net = RAFT(small: small)
+        net.initialize(seed: 5)
+        if !small { net.freezeBatchNorm() }
+        let a = texture(height: 64, width: 96, seed: 6), b = texture(height: 64, width: 96, seed: 7)
+        for (u, v): (Float, Float) in [(0, 300), (0, -300), (300, 0), (-300, 0), (-300, 300)] {
+            let warm = Tensor.zeros([1, 2, 8, 12])
+            for i in 0..<96 { warm.data[i] = u / 8; warm.data[96 + i] = v / 8 }
+            net.zeroGrad()
+            let out = net(a, b, iters: 2, flowInit: warm)
+            #expect(out.predictions.allSatisfy { $0.isFinite }, "shift (\(u), \(v))")
+            Tape.backward(out.predictions.last!.sum())
+            #expect(net.namedParameters().allSatisfy { $0.1.grad?.isFinite ?? true }, "shift (\(u), \(v)): gradients")
+        }
+    }
 }
 
 /// Runs the net (full RAFT with frozen BatchNorm) on the fixture's images for 3 iterations and

@@ -138,4 +138,98 @@ private func compareCorrFixture(_ name: String,
         let r = GradCheck.check([f1, f2, coords]) { CorrelationPyramid($0[0], $0[1], levels: 2, radius: 1).lookup($0[2]) }
         #expect(r.worst < 1e-2, "\(r)")
     }
+
+    /// Coordinates far outside the map in every direction, exactly at the limits where a level's
+    /// window leaves its map, and NaN / ±Inf, at every level of a 4-level pyramid with RAFT's two
+    /// radii: the forward pass equals a Double reference with zero padding (exactly 0 where the
+    /// window is wholly outside), and the backward pass is finite, with zero gradient for a map
+    /// whose window lies wholly outside and for coordinates whose windows all do.
+    @Test(arguments: [3, 4])
+    func lookupFarOutsideTheMapIsZeroWithZeroGradients(radius r: Int) {
+        var rng = RandomGenerator(seed: 65)
+        let h = 16, w = 24, levels = 4
+        let f1 = Tensor.randn([1, 4, h, w], using: &rng), f2 = Tensor.randn([1, 4, h, w], using: &rng)
+        f1.requiresGrad = true; f2.requiresGrad = true
+        let pyramid = CorrelationPyramid(f1, f2, levels: levels, radius: r)
+
+        // Per axis of n finest-level pixels: extremes, then for every level the offsets around the
+        // first position whose window lies wholly beyond either end of that level's map.
+        func axisValues(_ n: Int) -> [Float] {
+            var v: [Float] = [-.infinity, -1e30, -1e6, -300, 300 + Float(n), 1e6, 1e30, .infinity, .nan]
+            for l in 0..<levels {
+                let nl = n >> l, s = Float(1 << l)
+                for d: Float in [-0.5, 0, 0.5, 1, 3] {
+                    v.append((Float(nl - 1 + r + 1) + d) * s)
+                    v.append(-(Float(r + 1) + d) * s)
+                }
+            }
+            return v
+        }
+        var cases: [(Float, Float)] = []
+        for x in axisValues(w) { cases.append((x, Float(h) / 2)) }
+        for y in axisValues(h) { cases.append((Float(w) / 2, y)) }
+        for x: Float in [-.infinity, -1e6, 1e6, .nan] { for y: Float in [-1e6, 1e6, .infinity, .nan] { cases.append((x, y)) } }
+        #expect(cases.count <= h * w)
+        let coords = Tensor.zeros([1, 2, h, w])
+        for i in 0..<(h * w) {
+            let (x, y) = i < cases.count ? cases[i] : (rng.uniformFloat(-8, Float(w) + 8), rng.uniformFloat(-8, Float(h) + 8))
+            coords.data[i] = x; coords.data[h * w + i] = y
+        }
+        coords.requiresGrad = true
+        let y = pyramid.lookup(coords)
+        let k = 2 * r + 1, k2 = k * k, hw = h * w
+
+        // Double reference: bilinear with zero padding; non-finite coordinates sample nothing.
+        // `touched`: some corner lies in the map (even at weight 0, where the value is still 0
+        // but the coordinate gradient is not).
+        func sample(_ map: UnsafePointer<Float>, _ hl: Int, _ wl: Int, _ x: Double, _ y: Double) -> (Double, Bool) {
+            guard x.isFinite, y.isFinite, abs(x) < 1e7, abs(y) < 1e7 else { return (0, false) }
+            let x0 = Int(x.rounded(.down)), y0 = Int(y.rounded(.down)), fx = x - Double(x0), fy = y - Double(y0)
+            var v = 0.0, touched = false
+            for (cx, cy, wt) in [(x0, y0, (1 - fx) * (1 - fy)), (x0 + 1, y0, fx * (1 - fy)),
+                                 (x0, y0 + 1, (1 - fx) * fy), (x0 + 1, y0 + 1, fx * fy)]
+            where cx >= 0 && cx < wl && cy >= 0 && cy < hl {
+                v += wt * Double(map[cy * wl + cx]); touched = true
+            }
+            return (v, touched)
+        }
+        var outside = [[Bool]](repeating: [Bool](repeating: true, count: hw), count: levels)
+        var worst = 0.0
+        for (l, map) in pyramid.levels.enumerated() {
+            let hl = map.shape[2], wl = map.shape[3], s = Double(1) / Double(1 << l)
+            for i in 0..<hw {
+                let cx = Double(coords.data[i] * Float(s)), cy = Double(coords.data[hw + i] * Float(s))
+                for a in 0..<k {
+                    for j in 0..<k {
+                        let (ref, touched) = sample(map.data + i * hl * wl, hl, wl, cx + Double(a - r), cy + Double(j - r))
+                        if touched { outside[l][i] = false }
+                        let got = y.data[(l * k2 + a * k + j) * hw + i]
+                        if !touched { #expect(got == 0, "level \(l) pixel \(i) (\(coords.data[i]), \(coords.data[hw + i]))") }
+                        worst = max(worst, abs(Double(got) - ref))
+                    }
+                }
+            }
+        }
+        #expect(worst < 1e-4, "largest difference from the reference \(worst)")
+        #expect(outside[0][0] && outside[levels - 1][cases.count - 1], "the cases must include windows wholly outside")
+
+        Tape.backward(y, seed: Tensor.randn(y.shape, using: &rng))
+        let gc = coords.grad!
+        #expect(gc.isFinite && f1.grad!.isFinite && f2.grad!.isFinite)
+        for i in 0..<hw where (0..<levels).allSatisfy({ outside[$0][i] }) {
+            #expect(gc.data[i] == 0 && gc.data[hw + i] == 0, "pixel \(i): coordinate gradient of a window wholly outside")
+        }
+        // Each level's own map gradient (in the pyramid the pooling adds the coarser levels' in).
+        for (l, pooled) in pyramid.levels.enumerated() {
+            let map = pooled.clone()
+            map.requiresGrad = true
+            let yl = correlationLookup(map, coords: coords.detached(), radius: r, scale: 1 / Float(1 << l))
+            Tape.backward(yl, seed: Tensor.randn(yl.shape, using: &rng))
+            let g = map.grad!, plane = map.shape[2] * map.shape[3]
+            #expect(g.isFinite, "level \(l) map gradient")
+            for i in 0..<hw where outside[l][i] {
+                #expect((0..<plane).allSatisfy { g.data[i * plane + $0] == 0 }, "level \(l) pixel \(i): gradient outside the window")
+            }
+        }
+    }
 }

@@ -63,16 +63,35 @@ struct LookupWindow {
     }
 }
 
+/// The part of a (side × side) patch with top-left cell (top, left) that lies inside an
+/// (hl × wl) map: patch rows `rows` and columns `cols`, either empty when the patch misses the map.
+/// Both bounds are clipped to [0, side] so that a patch wholly above, below, left or right of the
+/// map gives an empty range rather than one whose lower bound exceeds its upper bound.
+struct PatchClip {
+    let rows: Range<Int>, cols: Range<Int>
+
+    @inline(__always)
+    init(top: Int, left: Int, side: Int, hl: Int, wl: Int) {
+        let ys = min(max(0, -top), side), ye = max(min(side, hl - top), ys)
+        let xs = min(max(0, -left), side), xe = max(min(side, wl - left), xs)
+        rows = ys..<ye
+        cols = xs..<xe
+    }
+
+    var isEmpty: Bool { rows.isEmpty || cols.isEmpty }
+}
+
 /// Copies the (side × side) patch of `map` (hl × wl) whose top-left cell is (top, left) into
 /// `patch`, zeros outside the map.
 @inline(__always)
 func loadPatch(_ patch: UnsafeMutablePointer<Float>, _ map: UnsafePointer<Float>, top: Int, left: Int,
                side: Int, hl: Int, wl: Int) {
     patch.update(repeating: 0, count: side * side)
-    let xs = max(0, -left), xe = min(side, wl - left)
-    if xs >= xe { return }
-    for jj in max(0, -top)..<min(side, hl - top) {
-        (patch + jj * side + xs).update(from: map + (top + jj) * wl + left + xs, count: xe - xs)
+    let clip = PatchClip(top: top, left: left, side: side, hl: hl, wl: wl)
+    if clip.isEmpty { return }
+    let xs = clip.cols.lowerBound, n = clip.cols.count
+    for jj in clip.rows {
+        (patch + jj * side + xs).update(from: map + (top + jj) * wl + left + xs, count: n)
     }
 }
 
@@ -149,11 +168,11 @@ func correlationLookupBackward(_ dlevel: UnsafeMutablePointer<Float>?, _ dcoords
                     }
                 }
                 let map = dlevel + p * hl * wl
-                let xs = max(0, -left), xe = min(side, wl - left)
-                if xs < xe {
-                    for jj in max(0, -top)..<min(side, hl - top) {
+                let clip = PatchClip(top: top, left: left, side: side, hl: hl, wl: wl)
+                if !clip.isEmpty {
+                    for jj in clip.rows {
                         let src = dpatch + jj * side, dst = map + (top + jj) * wl + left
-                        for ii in xs..<xe { dst[ii] += src[ii] }
+                        for ii in clip.cols { dst[ii] += src[ii] }
                     }
                 }
             }
