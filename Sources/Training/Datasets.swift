@@ -12,6 +12,17 @@ struct Subset: FlowDataset {
     }
 }
 
+/// A dataset's pairs with the forward flow as their only label (a supervised stage reads
+/// neither backward flow nor occlusion masks).
+struct ForwardFlowOnly: FlowDataset {
+    let name: String
+    let pairs: [FlowPair]
+    init(_ d: FlowDataset) {
+        name = d.name
+        pairs = d.pairs.map { FlowPair(id: $0.id, image1: $0.image1, image2: $0.image2, flow: $0.flow) }
+    }
+}
+
 public enum DatasetFactory {
     /// Opens the dataset a spec names (generating the synthetic one on first use).
     public static func open(_ spec: DatasetSpec, log: (String) -> Void = { _ in }) throws -> FlowDataset {
@@ -28,6 +39,16 @@ public enum DatasetFactory {
             }
             d = try FlyingChairs(root: spec.root, split: split)
             name = "synthetic(\(spec.root), \(split.rawValue))"
+        case "layered":
+            if !FileManager.default.fileExists(atPath: spec.root + "/split.txt") {
+                let c = spec.layered
+                log("generating the layered synthetic dataset into \(spec.root) (\(c.pairs) pairs, \(c.height)×\(c.width), seed \(c.seed))")
+                let t0 = Date()
+                try LayeredDataset.generate(c, to: spec.root)
+                log(String(format: "generated in %.1f s", Date().timeIntervalSince(t0)))
+            }
+            d = try FlyingChairs(root: spec.root, split: split)
+            name = "layered(\(spec.root), \(split.rawValue))"
         case "chairs": d = try FlyingChairs(root: spec.root, split: split)
         case "sintel": d = try Sintel(root: spec.root, pass: spec.pass == "final" ? .final : .clean, part: .training, split: split)
         case "kitti2015": d = try KITTIFlow(root: spec.root, year: .kitti2015)
@@ -35,6 +56,7 @@ public enum DatasetFactory {
         case "kitti-multiview": d = try KITTIMultiview(root: spec.root, year: .kitti2015)
         case "middlebury": d = try Middlebury(root: spec.root)
         case "frames": d = try FramesFolder(root: spec.root)
+        case "video": d = try VideoDataset(root: spec.root, options: spec.video, log: log)
         default: throw DataError(path: spec.root, reason: "unknown dataset kind '\(spec.kind)'")
         }
         guard !d.pairs.isEmpty else { throw DataError(path: spec.root, reason: "\(d.name) has no image pairs for split '\(spec.split)'") }

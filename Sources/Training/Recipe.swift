@@ -15,7 +15,7 @@ public struct RecipeError: Error, CustomStringConvertible {
 
 /// A dataset: which adapter reads `root`, and which split.
 public struct DatasetSpec: Codable, Equatable, Sendable {
-    /// synthetic | chairs | sintel | kitti2015 | kitti2012 | kitti-multiview | middlebury | frames
+    /// synthetic | layered | chairs | sintel | kitti2015 | kitti2012 | kitti-multiview | middlebury | frames | video
     public var kind = "synthetic"
     public var root = "Datasets/synthetic"
     /// train | val | all
@@ -26,7 +26,27 @@ public struct DatasetSpec: Codable, Equatable, Sendable {
     public var maxPairs = 0
     /// For kind synthetic: generate the dataset into `root` when it is missing.
     public var generate = SyntheticConfig(pairs: 600, height: 192, width: 256, seed: 1)
+    /// For kind layered: generate the layered dataset into `root` when it is missing.
+    public var layered = LayeredConfig(pairs: 2000, height: 320, width: 448, seed: 1)
+    /// For kind video (`root`: a video file or a folder of them): frame step, resize, frame cap.
+    public var video = VideoOptions()
     public init() {}
+
+    enum CodingKeys: String, CodingKey { case kind, root, split, pass, maxPairs, generate, layered, video }
+
+    /// Missing keys take their defaults, so a stage's own dataset may name only what differs.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = DatasetSpec()
+        kind = try c.decodeIfPresent(String.self, forKey: .kind) ?? d.kind
+        root = try c.decodeIfPresent(String.self, forKey: .root) ?? d.root
+        split = try c.decodeIfPresent(String.self, forKey: .split) ?? d.split
+        pass = try c.decodeIfPresent(String.self, forKey: .pass) ?? d.pass
+        maxPairs = try c.decodeIfPresent(Int.self, forKey: .maxPairs) ?? d.maxPairs
+        generate = try c.decodeIfPresent(SyntheticConfig.self, forKey: .generate) ?? d.generate
+        layered = try c.decodeIfPresent(LayeredConfig.self, forKey: .layered) ?? d.layered
+        video = try c.decodeIfPresent(VideoOptions.self, forKey: .video) ?? d.video
+    }
 }
 
 public struct DataSpec: Codable, Equatable, Sendable {
@@ -132,11 +152,21 @@ public struct LossSpec: Codable, Equatable, Sendable {
     public init() {}
 }
 
-/// One stage of the MDFlow cycle.
+/// Which of the two nets a stage trains (for kinds that can train either).
+public enum TrainedNet: String, Codable, Sendable {
+    case teacher, student
+}
+
+/// One stage of the MDFlow cycle, or a supervised stage on data with ground truth.
 public struct StageSpec: Codable, Equatable, Sendable {
-    /// unsupervised | distill-to-student | distill-to-teacher
+    /// supervised | unsupervised | distill-to-student | distill-to-teacher
     public var kind = "unsupervised"
     public var name = ""
+    /// supervised: the net it trains.
+    public var net = TrainedNet.teacher
+    /// This stage's training data (nil: the recipe's data.train); a supervised stage needs
+    /// ground truth (synthetic, layered, chairs, sintel, kitti…).
+    public var train: DatasetSpec? = nil
     public var steps = 1000
     public var batch = 4
     /// Crop [height, width] taken by the loader (FastFlowNet: multiples of 64).
@@ -157,10 +187,29 @@ public struct StageSpec: Codable, Equatable, Sendable {
             s.optimizer.weightDecay = 1e-4; s.optimizer.biasDecay = 1e-4; s.optimizer.clip = 1
             s.optimizer.schedule = "onecycle"
         }
+        if kind == "supervised" {
+            // Mean end-point error per scale, in full-resolution pixels: the upsampled flow2 leads,
+            // the coarser levels get enough direct signal to learn early.
+            s.loss.scaleWeights = [1, 0.25, 0.1, 0.05, 0.02]
+            s.optimizer.lr = 4e-4
+            s.optimizer.schedule = "onecycle"
+            s.optimizer.weightDecay = 1e-5
+        }
         return s
     }
 
-    static let kinds = ["unsupervised", "distill-to-student", "distill-to-teacher"]
+    /// The net this stage updates.
+    public var trains: TrainedNet {
+        switch kind {
+        case "supervised": return net
+        case "distill-to-student": return .student
+        default: return .teacher
+        }
+    }
+
+    /// The kinds the default recipe runs (the MDFlow cycle), and every kind a recipe may list.
+    static let cycleKinds = ["unsupervised", "distill-to-student", "distill-to-teacher"]
+    static let kinds = ["supervised"] + cycleKinds
 }
 
 public struct CheckpointSpec: Codable, Equatable, Sendable {
@@ -190,7 +239,7 @@ public struct Recipe: Codable, Equatable, Sendable {
     public var teacher = NetSpec(arch: "fastflownet")
     public var student = NetSpec(arch: "raft-small")
     /// Stages in order; distillation stages are repeated `rounds` times after the others.
-    public var stages: [StageSpec] = StageSpec.kinds.map(StageSpec.defaults(kind:))
+    public var stages: [StageSpec] = StageSpec.cycleKinds.map(StageSpec.defaults(kind:))
     public var rounds = 1
     public var checkpoint = CheckpointSpec()
     public var validation = ValidationSpec()
@@ -198,7 +247,7 @@ public struct Recipe: Codable, Equatable, Sendable {
     public var logEvery = 10
     public init() {}
 
-    /// The run order with rounds expanded: non-distillation stages first, then `rounds` copies of
+    /// The run order with rounds expanded: other stages first (in their listed order), then `rounds` copies of
     /// the distillation stages in their listed order.
     public var expandedStages: [StageSpec] {
         let first = stages.filter { !$0.kind.hasPrefix("distill") }
@@ -345,7 +394,9 @@ extension Recipe {
 // MARK: - Validation
 
 extension Recipe {
-    static let datasetKinds = ["synthetic", "chairs", "sintel", "kitti2015", "kitti2012", "kitti-multiview", "middlebury", "frames"]
+    static let datasetKinds = ["synthetic", "layered", "chairs", "sintel", "kitti2015", "kitti2012", "kitti-multiview", "middlebury", "frames", "video"]
+    /// Kinds whose pairs carry ground-truth flow.
+    static let labelledKinds: Set<String> = ["synthetic", "layered", "chairs", "sintel", "kitti2015", "kitti2012", "middlebury"]
     static let archs = ["fastflownet", "raft", "raft-small"]
 
     /// Refuses impossible values, naming the key.
@@ -356,13 +407,19 @@ extension Recipe {
         if logEvery < 1 { throw fail("logEvery", "must be ≥ 1") }
         if checkpoint.every < 0 { throw fail("checkpoint.every", "must be ≥ 0") }
         if checkpoint.keep < 1 { throw fail("checkpoint.keep", "must be ≥ 1") }
-        for (key, d) in [("data.train", data.train), ("data.val", data.val)] {
+        var datasets = [("data.train", data.train), ("data.val", data.val)]
+        for (i, s) in stages.enumerated() { if let d = s.train { datasets.append(("stages.\(i).train", d)) } }
+        for (key, d) in datasets {
             if !Recipe.datasetKinds.contains(d.kind) { throw fail("\(key).kind", "unknown dataset kind '\(d.kind)'; expected one of \(Recipe.datasetKinds.joined(separator: ", "))") }
             if !["train", "val", "all"].contains(d.split) { throw fail("\(key).split", "expected train, val or all, got '\(d.split)'") }
             if !["clean", "final"].contains(d.pass) { throw fail("\(key).pass", "expected clean or final, got '\(d.pass)'") }
             if d.maxPairs < 0 { throw fail("\(key).maxPairs", "must be ≥ 0") }
             if d.kind == "synthetic" {
                 if let p = d.generate.problems().first { throw fail("\(key).generate", p) }
+            } else if d.kind == "layered" {
+                if let p = d.layered.problems().first { throw fail("\(key).layered", p) }
+            } else if d.kind == "video", let p = d.video.problems().first {
+                throw fail("\(key).video", p)
             } else if checkPaths && !FileManager.default.fileExists(atPath: d.root) {
                 throw fail("\(key).root", "dataset folder '\(d.root)' does not exist")
             }
@@ -380,7 +437,14 @@ extension Recipe {
             if s.steps < 0 { throw fail("\(p).steps", "must be ≥ 0") }
             if s.batch < 1 { throw fail("\(p).batch", "must be ≥ 1") }
             if s.crop.count != 2 || s.crop.contains(where: { $0 < 1 }) { throw fail("\(p).crop", "must be [height, width] with positive values") }
-            let trains = s.kind == "distill-to-student" ? student.arch : teacher.arch
+            if s.kind == "supervised" {
+                let d = s.train ?? data.train
+                if !Recipe.labelledKinds.contains(d.kind) {
+                    throw fail(s.train == nil ? "data.train.kind" : "\(p).train.kind",
+                               "a supervised stage needs ground truth; '\(d.kind)' has none (use synthetic, layered, chairs, sintel, kitti2015, kitti2012 or middlebury)")
+                }
+            }
+            let trains = s.trains == .student ? student.arch : teacher.arch
             let multiple = trains == "fastflownet" ? 64 : 8
             // Every stage feeds the teacher (pseudo-labels or training), so FastFlowNet's rule always holds.
             if s.crop[0] % 64 != 0 || s.crop[1] % 64 != 0 { throw fail("\(p).crop", "FastFlowNet needs sizes that are multiples of 64, got \(s.crop)") }

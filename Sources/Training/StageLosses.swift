@@ -168,6 +168,63 @@ public enum StageLosses {
         }
     }
 
+    /// Mean end-point error over the masked pixels: Σ ‖pred − target‖₂ · m / Σ m.
+    /// pred, target: (B, 2, H, W); mask: (B, 1, H, W) → [1]
+    public static func endPointError(_ pred: Tensor, _ target: Tensor, mask: Tensor) -> Tensor {
+        let m = mask.detached()
+        let d = pred - target.detached()
+        // The small constant keeps the gradient finite where the error is exactly zero.
+        let e = ((d * d).sum(dims: [1], keepDims: true) + 1e-6).pow(0.5)
+        return (e * m).mean() * Float(1 / (m.meanValue() + 1e-7))
+    }
+
+    /// A supervised step on ground truth, the frames and the flow under the stage's augmentation
+    /// ("A", which re-expresses the flow exactly). FastFlowNet: mean end-point error at every scale
+    /// it outputs, measured in full-resolution pixels and weighted by `loss.scaleWeights`; RAFT:
+    /// its sequence loss (L1, weights γ^(N−i)).
+    /// flow: (B, 2, H, W) ground truth; valid: (B, 1, H, W)
+    public static func supervisedStep(net: TrainableFlowNet, image1: Tensor, image2: Tensor, flow: Tensor, valid: Tensor,
+                                      stage: StageSpec, rng: inout RandomGenerator) -> StepLoss {
+        let spec = stage.loss
+        let aug = SelfAugmentation(stage.selfAugment, image1: image1, image2: image2, rng: &rng)
+        let (target, mask) = aug.target(flow: flow, mask: valid)
+        let preds = net.trainForward(aug.image1, aug.image2)
+        var loss: Tensor? = nil
+        var terms: [String: Float] = [:]
+        if net is TeacherNet {
+            let h = target.shape[2], w = target.shape[3]
+            for (s, pred) in preds.enumerated() where spec.scaleWeights[s] > 0 {
+                let hs = pred.shape[2], ws = pred.shape[3]
+                // Level predictions are in pixels of their own grid; compare in full-resolution pixels.
+                let factor = Float(w) / Float(ws)
+                let (t, m) = Tape.noGrad {
+                    s == 0 ? (target, mask) : (target.resizeArea(height: hs, width: ws) * (1 / factor), downsampleMask(mask, height: hs, width: ws))
+                }
+                let l = endPointError(pred, t, mask: m) * (spec.scaleWeights[s] * factor)
+                if s == 0 { terms["epe"] = l.item / spec.scaleWeights[s] }
+                loss = loss.map { $0 + l } ?? l
+            }
+        } else {
+            let count = preds.count
+            for (i, p) in preds.enumerated() {
+                let wt = Float(Foundation.pow(Double(spec.sequenceGamma), Double(count - 1 - i)))
+                let l = robust(p, target, mask: mask, eps: 0, q: 1) * wt
+                loss = loss.map { $0 + l } ?? l
+            }
+            terms["epe"] = endPointError(preds[count - 1].detached(), target, mask: mask).item
+        }
+        terms["valid"] = Float(mask.meanValue())
+        return StepLoss(total: loss ?? Tensor.zeros([1]), terms: terms)
+    }
+
+    /// A validity mask averaged to a coarser grid: 1 where every fine pixel under the cell is valid.
+    /// (B, 1, H, W) → (B, 1, h, w)
+    static func downsampleMask(_ m: Tensor, height h: Int, width w: Int) -> Tensor {
+        let r = m.resizeArea(height: h, width: w)
+        for i in 0..<r.count { r.data[i] = r.data[i] > 0.999 ? 1 : 0 }
+        return r
+    }
+
     /// Stage 2: the frozen teacher's flows, filtered by the reliable mask, supervise the student
     /// on A(I) with RAFT's sequence weighting γ^(N−i).
     public static func studentStep(teacher: TrainableFlowNet, student: TrainableFlowNet, image1: Tensor, image2: Tensor,

@@ -146,7 +146,7 @@ public final class Trainer {
         return state.history
     }
 
-    func trainedNet(_ stage: StageSpec) -> TrainableFlowNet { stage.kind == "distill-to-student" ? student : teacher }
+    func trainedNet(_ stage: StageSpec) -> TrainableFlowNet { stage.trains == .student ? student : teacher }
 
     func makeOptimizer(_ stage: StageSpec) -> Adam {
         let o = stage.optimizer
@@ -180,15 +180,17 @@ public final class Trainer {
         let sched = schedule(stage)
         var pair = stage.pairAugment
         pair.crop = stage.crop
-        let loader = try DataLoader(dataset: train, config: loaderConfig(stage), augmentation: AugmentationConfig(pair: pair),
+        var data = try stage.train.map { try DatasetFactory.open($0, log: log) } ?? train
+        if stage.kind == "supervised" { data = ForwardFlowOnly(data) }
+        let loader = try DataLoader(dataset: data, config: loaderConfig(stage), augmentation: AugmentationConfig(pair: pair),
                                     seed: stageSeed(k) ^ 0x5A5A, resumeFrom: state.loader)
         defer { loader.stop() }
         let net = trainedNet(stage)
         teacher.net.setTraining(true)
-        student.net.setTraining(stage.kind == "distill-to-student")
+        student.net.setTraining(stage.trains == .student)
         let params = net.module.namedParameters().map(\.1)
         let title = "stage \(k + 1)/\(stages.count) \(stage.name)"
-        log("\(title): \(stage.steps) steps, batch \(stage.batch), crop \(stage.crop[0])×\(stage.crop[1]), \(stage.optimizer.kind) lr \(stage.optimizer.lr) (\(stage.optimizer.schedule))")
+        log("\(title): \(data.name), \(data.pairs.count) pairs; \(stage.steps) steps, batch \(stage.batch), crop \(stage.crop[0])×\(stage.crop[1]), \(stage.optimizer.kind) lr \(stage.optimizer.lr) (\(stage.optimizer.schedule))")
         var t0 = Timing.now()
         let startStep = state.stageStep
         var lastLog = t0
@@ -270,12 +272,15 @@ public final class Trainer {
         var c = LoaderConfig(batchSize: stage.batch)
         c.skipBadFiles = recipe.data.skipBadFiles
         c.workers = recipe.data.workers
-        c.loadGroundTruth = false
+        c.loadGroundTruth = stage.kind == "supervised"
         return c
     }
 
     func computeLoss(_ stage: StageSpec, step: Int, batch: Batch, rng: inout RandomGenerator) -> StepLoss {
         switch stage.kind {
+        case "supervised":
+            return StageLosses.supervisedStep(net: trainedNet(stage), image1: batch.image1, image2: batch.image2,
+                                              flow: batch.flow!, valid: batch.valid!, stage: stage, rng: &rng)
         case "distill-to-student":
             return StageLosses.studentStep(teacher: teacher, student: student, image1: batch.image1, image2: batch.image2, stage: stage, rng: &rng)
         case "distill-to-teacher":
@@ -318,11 +323,13 @@ public final class Trainer {
         guard let val else { return (.nan, nil) }
         let mt = try Evaluation.run(teacher, on: val, maxPairs: recipe.validation.maxPairs)
         var ms: FlowMetrics? = nil
-        if recipe.validation.student && stage.kind != "unsupervised" {
+        // The student is worth validating once a stage has trained it or learned from it.
+        let studentTrained = state.history.contains { stages[$0.stage].trains == .student } || stage.trains == .student
+        if recipe.validation.student && studentTrained {
             ms = try Evaluation.run(student, on: val, maxPairs: recipe.validation.maxPairs)
         }
         teacher.net.setTraining(true)
-        student.net.setTraining(stage.kind == "distill-to-student")
+        student.net.setTraining(stage.trains == .student)
         var record: [String: Any] = ["type": "val", "stage": k + 1, "stage_name": stage.name, "global_step": state.globalStep,
                                      "final": final, "teacher": mt.summary]
         if let ms { record["student"] = ms.summary }

@@ -1,6 +1,7 @@
 import Testing
 import Foundation
 import Training
+import FlowData
 import TestSupport
 
 @Suite struct RecipeTests {
@@ -61,4 +62,26 @@ import TestSupport
         let again = try Recipe.parse(try r.resolvedYAML(), file: "resolved.yaml")
         #expect(again == r)
     }
+
+    @Test func supervisedStagesNeedGroundTruthAndTakeTheirOwnData() throws {
+        let yaml = """
+        data: {train: {kind: frames, root: /tmp}}
+        stages:
+          - {kind: supervised, net: student, steps: 5, train: {kind: layered, root: /tmp/l, layered: {pairs: 7}}}
+          - {kind: unsupervised, steps: 3}
+        """
+        let r = try Recipe.parse(yaml, file: "s.yaml", checkPaths: false)
+        #expect(r.stages[0].trains == .student && r.stages[1].trains == .teacher)
+        // A partial dataset spec takes the defaults for every key it does not name.
+        #expect(r.stages[0].train?.layered.pairs == 7 && r.stages[0].train?.layered.width == LayeredConfig().width)
+        #expect(r.stages[0].optimizer.schedule == "onecycle" && r.stages[1].train == nil)
+        let again = try Recipe.parse(try r.resolvedYAML(), file: "resolved.yaml", checkPaths: false)
+        #expect(again == r)
+        let e = refusal("data: {train: {kind: frames, root: /tmp}}\nstages:\n  - {kind: supervised}\n")
+        #expect(e?.contains("data.train.kind") == true && e?.contains("ground truth") == true, "\(e ?? "accepted")")
+        #expect(refusal("stages:\n  - {kind: supervised, net: both}\n")?.contains("stages.0.net") == true)
+        #expect(refusal("stages:\n  - {kind: supervised, train: {kind: layered, layered: {maxShift: -1}}}\n")?.contains("stages.0.train.layered") == true)
+        #expect(refusal("data: {train: {kind: video, root: /tmp, video: {step: 0}}}\n")?.contains("data.train.video") == true)
+    }
 }
+

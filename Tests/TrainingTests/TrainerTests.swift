@@ -97,4 +97,36 @@ import TestSupport
         #expect(throws: (any Error).self) { try t.run() }
         #expect(throws: (any Error).self) { _ = try Trainer(recipe: try recipe(), runDir: dir, resume: false, log: { _ in }) }
     }
+
+    /// A supervised stage on the layered scenes lowers the training end-point error of the
+    /// teacher, and one trains RAFT-small to finite weights.
+    @Test func supervisedStagesLearnFromGroundTruth() throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-layered-test-data").path
+        let yaml = """
+        name: supervised-test
+        seed: 3
+        data:
+          train: {kind: layered, root: \(data), split: all, layered: {pairs: 8, height: 64, width: 128, seed: 2, maxShift: 0.05}}
+          val: {kind: layered, root: \(data), split: all, maxPairs: 2}
+        student: {arch: raft-small, iters: 2, evalIters: 2}
+        checkpoint: {every: 0, keep: 1}
+        logEvery: 1
+        stages:
+          - {kind: supervised, steps: 40, batch: 2, crop: [64, 128], optimizer: {lr: 1.0e-3, schedule: constant}}
+          - {kind: supervised, net: student, steps: 2, batch: 1, crop: [64, 128]}
+        """
+        let dir = tempRun("supervised")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let t = try Trainer(recipe: try Recipe.parse(yaml, file: "supervised.yaml"), runDir: dir, resume: false, log: { _ in })
+        try t.run()
+        let lines = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n")
+        let records = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let teacher = records.filter { $0["type"] as? String == "train" && $0["stage"] as? Int == 1 }.compactMap { $0["epe"] as? Double }
+        let student = records.filter { $0["type"] as? String == "train" && $0["stage"] as? Int == 2 }.compactMap { $0["epe"] as? Double }
+        #expect(teacher.count == 40 && student.count == 2 && student.allSatisfy(\.isFinite))
+        let first = teacher.prefix(8).reduce(0, +) / 8, last = teacher.suffix(8).reduce(0, +) / 8
+        #expect(last < 0.8 * first, "training EPE \(first) → \(last)")
+        #expect(weights(t).values.allSatisfy { $0.allSatisfy(\.isFinite) })
+    }
 }
+

@@ -1,4 +1,4 @@
-// The embedded synthetic dataset: textured layers under independent affine motions, depth-ordered
+// The quick start's synthetic dataset: textured layers under independent affine motions, depth-ordered
 // so they occlude one another, with exact forward/backward flow and occlusion masks. Written in
 // the FlyingChairs-style layout (`FlyingChairs(root:)` reads it), deterministic by seed.
 import Foundation
@@ -82,6 +82,8 @@ public struct SyntheticPair: Sendable {
     public var backward: [Float]
     /// (H, W): 255 where the frame-1 pixel is occluded or leaves the frame in frame 2, else 0.
     public var occlusion: [UInt8]
+    /// (H, W): the same for frame-2 pixels not seen in frame 1 (nil: not rendered).
+    public var occlusionBackward: [UInt8]? = nil
 
     public func rgbImage1() -> RGBImage { Self.rgb(image1, width, height) }
     public func rgbImage2() -> RGBImage { Self.rgb(image2, width, height) }
@@ -94,6 +96,13 @@ public struct SyntheticPair: Sendable {
         for i in 0..<n { for c in 0..<3 { p[c * n + i] = Float(bytes[3 * i + c]) / 255 } }
         return RGBImage(width: w, height: h, pixels: p)
     }
+}
+
+/// The first error and the pairs done, shared by the generation workers.
+private final class GenerationProgress: @unchecked Sendable {
+    let lock = NSLock()
+    var error: Error?
+    var done = 0
 }
 
 public enum SyntheticDataset {
@@ -111,6 +120,17 @@ public enum SyntheticDataset {
                                 progress: (@Sendable (Int) -> Void)? = nil) throws {
         let problems = config.problems()
         if !problems.isEmpty { throw DataError(path: directory, reason: "invalid synthetic config: " + problems.joined(separator: "; ")) }
+        try writePairs(count: config.pairs, to: directory, compression: config.compression, threads: threads,
+                       splitCode: config.splitCode(of:), configFile: "synthetic.json", config: config,
+                       progress: progress) { renderPair(config, index: $0) }
+    }
+
+    /// Renders pairs 0..<count with `render` on `threads` threads and writes them into
+    /// `directory`/data/, then split.txt and the config as JSON.
+    static func writePairs<Config: Encodable>(count: Int, to directory: String, compression: Int, threads: Int,
+                                              splitCode: (Int) -> Int, configFile: String, config: Config,
+                                              progress: (@Sendable (Int) -> Void)?,
+                                              render: @escaping @Sendable (Int) -> SyntheticPair) throws {
         StorageMemory.keepLargeBlocks()  // each pair allocates a few MB; keep them out of mmap/munmap
         let data = joinPath(directory, "data")
         do {
@@ -118,22 +138,17 @@ public enum SyntheticDataset {
         } catch {
             throw DataError(path: data, reason: "cannot create directory (\(error.localizedDescription))")
         }
-        final class Shared: @unchecked Sendable {
-            let lock = NSLock()
-            var error: Error?
-            var done = 0
-        }
-        let shared = Shared()
-        let workers = max(1, min(threads, config.pairs))
+        let shared = GenerationProgress()
+        let workers = max(1, min(threads, count))
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             var index = worker
-            while index < config.pairs {
+            while index < count {
                 shared.lock.lock()
                 let failed = shared.error != nil
                 shared.lock.unlock()
                 if failed { return }
                 do {
-                    try write(renderPair(config, index: index), config: config, stem: joinPath(data, stem(index)))
+                    try write(render(index), compression: compression, stem: joinPath(data, stem(index)))
                 } catch {
                     shared.lock.lock()
                     if shared.error == nil { shared.error = error }
@@ -149,24 +164,29 @@ public enum SyntheticDataset {
             }
         }
         if let error = shared.error { throw error }
-        let split = (0..<config.pairs).map { "\(config.splitCode(of: $0))\n" }.joined()
+        let split = (0..<count).map { "\(splitCode($0))\n" }.joined()
         try Array(split.utf8).withUnsafeBytes { try writeFileBytes(joinPath(directory, "split.txt"), $0) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let json = (try? encoder.encode(config)) ?? Data()
-        try json.withUnsafeBytes { try writeFileBytes(joinPath(directory, "synthetic.json"), $0) }
+        try json.withUnsafeBytes { try writeFileBytes(joinPath(directory, configFile), $0) }
     }
 
-    static func write(_ pair: SyntheticPair, config: SyntheticConfig, stem: String) throws {
+    static func write(_ pair: SyntheticPair, compression: Int, stem: String) throws {
         let w = pair.width, h = pair.height
         try pair.image1.withUnsafeBufferPointer {
-            try ImageFile.writePNG(rgbBytes: $0.baseAddress!, width: w, height: h, channels: 3, to: stem + "_img1.png", compression: config.compression)
+            try ImageFile.writePNG(rgbBytes: $0.baseAddress!, width: w, height: h, channels: 3, to: stem + "_img1.png", compression: compression)
         }
         try pair.image2.withUnsafeBufferPointer {
-            try ImageFile.writePNG(rgbBytes: $0.baseAddress!, width: w, height: h, channels: 3, to: stem + "_img2.png", compression: config.compression)
+            try ImageFile.writePNG(rgbBytes: $0.baseAddress!, width: w, height: h, channels: 3, to: stem + "_img2.png", compression: compression)
         }
         try pair.occlusion.withUnsafeBufferPointer {
-            try ImageFile.writePNG(rgbBytes: $0.baseAddress!, width: w, height: h, channels: 1, to: stem + "_occ.png", compression: config.compression)
+            try ImageFile.writePNG(rgbBytes: $0.baseAddress!, width: w, height: h, channels: 1, to: stem + "_occ.png", compression: compression)
+        }
+        if let back = pair.occlusionBackward {
+            try back.withUnsafeBufferPointer {
+                try ImageFile.writePNG(rgbBytes: $0.baseAddress!, width: w, height: h, channels: 1, to: stem + "_occ_bw.png", compression: compression)
+            }
         }
         try FlowFile.writeFlo(pair.forwardFlow(), to: stem + "_flow.flo")
         try FlowFile.writeFlo(pair.backwardFlow(), to: stem + "_flow_bw.flo")
@@ -369,16 +389,17 @@ struct Shape {
     }
 }
 
-/// One depth layer: what it looks like, where it is in frame 1, and how it moves to frame 2.
-struct Layer {
+/// One depth layer: what it looks like (`Surface`, a texture in the layer's frame-1 coordinates),
+/// where it is in frame 1, and how it moves to frame 2.
+struct Layer<Surface> {
     var shape: Shape
-    var texture: Texture
+    var texture: Surface
     var motion: Affine2       // frame-1 position ↦ frame-2 position
     var inverse: Affine2      // frame-2 position ↦ frame-1 (layer) position
     /// Bounding box of the layer in frame 2.
     var minX2 = -Double.infinity, maxX2 = Double.infinity, minY2 = -Double.infinity, maxY2 = Double.infinity
 
-    init(shape: Shape, texture: Texture, motion: Affine2) {
+    init(shape: Shape, texture: Surface, motion: Affine2) {
         self.shape = shape
         self.texture = texture
         self.motion = motion
@@ -401,7 +422,7 @@ struct Layer {
 
 struct Scene {
     let width: Int, height: Int
-    var layers: [Layer] = []   // 0 = background; higher index is nearer
+    var layers: [Layer<Texture>] = []   // 0 = background; higher index is nearer
 
     init(config: SyntheticConfig, rng: inout RandomGenerator) {
         width = config.width

@@ -1,0 +1,91 @@
+// Configuration of the layered scene generator (LayeredScene.swift): FlyingChairs/AutoFlow-style
+// scenes of many textured layers over a background, each layer moving on its own on top of a global
+// camera motion, with photometric change between the frames.
+import Foundation
+
+/// What `LayeredDataset.generate` writes. Lengths are fractions of the image width, angles degrees.
+public struct LayeredConfig: Codable, Sendable, Equatable {
+    /// Number of image pairs.
+    public var pairs = 2000
+    public var height = 320
+    public var width = 448
+    /// Same seed → identical bytes, whatever the thread count.
+    public var seed: UInt64 = 0
+    /// Foreground layers per pair (inclusive range).
+    public var minLayers = 4
+    public var maxLayers = 10
+    /// Largest translation of a layer relative to the camera. Magnitudes are drawn as
+    /// maxShift · u² (u uniform), so small motions are as common as in real video.
+    public var maxShift = 0.15
+    /// Camera motion: translation (standard deviation), rotation and zoom (standard deviations),
+    /// each clipped at three deviations.
+    public var cameraShift = 0.015
+    public var cameraRotation = 1.5
+    public var cameraZoom = 0.03
+    /// Largest rotation and zoom of a layer relative to the camera.
+    public var layerRotation = 12.0
+    public var layerZoom = 0.1
+    /// Photometric change between the frames (brightness, contrast, gamma, white balance), sensor
+    /// noise and defocus blur.
+    public var photometric = true
+    /// Largest noise standard deviation (intensities in [0, 1]) and blur σ (pixels).
+    public var maxNoise = 0.02
+    public var maxBlur = 1.2
+    /// Every `validationEvery`-th pair is in the validation split; 0: all training.
+    public var validationEvery = 10
+    /// zlib level of the PNGs.
+    public var compression = 1
+
+    public init(pairs: Int = 2000, height: Int = 320, width: Int = 448, seed: UInt64 = 0) {
+        self.pairs = pairs
+        self.height = height
+        self.width = width
+        self.seed = seed
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case pairs, height, width, seed, minLayers, maxLayers, maxShift, cameraShift, cameraRotation, cameraZoom,
+             layerRotation, layerZoom, photometric, maxNoise, maxBlur, validationEvery, compression
+    }
+
+    /// Missing keys take their defaults.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T { try c.decodeIfPresent(T.self, forKey: key) ?? fallback }
+        let d = LayeredConfig()
+        pairs = try value(.pairs, d.pairs); height = try value(.height, d.height); width = try value(.width, d.width)
+        seed = try value(.seed, d.seed)
+        minLayers = try value(.minLayers, d.minLayers); maxLayers = try value(.maxLayers, d.maxLayers)
+        maxShift = try value(.maxShift, d.maxShift)
+        cameraShift = try value(.cameraShift, d.cameraShift); cameraRotation = try value(.cameraRotation, d.cameraRotation)
+        cameraZoom = try value(.cameraZoom, d.cameraZoom)
+        layerRotation = try value(.layerRotation, d.layerRotation); layerZoom = try value(.layerZoom, d.layerZoom)
+        photometric = try value(.photometric, d.photometric); maxNoise = try value(.maxNoise, d.maxNoise)
+        maxBlur = try value(.maxBlur, d.maxBlur)
+        validationEvery = try value(.validationEvery, d.validationEvery); compression = try value(.compression, d.compression)
+    }
+
+    /// Problems with the values, as "key: reason" lines (empty when usable).
+    public func problems() -> [String] {
+        var p: [String] = []
+        if pairs < 1 { p.append("pairs: must be at least 1, got \(pairs)") }
+        if height < 32 || width < 32 { p.append("size: must be at least 32×32, got \(height)×\(width)") }
+        if height * width > 1 << 24 { p.append("size: \(height)×\(width) is too large") }
+        if minLayers < 0 || maxLayers < minLayers || maxLayers > 64 {
+            p.append("layers: need 0 ≤ minLayers ≤ maxLayers ≤ 64, got \(minLayers)...\(maxLayers)")
+        }
+        for (key, v, hi) in [("maxShift", maxShift, 1.0), ("cameraShift", cameraShift, 0.5), ("cameraRotation", cameraRotation, 45),
+                             ("cameraZoom", cameraZoom, 0.3), ("layerRotation", layerRotation, 90), ("layerZoom", layerZoom, 0.5),
+                             ("maxNoise", maxNoise, 0.5), ("maxBlur", maxBlur, 10)] where !(v >= 0 && v <= hi) {
+            p.append("\(key): must be in [0, \(hi)], got \(v)")
+        }
+        if validationEvery < 0 { p.append("validationEvery: must be ≥ 0, got \(validationEvery)") }
+        if !(0...9).contains(compression) { p.append("compression: must be 0-9, got \(compression)") }
+        return p
+    }
+
+    /// 1 (train) or 2 (validation) for pair `index` (0-based), as written to split.txt.
+    public func splitCode(of index: Int) -> Int {
+        validationEvery > 0 && (index + 1) % validationEvery == 0 ? 2 : 1
+    }
+}
