@@ -7,23 +7,34 @@ import Training
 
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Evaluate the teacher (or student) of a checkpoint on a validation split.",
+        abstract: "Evaluate a checkpoint's teacher or student, a weights file, or the shipped teacher on a validation split.",
         discussion: """
         Prints EPE over all valid pixels (mean over images of each image's mean), over non-occluded \
         and occluded pixels where the dataset has occlusion masks, the 1/3/5-px outlier rates and \
         KITTI Fl-all (pooled over pixels).
 
         Examples:
+          mdflow evaluate --dataset middlebury:../shared/real/middlebury --split all
+          mdflow evaluate --weights raft-small.safetensors --arch raft-small --dataset middlebury:DIR --split all
           mdflow evaluate --checkpoint Checkpoints/run --recipe Recipes/quickstart.yaml
           mdflow evaluate --checkpoint Checkpoints/run/stages/1 \\
                           --dataset synthetic:Datasets/synthetic --split val
         """)
 
     @Option(help: ArgumentHelp("A run directory (its latest checkpoint) or a checkpoint folder.", valueName: "DIR"))
-    var checkpoint: String
+    var checkpoint: String?
 
-    @Option(help: "Which net: teacher or student.")
+    @Option(help: "With --checkpoint: which net, teacher or student.")
     var net: String = "teacher"
+
+    @Option(help: ArgumentHelp("A weights file (.safetensors or .pth) instead of a checkpoint; default: the shipped Models/ weights of --arch.", valueName: "FILE"))
+    var weights: String?
+
+    @Option(help: "Without --checkpoint: the network of --weights (fastflownet, raft or raft-small).")
+    var arch: FlowNetChoice = .fastflownet
+
+    @Option(help: "RAFT iterations (default: the recipe's evalIters, 12 without a recipe).")
+    var iters: Int?
 
     @Option(help: ArgumentHelp("Take the validation dataset from this recipe.", valueName: "RECIPE"))
     var recipe: String?
@@ -46,42 +57,49 @@ struct Evaluate: ParsableCommand {
     func run() throws {
         do {
             guard net == "teacher" || net == "student" else { throw ValidationError("--net must be teacher or student") }
-            let folder = try Checkpoint.resolve(checkpoint)
+            if checkpoint != nil && weights != nil { throw ValidationError("give --checkpoint or --weights, not both") }
+            if let iters, iters < 1 { throw ValidationError("--iters must be at least 1") }
+            let folder = try checkpoint.map { try Checkpoint.resolve($0) }
             var spec: DatasetSpec
-            var netSpec: NetSpec
+            var saved = Recipe()
             if let recipe {
-                let r = try Recipe.load(path: recipe)
-                spec = r.data.val
-                netSpec = net == "teacher" ? r.teacher : r.student
+                saved = try Recipe.load(path: recipe)
+                spec = saved.data.val
+                spec.split = split
             } else if let dataset, let colon = dataset.firstIndex(of: ":") {
                 spec = DatasetSpec()
                 spec.kind = String(dataset[..<colon]); spec.root = String(dataset[dataset.index(after: colon)...])
                 spec.split = split
-                let saved = folder.deletingLastPathComponent().appendingPathComponent("recipe.yaml")
-                let r = (try? Recipe.load(path: saved.path)) ?? Recipe()
-                netSpec = net == "teacher" ? r.teacher : r.student
+                if let folder {
+                    saved = (try? Recipe.load(path: folder.deletingLastPathComponent().appendingPathComponent("recipe.yaml").path)) ?? Recipe()
+                }
             } else {
                 throw ValidationError("give --recipe R or --dataset KIND:ROOT")
             }
-            if recipe != nil { spec.split = split }
+            // What to load: a checkpoint's teacher or student, or a weights file of --arch.
+            let isTeacher = folder != nil ? net == "teacher" : arch == .fastflownet
+            var netSpec = isTeacher ? saved.teacher : saved.student
+            if folder == nil && !isTeacher { netSpec.arch = arch.rawValue }
+            if let iters { netSpec.evalIters = iters }
             netSpec.weights = ""
+            let file = try folder.map { $0.appendingPathComponent("\(net).safetensors").path } ?? weights ?? arch.shippedWeights()
+            let state = try WeightsFile.read(URL(fileURLWithPath: file))
             let d = try DatasetFactory.open(spec)
-            let file = folder.appendingPathComponent("\(net).safetensors")
             let model: TrainableFlowNet
-            if net == "teacher" {
+            if isTeacher {
                 let t = try NetFactory.teacher(netSpec, seed: 0)
-                try t.net.load(SafeTensors.read(file).tensors, source: file.path)
+                try t.net.load(state, source: file)
                 model = t
             } else {
                 let s = try NetFactory.student(netSpec, seed: 0)
-                try s.net.load(SafeTensors.read(file).tensors, source: file.path)
+                try s.net.load(state, source: file)
                 model = s
             }
             let m = try Evaluation.run(model, on: d, maxPairs: maxPairs, visualize: vis) { i, n in
                 if i % 20 == 0 || i == n { FileHandle.standardError.write("\r  \(i)/\(n) pairs".data(using: .utf8)!) }
             }
             FileHandle.standardError.write("\n".data(using: .utf8)!)
-            print("\(net) of \(folder.path) on \(d.name) (\(m.images) pairs):")
+            print("\(isTeacher ? "teacher" : "student") \(file) on \(d.name) (\(m.images) pairs):")
             print(String(format: "  EPE all %.3f   noc %@   occ %@   (mean over images)", m.epe,
                          m.epeNoc.map { String(format: "%.3f", $0) } ?? "–", m.epeOcc.map { String(format: "%.3f", $0) } ?? "–"))
             print(String(format: "  EPE all pooled over pixels %.3f", m.epePixel))

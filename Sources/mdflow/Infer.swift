@@ -4,6 +4,7 @@ import Tensor
 import NN
 import FlowNets
 import FlowData
+import Training
 
 struct Infer: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,15 +16,18 @@ struct Infer: ParsableCommand {
         for the supervised FastFlowNet weights). RAFT: pixels 0..255, replicate padding to multiples \
         of 8 split evenly, unpadding.
 
-        --weights takes .safetensors or a PyTorch .pth (zip or legacy format). The output is .flo, \
-        or a KITTI 16-bit flow .png. A failed run writes no output file.
+        --weights takes .safetensors or a PyTorch .pth (zip or legacy format); without it the weights \
+        shipped in Models/ are used. The output is .flo, or a KITTI 16-bit flow .png. A failed run \
+        writes no output file.
+
+        Example: mdflow infer frame1.png frame2.png --out flow.flo --vis flow.png
         """)
 
     @Option(help: "Network: fastflownet, raft or raft-small.")
-    var net: String
+    var net: FlowNetChoice = .fastflownet
 
-    @Option(help: "Weights: .safetensors or .pth.")
-    var weights: String
+    @Option(help: "Weights: .safetensors or .pth (default: the shipped Models/ weights of --net).")
+    var weights: String?
 
     @Option(help: "RAFT iterations.")
     var iters: Int = 12
@@ -44,7 +48,6 @@ struct Infer: ParsableCommand {
     var vis: String?
 
     func validate() throws {
-        guard ["fastflownet", "raft", "raft-small"].contains(net) else { throw ValidationError("--net must be fastflownet, raft or raft-small, got '\(net)'") }
         guard iters >= 1 else { throw ValidationError("--iters must be at least 1") }
         guard FastFlowNetInputConvention(rawValue: convention) != nil else { throw ValidationError("--convention must be mdflow or supervised, got '\(convention)'") }
         let ext = (out as NSString).pathExtension.lowercased()
@@ -58,12 +61,13 @@ struct Infer: ParsableCommand {
         guard img1.width == img2.width && img1.height == img2.height else {
             throw InferError("\(frame2): size \(img2.width)×\(img2.height) differs from \(frame1) (\(img1.width)×\(img1.height))")
         }
+        let weights = try self.weights ?? net.shippedWeights()
         let state = try WeightsFile.read(URL(fileURLWithPath: weights))
         let a = Tensor(shape: [1, 3, img1.height, img1.width], values: img1.pixels)
         let b = Tensor(shape: [1, 3, img2.height, img2.width], values: img2.pixels)
         let flow: Tensor
         switch net {
-        case "fastflownet":
+        case .fastflownet:
             let model = FastFlowNet()
             try model.load(state, source: weights)
             model.setTraining(false)
@@ -72,7 +76,7 @@ struct Infer: ParsableCommand {
             guard img1.width >= 57 && img1.height >= 57 else {
                 throw InferError("\(frame1): \(img1.width)×\(img1.height) is too small for RAFT's 4-level correlation pyramid (at least 57×57)")
             }
-            let model = RAFT(small: net == "raft-small")
+            let model = RAFT(small: net == .raftSmall)
             try model.load(state, source: weights)
             model.setTraining(false)
             flow = model.predict(a * 255, b * 255, iters: iters)
@@ -102,7 +106,7 @@ struct Infer: ParsableCommand {
         }
         var maxMag: Float = 0
         for i in 0..<field.planeSize { maxMag = max(maxMag, (field.uv[i] * field.uv[i] + field.uv[field.planeSize + i] * field.uv[field.planeSize + i]).squareRoot()) }
-        print("\(net): \(img1.width)×\(img1.height), max |flow| \(String(format: "%.2f", maxMag)) px → \(out)" + (vis.map { ", \($0)" } ?? ""))
+        print("\(net.rawValue): \(img1.width)×\(img1.height), max |flow| \(String(format: "%.2f", maxMag)) px → \(out)" + (vis.map { ", \($0)" } ?? ""))
     }
 
     /// A sibling temporary path with the same extension.
@@ -116,4 +120,19 @@ struct Infer: ParsableCommand {
 struct InferError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
+}
+
+/// The networks `infer` and `evaluate` run.
+enum FlowNetChoice: String, ExpressibleByArgument, CaseIterable {
+    case fastflownet, raft
+    case raftSmall = "raft-small"
+
+    /// The weights shipped in Models/ for this net.
+    func shippedWeights() throws -> String {
+        switch self {
+        case .fastflownet: return try ShippedModels.path(ShippedModels.teacherFile)
+        case .raftSmall: return try ShippedModels.path(ShippedModels.studentFile)
+        case .raft: throw ValidationError("no weights are shipped for full RAFT; pass --weights")
+        }
+    }
 }
