@@ -150,8 +150,9 @@ public enum FFmpeg {
         return p
     }
 
-    /// Runs `tool` with `arguments`; returns (exit status, stdout, stderr), stdout read whole.
-    static func run(_ tool: String, _ arguments: [String]) throws -> (Int32, Data, String) {
+    /// Starts `tool` with `arguments`, stdin closed; returns the process, its stdout, and its
+    /// stderr being collected.
+    static func launch(_ tool: String, _ arguments: [String]) throws -> (Process, FileHandle, ErrorCollector) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: tool)
         p.arguments = arguments
@@ -160,10 +161,15 @@ public enum FFmpeg {
         p.standardError = err
         p.standardInput = FileHandle.nullDevice
         try p.run()
-        let errData = ErrorCollector(err.fileHandleForReading)
-        let data = out.fileHandleForReading.readDataToEndOfFile()
+        return (p, out.fileHandleForReading, ErrorCollector(err.fileHandleForReading))
+    }
+
+    /// Runs `tool` with `arguments`; returns (exit status, stdout, stderr), stdout read whole.
+    static func run(_ tool: String, _ arguments: [String]) throws -> (Int32, Data, String) {
+        let (p, out, errors) = try launch(tool, arguments)
+        let data = out.readDataToEndOfFile()
         p.waitUntilExit()
-        return (p.terminationStatus, data, errData.text())
+        return (p.terminationStatus, data, errors.text())
     }
 
     /// The width and height of the first video stream of `file`.
@@ -194,17 +200,8 @@ public enum FFmpeg {
         if !filters.isEmpty { args += ["-vf", filters.joined(separator: ","), "-vsync", "0"] }
         if options.maxFrames > 0 { args += ["-frames:v", "\(options.maxFrames)"] }
         args += ["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: ffmpeg)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let errors = ErrorCollector(err.fileHandleForReading)
+        let (p, reader, errors) = try launch(ffmpeg, args)
         let frameBytes = w * h * 3
-        let reader = out.fileHandleForReading
         var buffer = Data()
         var index = 0
         var failure: Error? = nil

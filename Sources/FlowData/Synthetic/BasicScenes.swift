@@ -6,7 +6,7 @@ import Tensor
 
 /// What `SyntheticDataset.generate` writes. Every key has a default; `mdflow generate-dataset`
 /// sets pairs, size and seed.
-public struct SyntheticConfig: Codable, Sendable, Equatable {
+public struct SyntheticConfig: Codable, Sendable, Equatable, GeneratedPairsConfig {
     /// Number of image pairs.
     public var pairs: Int = 2000
     public var height: Int = 256
@@ -51,13 +51,33 @@ public struct SyntheticConfig: Codable, Sendable, Equatable {
 
     /// Problems with the values, as "key: reason" lines (empty when usable).
     public func problems() -> [String] {
+        var p = layoutProblems(minSide: 8, maxLayerCount: 32)
+        if !(maxDisplacement >= 0) { p.append("maxDisplacement: must be ≥ 0, got \(maxDisplacement)") }
+        return p
+    }
+}
+
+/// What the two generators' configurations share: the pairs, their size and layers, the split
+/// and the PNG compression.
+protocol GeneratedPairsConfig: Encodable {
+    var pairs: Int { get }
+    var height: Int { get }
+    var width: Int { get }
+    var minLayers: Int { get }
+    var maxLayers: Int { get }
+    var validationEvery: Int { get }
+    var compression: Int { get }
+}
+
+extension GeneratedPairsConfig {
+    /// Problems with the shared keys, as "key: reason" lines.
+    func layoutProblems(minSide: Int, maxLayerCount: Int) -> [String] {
         var p: [String] = []
         if pairs < 1 { p.append("pairs: must be at least 1, got \(pairs)") }
-        if height < 8 || width < 8 { p.append("size: must be at least 8×8, got \(height)×\(width)") }
+        if height < minSide || width < minSide { p.append("size: must be at least \(minSide)×\(minSide), got \(height)×\(width)") }
         if height * width > 1 << 24 { p.append("size: \(height)×\(width) is too large") }
-        if !(maxDisplacement >= 0) { p.append("maxDisplacement: must be ≥ 0, got \(maxDisplacement)") }
-        if minLayers < 0 || maxLayers < minLayers || maxLayers > 32 {
-            p.append("layers: need 0 ≤ minLayers ≤ maxLayers ≤ 32, got \(minLayers)...\(maxLayers)")
+        if minLayers < 0 || maxLayers < minLayers || maxLayers > maxLayerCount {
+            p.append("layers: need 0 ≤ minLayers ≤ maxLayers ≤ \(maxLayerCount), got \(minLayers)...\(maxLayers)")
         }
         if validationEvery < 0 { p.append("validationEvery: must be ≥ 0, got \(validationEvery)") }
         if !(0...9).contains(compression) { p.append("compression: must be 0-9, got \(compression)") }
@@ -65,7 +85,7 @@ public struct SyntheticConfig: Codable, Sendable, Equatable {
     }
 
     /// 1 (train) or 2 (validation) for pair `index` (0-based), as written to split.txt.
-    public func splitCode(of index: Int) -> Int {
+    func splitCode(of index: Int) -> Int {
         validationEvery > 0 && (index + 1) % validationEvery == 0 ? 2 : 1
     }
 }
@@ -120,17 +140,16 @@ public enum SyntheticDataset {
                                 progress: (@Sendable (Int) -> Void)? = nil) throws {
         let problems = config.problems()
         if !problems.isEmpty { throw DataError(path: directory, reason: "invalid synthetic config: " + problems.joined(separator: "; ")) }
-        try writePairs(count: config.pairs, to: directory, compression: config.compression, threads: threads,
-                       splitCode: config.splitCode(of:), configFile: "synthetic.json", config: config,
+        try writePairs(config, to: directory, threads: threads, configFile: "synthetic.json",
                        progress: progress) { renderPair(config, index: $0) }
     }
 
-    /// Renders pairs 0..<count with `render` on `threads` threads and writes them into
-    /// `directory`/data/, then split.txt and the config as JSON.
-    static func writePairs<Config: Encodable>(count: Int, to directory: String, compression: Int, threads: Int,
-                                              splitCode: (Int) -> Int, configFile: String, config: Config,
-                                              progress: (@Sendable (Int) -> Void)?,
-                                              render: @escaping @Sendable (Int) -> SyntheticPair) throws {
+    /// Renders `config.pairs` pairs with `render` on `threads` threads and writes them into
+    /// `directory`/data/, then split.txt and the config as JSON (`configFile`).
+    static func writePairs<Config: GeneratedPairsConfig>(_ config: Config, to directory: String, threads: Int, configFile: String,
+                                                         progress: (@Sendable (Int) -> Void)?,
+                                                         render: @escaping @Sendable (Int) -> SyntheticPair) throws {
+        let count = config.pairs, compression = config.compression
         StorageMemory.keepLargeBlocks()  // each pair allocates a few MB; keep them out of mmap/munmap
         let data = joinPath(directory, "data")
         do {
@@ -164,7 +183,7 @@ public enum SyntheticDataset {
             }
         }
         if let error = shared.error { throw error }
-        let split = (0..<count).map { "\(splitCode($0))\n" }.joined()
+        let split = (0..<count).map { "\(config.splitCode(of: $0))\n" }.joined()
         try Array(split.utf8).withUnsafeBytes { try writeFileBytes(joinPath(directory, "split.txt"), $0) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -4,7 +4,7 @@
 import Foundation
 
 /// What `LayeredDataset.generate` writes. Lengths are fractions of the image width, angles degrees.
-public struct LayeredConfig: Codable, Sendable, Equatable {
+public struct LayeredConfig: Codable, Sendable, Equatable, GeneratedPairsConfig {
     /// Number of image pairs.
     public var pairs = 2000
     public var height = 320
@@ -67,25 +67,12 @@ public struct LayeredConfig: Codable, Sendable, Equatable {
 
     /// Problems with the values, as "key: reason" lines (empty when usable).
     public func problems() -> [String] {
-        var p: [String] = []
-        if pairs < 1 { p.append("pairs: must be at least 1, got \(pairs)") }
-        if height < 32 || width < 32 { p.append("size: must be at least 32×32, got \(height)×\(width)") }
-        if height * width > 1 << 24 { p.append("size: \(height)×\(width) is too large") }
-        if minLayers < 0 || maxLayers < minLayers || maxLayers > 64 {
-            p.append("layers: need 0 ≤ minLayers ≤ maxLayers ≤ 64, got \(minLayers)...\(maxLayers)")
-        }
+        var p = layoutProblems(minSide: 32, maxLayerCount: 64)
         for (key, v, hi) in [("maxShift", maxShift, 1.0), ("cameraShift", cameraShift, 0.5), ("cameraRotation", cameraRotation, 45),
                              ("cameraZoom", cameraZoom, 0.3), ("layerRotation", layerRotation, 90), ("layerZoom", layerZoom, 0.5),
                              ("maxNoise", maxNoise, 0.5), ("maxBlur", maxBlur, 10)] where !(v >= 0 && v <= hi) {
             p.append("\(key): must be in [0, \(hi)], got \(v)")
         }
-        if validationEvery < 0 { p.append("validationEvery: must be ≥ 0, got \(validationEvery)") }
-        if !(0...9).contains(compression) { p.append("compression: must be 0-9, got \(compression)") }
         return p
-    }
-
-    /// 1 (train) or 2 (validation) for pair `index` (0-based), as written to split.txt.
-    public func splitCode(of index: Int) -> Int {
-        validationEvery > 0 && (index + 1) % validationEvery == 0 ? 2 : 1
     }
 }

@@ -28,8 +28,7 @@ public enum LayeredDataset {
                                 progress: (@Sendable (Int) -> Void)? = nil) throws {
         let problems = config.problems()
         if !problems.isEmpty { throw DataError(path: directory, reason: "invalid layered config: " + problems.joined(separator: "; ")) }
-        try SyntheticDataset.writePairs(count: config.pairs, to: directory, compression: config.compression, threads: threads,
-                                        splitCode: config.splitCode(of:), configFile: "layered.json", config: config,
+        try SyntheticDataset.writePairs(config, to: directory, threads: threads, configFile: "layered.json",
                                         progress: progress) { renderPair(config, index: $0) }
     }
 }
