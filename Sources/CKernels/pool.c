@@ -130,5 +130,11 @@ void mdf_pool_run(long chunks, int threads, mdf_pool_fn fn, void *ctx) {
     run_chunks(job);
     in_pool_work = 0;
     while (atomic_load_explicit(&pool.done, memory_order_acquire) < chunks) CPU_RELAX();
+    // Close the job before the next one can set pool.chunks: a worker that read the ticket as
+    // (job, c ≥ chunks) just before the next submitter raised pool.chunks would otherwise see
+    // c < pool.chunks, claim chunk c with the stale ticket (its compare-exchange still matching),
+    // and run it with the next job's function: a chunk run twice, and a caller that returns
+    // while a worker is still inside its closure.
+    atomic_store(&pool.ticket, ((uint64_t)job << 32) | UINT32_MAX);
     pthread_mutex_unlock(&pool.submit);
 }

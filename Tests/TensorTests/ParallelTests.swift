@@ -52,4 +52,23 @@ import Foundation
         }
         #expect(ran[0] == 200 * 4 * 3 && ran[1] == 200 * 4 * 3)
     }
+
+    /// Back-to-back jobs whose chunk count alternates between few and many: a worker still looking
+    /// at the finished job's ticket must not claim a chunk of the next one (which would run a chunk
+    /// twice and let the caller return while the worker is inside its closure). A stress check:
+    /// the race it guards against needs a worker preempted in a window of a few instructions.
+    @Test func alternatingJobsRunEveryChunkExactlyOnce() {
+        let hits = UnsafeMutablePointer<Int32>.allocate(capacity: 64)
+        defer { hits.deallocate() }
+        let p = SendablePointer(hits)
+        var bad = 0
+        for job in 0..<100_000 {
+            let count = job % 2 == 0 ? 2 : 64
+            hits.initialize(repeating: 0, count: count)
+            parallelFor(count) { range in for i in range { p.base[i] += 1 } }
+            for i in 0..<count where hits[i] != 1 { bad += 1 }
+        }
+        #expect(bad == 0, "\(bad) indices ran other than once")
+    }
 }
+
