@@ -1,0 +1,86 @@
+import Testing
+import Foundation
+import Tensor
+import NN
+import FlowNets
+import FlowData
+import Training
+import TestSupport
+
+/// The mdflow executable built beside the test bundle, if any.
+private let mdflowBinary: String? = {
+    let dir = URL(fileURLWithPath: CommandLine.arguments.first ?? "").deletingLastPathComponent()
+    let candidate = dir.appendingPathComponent("mdflow").path
+    return FileManager.default.isExecutableFile(atPath: candidate) ? candidate : nil
+}()
+
+private let modelsDir = Fixtures.packageRoot.appendingPathComponent("Models")
+
+/// A textured pair whose second frame is the first moved by (3, −2) pixels.
+private func translatedPair(height h: Int, width w: Int) -> (RGBImage, RGBImage) {
+    var rng = RandomGenerator(seed: 21)
+    let config = LayeredConfig(pairs: 1, height: h + 8, width: w + 8, seed: rng.next())
+    let big = LayeredDataset.renderPair(config, index: 0).rgbImage1()
+    func window(_ dx: Int, _ dy: Int) -> RGBImage {
+        var out = RGBImage(width: w, height: h)
+        for c in 0..<3 { for y in 0..<h { for x in 0..<w {
+            out.pixels[(c * h + y) * w + x] = big.pixels[(c * (h + 8) + y + 4 + dy) * (w + 8) + x + 4 + dx]
+        } } }
+        return out
+    }
+    // Frame 2 at x shows frame 1 at x − (3, −2): the content moved by (3, −2).
+    return (window(0, 0), window(-3, 2))
+}
+
+@Suite struct ShippedModelsTests {
+    @Test func shippedTeacherLoadsStrictlyAndFollowsATranslation() throws {
+        let path = modelsDir.appendingPathComponent(ShippedModels.teacherFile).path
+        try #require(FileManager.default.fileExists(atPath: path), "Models/\(ShippedModels.teacherFile) ships with the repository")
+        let net = FastFlowNet()
+        try net.load(SafeTensors.read(URL(fileURLWithPath: path)).tensors, source: path)
+        net.setTraining(false)
+        let (a, b) = translatedPair(height: 128, width: 192)
+        let flow = Tape.noGrad {
+            net.predict(Tensor(shape: [1, 3, 128, 192], values: a.pixels), Tensor(shape: [1, 3, 128, 192], values: b.pixels))
+        }
+        #expect(flow.isFinite)
+        // Mean flow over the inner region (borders see content that left the frame).
+        var u = 0.0, v = 0.0, n = 0.0
+        for y in 16..<112 { for x in 16..<176 { u += Double(flow.data[y * 192 + x]); v += Double(flow.data[128 * 192 + y * 192 + x]); n += 1 } }
+        u /= n; v /= n
+        #expect(abs(u - 3) < 0.5 && abs(v + 2) < 0.5, "mean flow (\(u), \(v)) for a (3, −2) translation")
+    }
+
+    @Test(.enabled(if: mdflowBinary != nil, "needs the mdflow executable beside the test bundle"))
+    func inferWithoutWeightsUsesTheShippedTeacher() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-shipped-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (a, b) = translatedPair(height: 96, width: 128)
+        let f1 = dir.appendingPathComponent("a.png").path, f2 = dir.appendingPathComponent("b.png").path
+        let out = dir.appendingPathComponent("flow.flo").path
+        try ImageFile.writePNG(a, to: f1)
+        try ImageFile.writePNG(b, to: f2)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: mdflowBinary!)
+        p.arguments = ["infer", f1, f2, "--out", out]
+        p.currentDirectoryURL = dir                      // no Models/ here: found through MDFLOW_MODELS
+        p.environment = ProcessInfo.processInfo.environment.merging(["MDFLOW_MODELS": modelsDir.path]) { $1 }
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let written = try FlowFile.read(out)
+        // The same flow as the library gives with the shipped weights on the decoded frames.
+        let path = modelsDir.appendingPathComponent(ShippedModels.teacherFile).path
+        let net = FastFlowNet()
+        try net.load(SafeTensors.read(URL(fileURLWithPath: path)).tensors, source: path)
+        net.setTraining(false)
+        let ra = try ImageFile.read(f1), rb = try ImageFile.read(f2)
+        let flow = Tape.noGrad {
+            net.predict(Tensor(shape: [1, 3, 96, 128], values: ra.pixels), Tensor(shape: [1, 3, 96, 128], values: rb.pixels))
+        }
+        let worst = zip(written.uv, flow.toArray()).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(worst < 1e-3, "largest difference from the library's flow \(worst)")
+    }
+}
