@@ -77,3 +77,11 @@ func joinPath(_ parts: String...) -> String {
     }
     return result
 }
+
+/// The 64-bit FNV-1a hash of a string's UTF-8 bytes as 16 hex digits: a cheap, stable key
+/// (recipe identity, cache folder names), not a checksum against tampering.
+public func fnv1aHex(_ s: String) -> String {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+    return String(format: "%016llx", h)
+}

@@ -94,11 +94,7 @@ public final class Trainer {
 
     deinit { try? metricsHandle.close() }
 
-    static func hash(_ s: String) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return String(format: "%016llx", h)
-    }
+    static func hash(_ s: String) -> String { fnv1aHex(s) }
 
     /// Dotted key paths whose lines differ between two resolved recipes.
     static func differingKeys(_ a: String, _ b: String) -> [String] {

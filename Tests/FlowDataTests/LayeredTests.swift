@@ -50,8 +50,7 @@ private func clean(_ config: LayeredConfig) -> LayeredConfig {
     config.minLayers = 6
     config.maxLayers = 10
     for index in 0..<3 {
-        var rng = RandomGenerator(seed: config.seed &* 0xA24B_AED4_963E_E407 &+ UInt64(index) &* 0x9FB2_1C65_1E98_DF25 &+ 0x2545_F491)
-        let scene = LayeredScene(config: config, rng: &rng)
+        let scene = LayeredDataset.scene(config, index: index).0
         let pair = LayeredDataset.renderPair(config, index: index)
         let w = config.width, h = config.height, n = w * h
         // Every layer is tested directly (no bounding boxes): the nearest one whose shape holds a

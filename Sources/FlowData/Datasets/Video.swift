@@ -90,7 +90,7 @@ public struct VideoDataset: FlowDataset {
         let absolute = URL(fileURLWithPath: file).standardizedFileURL.path
         let key = "\(absolute)|\(info.st_size)|\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)|\(options.step)|\(options.resize)|\(options.maxFrames)"
         let stem = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
-        let dir = joinPath(cacheRoot, "\(stem)-\(fnv1a(key))")
+        let dir = joinPath(cacheRoot, "\(stem)-\(fnv1aHex(key))")
         let manifest = joinPath(dir, "frames.txt")
         if fileExists(manifest) {
             let names = String(decoding: try readFileBytes(manifest), as: UTF8.self).split(separator: "\n").map(String.init)
@@ -116,12 +116,6 @@ public struct VideoDataset: FlowDataset {
             throw DataError(path: manifest, reason: "cannot write (\(String(cString: strerror(errno))))")
         }
         return names.map { joinPath(dir, $0) }
-    }
-
-    static func fnv1a(_ s: String) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in s.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return String(format: "%016llx", h)
     }
 }
 

@@ -7,9 +7,9 @@ import Tensor
 public enum LayeredDataset {
     /// Renders pair `index` (0-based) of the dataset `config` describes, in memory.
     public static func renderPair(_ config: LayeredConfig, index: Int) -> SyntheticPair {
-        var rng = RandomGenerator(seed: config.seed &* 0xA24B_AED4_963E_E407 &+ UInt64(index) &* 0x9FB2_1C65_1E98_DF25 &+ 0x2545_F491)
-        let scene = LayeredScene(config: config, rng: &rng)
-        var (image1, image2, forward, backward, occ1, occ2) = scene.render()
+        let (layers, drawn) = Self.scene(config, index: index)
+        var rng = drawn
+        var (image1, image2, forward, backward, occ1, occ2) = layers.render()
         PairPhotometrics(config: config, rng: &rng).apply(&image1, &image2, height: config.height, width: config.width, rng: &rng)
         let n = config.width * config.height
         func bytes(_ planes: [Float]) -> [UInt8] {
@@ -20,6 +20,14 @@ public enum LayeredDataset {
         return SyntheticPair(width: config.width, height: config.height, image1: bytes(image1), image2: bytes(image2),
                              forward: forward, backward: backward, occlusion: occ1.map { $0 * 255 },
                              occlusionBackward: occ2.map { $0 * 255 })
+    }
+
+    /// The scene of pair `index`, and the generator state after drawing it (the photometric
+    /// change draws from it next).
+    static func scene(_ config: LayeredConfig, index: Int) -> (LayeredScene, RandomGenerator) {
+        var rng = RandomGenerator(seed: config.seed &* 0xA24B_AED4_963E_E407 &+ UInt64(index) &* 0x9FB2_1C65_1E98_DF25 &+ 0x2545_F491)
+        let scene = LayeredScene(config: config, rng: &rng)
+        return (scene, rng)
     }
 
     /// Writes `config.pairs` pairs into `directory` on `threads` threads (the bytes do not depend on
