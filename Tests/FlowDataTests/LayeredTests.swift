@@ -86,6 +86,39 @@ private func clean(_ config: LayeredConfig) -> LayeredConfig {
     }
 }
 
+@Test func supersampledPairsAverageTheSceneAndKeepTheirGroundTruth() {
+    var config = clean(LayeredConfig(pairs: 1, height: 48, width: 64, seed: 21))
+    config.supersample = 2
+    let k = config.supersample, w = config.width, h = config.height, n = w * h
+    for index in 0..<2 {
+        // Each output pixel is the mean of the k×k scene pixels under it.
+        let scene = LayeredDataset.scene(config, index: index).0
+        let big = scene.render(supersample: 1), small = scene.render(supersample: k)
+        var worst: Float = 0
+        for c in 0..<3 {
+            for y in 0..<h {
+                for x in 0..<w {
+                    var sum: Float = 0
+                    for sy in 0..<k { for sx in 0..<k { sum += big.image2[c * n * k * k + (y * k + sy) * w * k + x * k + sx] } }
+                    worst = max(worst, abs(small.image2[c * n + y * w + x] - sum / Float(k * k)))
+                }
+            }
+        }
+        #expect(worst < 1e-5, "pair \(index): largest difference from the block mean \(worst)")
+        // The flow, in output pixels, still carries frame 2 onto frame 1.
+        let pair = LayeredDataset.renderPair(config, index: index)
+        let visible = { (i: Int) in pair.occlusion[i] == 0 }
+        let aligned = warpError(pair.rgbImage1(), pair.rgbImage2(), flow: pair.forward, mask: visible)
+        let zero = warpError(pair.rgbImage1(), pair.rgbImage2(), flow: [Float](repeating: 0, count: pair.forward.count), mask: visible)
+        #expect(aligned < 0.04 && zero > 2 * aligned, "pair \(index): warp error \(aligned), zero flow \(zero)")
+    }
+    for bad in [0, 5] {
+        var c = config
+        c.supersample = bad
+        #expect(c.problems().contains { $0.hasPrefix("supersample") })
+    }
+}
+
 @Test func layeredMotionsSpanSmallAndLarge() {
     let config = LayeredConfig(pairs: 1, height: 160, width: 224, seed: 9)
     var magnitudes: [Float] = []

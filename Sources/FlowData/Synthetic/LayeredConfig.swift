@@ -31,6 +31,11 @@ public struct LayeredConfig: Codable, Sendable, Equatable, GeneratedPairsConfig 
     /// Largest noise standard deviation (intensities in [0, 1]) and blur σ (pixels).
     public var maxNoise = 0.02
     public var maxBlur = 1.2
+    /// Render each pair at supersample× the size and average supersample² scene pixels into each
+    /// output pixel (1: one sample at the pixel centre). Lengths are fractions of the size, but
+    /// the textures' scales are in scene pixels, so k > 1 gives k× finer, antialiased detail, as a
+    /// camera that integrates over its pixels sees it; the cost grows as k².
+    public var supersample = 1
     /// Every `validationEvery`-th pair is in the validation split; 0: all training.
     public var validationEvery = 10
     /// zlib level of the PNGs.
@@ -45,7 +50,7 @@ public struct LayeredConfig: Codable, Sendable, Equatable, GeneratedPairsConfig 
 
     enum CodingKeys: String, CodingKey {
         case pairs, height, width, seed, minLayers, maxLayers, maxShift, cameraShift, cameraRotation, cameraZoom,
-             layerRotation, layerZoom, photometric, maxNoise, maxBlur, validationEvery, compression
+             layerRotation, layerZoom, photometric, maxNoise, maxBlur, supersample, validationEvery, compression
     }
 
     /// Missing keys take their defaults.
@@ -61,7 +66,7 @@ public struct LayeredConfig: Codable, Sendable, Equatable, GeneratedPairsConfig 
         cameraZoom = try value(.cameraZoom, d.cameraZoom)
         layerRotation = try value(.layerRotation, d.layerRotation); layerZoom = try value(.layerZoom, d.layerZoom)
         photometric = try value(.photometric, d.photometric); maxNoise = try value(.maxNoise, d.maxNoise)
-        maxBlur = try value(.maxBlur, d.maxBlur)
+        maxBlur = try value(.maxBlur, d.maxBlur); supersample = try value(.supersample, d.supersample)
         validationEvery = try value(.validationEvery, d.validationEvery); compression = try value(.compression, d.compression)
     }
 
@@ -73,6 +78,7 @@ public struct LayeredConfig: Codable, Sendable, Equatable, GeneratedPairsConfig 
                              ("maxNoise", maxNoise, 0.5), ("maxBlur", maxBlur, 10)] where !(v >= 0 && v <= hi) {
             p.append("\(key): must be in [0, \(hi)], got \(v)")
         }
+        if !(1...4).contains(supersample) { p.append("supersample: must be 1-4, got \(supersample)") }
         return p
     }
 }

@@ -9,7 +9,7 @@ public enum LayeredDataset {
     public static func renderPair(_ config: LayeredConfig, index: Int) -> SyntheticPair {
         let (layers, drawn) = Self.scene(config, index: index)
         var rng = drawn
-        var (image1, image2, forward, backward, occ1, occ2) = layers.render()
+        var (image1, image2, forward, backward, occ1, occ2) = layers.render(supersample: config.supersample)
         PairPhotometrics(config: config, rng: &rng).apply(&image1, &image2, height: config.height, width: config.width, rng: &rng)
         let n = config.width * config.height
         func bytes(_ planes: [Float]) -> [UInt8] {
@@ -22,11 +22,14 @@ public enum LayeredDataset {
                              occlusionBackward: occ2.map { $0 * 255 })
     }
 
-    /// The scene of pair `index`, and the generator state after drawing it (the photometric
-    /// change draws from it next).
+    /// The scene of pair `index` (at supersample× the output size), and the generator state after
+    /// drawing it (the photometric change draws from it next).
     static func scene(_ config: LayeredConfig, index: Int) -> (LayeredScene, RandomGenerator) {
         var rng = RandomGenerator(seed: config.seed &* 0xA24B_AED4_963E_E407 &+ UInt64(index) &* 0x9FB2_1C65_1E98_DF25 &+ 0x2545_F491)
-        let scene = LayeredScene(config: config, rng: &rng)
+        var sceneConfig = config
+        sceneConfig.width *= config.supersample
+        sceneConfig.height *= config.supersample
+        let scene = LayeredScene(config: sceneConfig, rng: &rng)
         return (scene, rng)
     }
 

@@ -67,37 +67,62 @@ struct LayeredScene {
         }
     }
 
-    /// Both frames (3, H, W) in [0, 1] before photometric change, flows (2, H, W) and occlusion
-    /// masks (H, W: 1 where the pixel is not seen in the other frame).
-    func render() -> (image1: [Float], image2: [Float], forward: [Float], backward: [Float],
-                      occlusion: [UInt8], occlusionBackward: [UInt8]) {
-        let w = width, h = height, n = w * h
+    /// Both frames (3, h, w) in [0, 1] before photometric change, flows (2, h, w) and occlusion
+    /// masks (h, w: 1 where the pixel is not seen in the other frame), at 1/`supersample` of the
+    /// scene's size. A pixel's colour is the mean of the supersample² scene pixels under it (the
+    /// area a camera pixel integrates); its flow and occlusion are exact at its centre.
+    func render(supersample k: Int = 1) -> (image1: [Float], image2: [Float], forward: [Float], backward: [Float],
+                                            occlusion: [UInt8], occlusionBackward: [UInt8]) {
+        let w = width / k, h = height / k, n = w * h
         var image1 = [Float](repeating: 0, count: 3 * n), image2 = [Float](repeating: 0, count: 3 * n)
         var forward = [Float](repeating: 0, count: 2 * n), backward = [Float](repeating: 0, count: 2 * n)
         var occ1 = [UInt8](repeating: 0, count: n), occ2 = [UInt8](repeating: 0, count: n)
+        let scale = Double(k), inverse = 1 / Double(k), area = 1 / Double(k * k)
         let maxX = Double(w - 1), maxY = Double(h - 1)
+        /// Scene coordinate → output pixel coordinate.
+        func output(_ s: Double) -> Double { k == 1 ? s : (s + 0.5) * inverse - 0.5 }
+        func outside(_ sx: Double, _ sy: Double) -> Bool {
+            let ox = output(sx), oy = output(sy)
+            return ox < 0 || oy < 0 || ox > maxX || oy > maxY
+        }
         for y in 0..<h {
-            let fy = Double(y)
+            let fy = (Double(y) + 0.5) * scale - 0.5
             for x in 0..<w {
-                let fx = Double(x), i = y * w + x
-                // Frame 1: layer k at (x, y) moves to q; occluded when q leaves the frame or a
+                let fx = (Double(x) + 0.5) * scale - 0.5, i = y * w + x
+                // Frame 1: layer k at the centre moves to q; occluded when q leaves the frame or a
                 // nearer layer covers q in frame 2.
-                let k = layerInFrame1(fx, fy)
-                let c1 = layers[k].texture.colour(fx, fy)
-                image1[i] = Float(c1.0); image1[n + i] = Float(c1.1); image1[2 * n + i] = Float(c1.2)
-                let (qx, qy) = layers[k].motion.apply(fx, fy)
-                forward[i] = Float(qx - fx); forward[n + i] = Float(qy - fy)
-                var hidden = qx < 0 || qy < 0 || qx > maxX || qy > maxY
-                if !hidden { hidden = layerInFrame2(qx, qy).0 > k }
+                let k1 = layerInFrame1(fx, fy)
+                let (qx, qy) = layers[k1].motion.apply(fx, fy)
+                forward[i] = Float((qx - fx) * inverse); forward[n + i] = Float((qy - fy) * inverse)
+                var hidden = outside(qx, qy)
+                if !hidden { hidden = layerInFrame2(qx, qy).0 > k1 }
                 occ1[i] = hidden ? 1 : 0
-                // Frame 2: layer m at (x, y) came from p; occluded in frame 1 symmetrically.
+                // Frame 2: layer m at the centre came from p; occluded in frame 1 symmetrically.
                 let (m, px, py) = layerInFrame2(fx, fy)
-                let c2 = layers[m].texture.colour(px, py)
-                image2[i] = Float(c2.0); image2[n + i] = Float(c2.1); image2[2 * n + i] = Float(c2.2)
-                backward[i] = Float(px - fx); backward[n + i] = Float(py - fy)
-                var unseen = px < 0 || py < 0 || px > maxX || py > maxY
+                backward[i] = Float((px - fx) * inverse); backward[n + i] = Float((py - fy) * inverse)
+                var unseen = outside(px, py)
                 if !unseen { unseen = layerInFrame1(px, py) > m }
                 occ2[i] = unseen ? 1 : 0
+                var c1: RGB, c2: RGB
+                if k == 1 {
+                    c1 = layers[k1].texture.colour(fx, fy)
+                    c2 = layers[m].texture.colour(px, py)
+                } else {
+                    c1 = (0, 0, 0); c2 = (0, 0, 0)
+                    for sy in 0..<k {
+                        let ty = Double(y * k + sy)
+                        for sx in 0..<k {
+                            let tx = Double(x * k + sx)
+                            let a = layers[layerInFrame1(tx, ty)].texture.colour(tx, ty)
+                            let (mb, bx, by) = layerInFrame2(tx, ty)
+                            let b = layers[mb].texture.colour(bx, by)
+                            c1 = (c1.0 + a.0, c1.1 + a.1, c1.2 + a.2); c2 = (c2.0 + b.0, c2.1 + b.1, c2.2 + b.2)
+                        }
+                    }
+                    c1 = (c1.0 * area, c1.1 * area, c1.2 * area); c2 = (c2.0 * area, c2.1 * area, c2.2 * area)
+                }
+                image1[i] = Float(c1.0); image1[n + i] = Float(c1.1); image1[2 * n + i] = Float(c1.2)
+                image2[i] = Float(c2.0); image2[n + i] = Float(c2.1); image2[2 * n + i] = Float(c2.2)
             }
         }
         return (image1, image2, forward, backward, occ1, occ2)
