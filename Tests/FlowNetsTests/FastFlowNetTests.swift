@@ -19,7 +19,7 @@ struct FastFlowNetTests {
     }
 
     @Test func pyramidOutputsAndEveryGradientMatchPyTorch() throws {
-        guard let weights = try Fixtures.net("fastflownet.weights"), let io = try Fixtures.net("fastflownet.io") else { return }
+        let weights = try Fixtures.net("fastflownet.weights"), io = try Fixtures.net("fastflownet.io")
         let net = FastFlowNet()
         try net.load(weights, source: "fastflownet.weights")
         let names = ["flow2", "flow3", "flow4", "flow5", "flow6"]

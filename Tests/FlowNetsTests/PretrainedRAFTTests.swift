@@ -31,8 +31,7 @@ func texture(height: Int, width: Int, seed: UInt64) -> Tensor {
 
 @Suite struct PretrainedRAFTTests {
     @Test func pretrainedRAFTSmallRecoversAKnownTranslation() throws {
-        let url = Fixtures.sharedReference.appendingPathComponent("checkpoints/raft-small.pth")
-        guard FileManager.default.fileExists(atPath: url.path) else { print("SKIP: \(url.path) not found"); return }
+        let url = Fixtures.checkpoint("raft-small.pth")
         let net = RAFT(small: true)
         try net.load(try TorchImport.read(url), source: url.path)      // strict: every key matched
         net.setTraining(false)

@@ -29,24 +29,24 @@ struct RAFTTests {
     @Test(arguments: [true, false])
     func flowsAndGradientsAt128MatchPyTorch(small: Bool) throws {
         let name = small ? "raft_small" : "raft_full"
-        guard let weights = try Fixtures.net("\(name).weights") else { return }
-        let io = try Fixtures.op("nets/\(name)_128.io").tensors
+        let weights = try Fixtures.net("\(name).weights")
+        let io = try Fixtures.net("\(name)_128.io")
         try checkRAFTParity(small: small, weights: weights, io: io, label: "\(name) 128×128", everyGradient: small)
     }
 
-    /// The shared 64×96 fixtures, while they hold NaN (see fixtureIsBroken), are skipped.
+    /// The reference fixtures (Tests/Fixtures/nets/<name>.io, 128×128, other images): flows after
+    /// each of 3 iterations, and the gradients of every parameter where the fixture holds them.
     @Test(arguments: [true, false])
-    func sharedFixturesMatchPyTorch(small: Bool) throws {
+    func referenceFixturesMatchPyTorch(small: Bool) throws {
         let name = small ? "raft_small" : "raft_full"
-        guard let weights = try Fixtures.net("\(name).weights"), let io = try Fixtures.net("\(name).io") else { return }
-        if fixtureIsBroken(io) { return }
-        try checkRAFTParity(small: small, weights: weights, io: io, label: name, everyGradient: small)
+        try checkRAFTParity(small: small, weights: try Fixtures.net("\(name).weights"), io: try Fixtures.net("\(name).io"),
+                            label: name, everyGradient: small)
     }
 
     /// The whole net's backward pass against central differences of its forward pass, along a
     /// random direction in each of a dozen parameter tensors spread over both encoders, the motion
-    /// encoder, the GRU and the heads (the PyTorch gradient fixtures are unusable: see
-    /// fixtureIsBroken). One iteration: from the second on, RAFT detaches the flow it looks up
+    /// encoder, the GRU and the heads: a check of the backward pass that does not rest on the
+    /// PyTorch fixtures. One iteration: from the second on, RAFT detaches the flow it looks up
     /// around, a path finite differences would include and the gradient rightly does not.
     /// A coarse check: the net runs in Float32 with ReLUs near their kinks at init, so steps large
     /// enough to beat rounding still cross kinks (measured: up to 13% apart for RAFT-small, 39% for
@@ -226,18 +226,6 @@ func checkRAFTParity(small: Bool, weights: [String: Tensor], io: [String: Tensor
         #expect(relativeError(running, runningBefore) == 0, "frozen BatchNorm must not update its statistics", sourceLocation: sourceLocation)
     }
     print("\(label) parity: \(report.joined(separator: ", ")); worst gradient \(worst.0) (\(worst.1)); \(String(format: "%.1f", Date().timeIntervalSince(t0))) s")
-}
-
-/// The RAFT fixtures in ../shared/reference/nets were computed at 64×96: the coarsest correlation
-/// level is then 1×1, and PyTorch's RAFT normalizes lookup coordinates by (W − 1) = 0, so every
-/// reference flow and gradient is NaN. Such a fixture cannot be compared; the test says so and
-/// returns (regenerate the fixture at ≥ 128×128, where every level is at least 2×2).
-func fixtureIsBroken(_ io: [String: Tensor]) -> Bool {
-    if let f = io["flow_iter0"], !f.isFinite {
-        print("SKIP: RAFT fixture holds NaN reference flows (64×96 input: 1×1 coarsest correlation level, PyTorch divides by W−1 = 0); regenerate it at ≥ 128×128")
-        return true
-    }
-    return false
 }
 
 extension RandomGenerator {

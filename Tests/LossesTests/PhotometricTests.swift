@@ -17,9 +17,12 @@ import TestSupport
         #expect(r.worst < 2e-2, "\(r)")
     }
 
-    /// The shared ssim_distance fixture cannot be replayed: its second image was named `y` and was
-    /// overwritten by the output, and its upstream gradient `gy` by that image's gradient. SSIM is
-    /// checked here in closed form and by finite differences instead.
+    @Test func ssimDistanceMatchesPyTorch() throws {
+        let errors = try compareWithFixture("ssim_distance", inputs: ["img1", "img2"]) { xs, _ in Photometric.ssim(xs[0], xs[1]) }
+        #expect(errors.count == 3)
+        for (label, e) in errors { #expect(e <= 1e-4, "\(label): \(e)") }
+    }
+
     @Test func ssimOfConstantImagesHasItsClosedForm() {
         let a: Float = 0.3, b: Float = 0.7
         let d = Photometric.ssim(Tensor.full([1, 1, 4, 5], a), Tensor.full([1, 1, 4, 5], b))

@@ -161,8 +161,7 @@ private func storedZip(_ files: [(String, [UInt8])]) -> Data {
     }
 
     @Test func pretrainedRAFTSmallLoadsAllItsTensors() throws {
-        let url = Fixtures.sharedReference.appendingPathComponent("checkpoints/raft-small.pth")
-        guard FileManager.default.fileExists(atPath: url.path) else { print("SKIP: \(url.path) not found"); return }
+        let url = Fixtures.checkpoint("raft-small.pth")
         let t = try TorchImport.read(url)
         #expect(t.count == 106)
         #expect(t.values.reduce(0) { $0 + $1.count } == 990_162)

@@ -2,31 +2,28 @@ import Foundation
 import Tensor
 import NN
 
-/// Paths the tests read from: the small op fixtures committed in Tests/Fixtures, and the large
-/// shared references beside the project root.
+/// The fixtures the tests read, all committed in Tests/Fixtures (README there): op fixtures at its
+/// top level, network fixtures in nets/, a public checkpoint in checkpoints/.
 public enum Fixtures {
     /// The package root (two levels above this file's folder).
     public static let packageRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     public static let opsDir = packageRoot.appendingPathComponent("Tests/Fixtures")
-    /// ../shared/reference, where the network fixtures live.
-    public static let sharedReference = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/reference")
 
     /// Loads Tests/Fixtures/<name>.safetensors.
     public static func op(_ name: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         try SafeTensors.read(opsDir.appendingPathComponent(name + ".safetensors"))
     }
 
-    /// Loads ../shared/reference/nets/<name>.safetensors, or nil (with a printed reason) when the
-    /// shared folder is absent.
-    public static func net(_ name: String) throws -> [String: Tensor]? {
-        let url = sharedReference.appendingPathComponent("nets/\(name).safetensors")
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            print("SKIP: \(url.path) not found; network parity needs ../shared/reference beside the project root")
-            return nil
-        }
-        return try SafeTensors.read(url).tensors
+    /// Loads Tests/Fixtures/nets/<name>.safetensors.
+    public static func net(_ name: String) throws -> [String: Tensor] {
+        try SafeTensors.read(opsDir.appendingPathComponent("nets/\(name).safetensors")).tensors
+    }
+
+    /// Tests/Fixtures/checkpoints/<name>.
+    public static func checkpoint(_ name: String) -> URL {
+        opsDir.appendingPathComponent("checkpoints/\(name)")
     }
 }
 
