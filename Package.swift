@@ -16,8 +16,8 @@ let package = Package(
     targets: [
         // System OpenBLAS through pkg-config; only `Tensor` imports it.
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        // C only: PNG/JPEG decode and encode behind setjmp, and malloc tuning.
-        .target(name: "CSupport", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg")]),
+        // C only: PNG/JPEG decode and encode behind setjmp, malloc tuning, CRC-32 (zlib).
+        .target(name: "CSupport", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("z")]),
         // C only: the AVX2 micro-kernel of the direct convolution (portable fallback inside).
         .target(name: "CKernels", linkerSettings: [.linkedLibrary("m")]),
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CKernels"]),

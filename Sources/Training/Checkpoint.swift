@@ -1,4 +1,5 @@
 import Foundation
+import CSupport
 import Tensor
 import NN
 import FlowData
@@ -43,15 +44,33 @@ public struct CheckpointError: Error, CustomStringConvertible {
     public init(_ d: String) { description = d }
 }
 
+/// Every file of a checkpoint folder with its size and CRC-32, written with the folder, so that a
+/// truncated or corrupted file is found before anything is loaded from it.
+struct Manifest: Codable {
+    struct Entry: Codable { var bytes: Int; var crc32: String }
+    var files: [String: Entry]
+}
+
 /// Atomic checkpoint folders. A folder is written under a temporary name, every file fsynced,
 /// then renamed into place and the parent fsynced; only then does `latest` (itself written by
 /// rename) point at it. A crash at any moment leaves either the old or the new checkpoint, never
-/// a half-written one.
+/// a half-written one; `manifest.json` catches what happens to the files afterwards.
 public enum Checkpoint {
     public static let latestFile = "latest"
+    public static let manifestFile = "manifest.json"
 
-    /// Writes `files` (name → bytes) as folder `name` inside `dir`, atomically.
+    static func crc32(_ data: Data) -> String {
+        let c = data.withUnsafeBytes { mdflow_crc32(0, $0.baseAddress, $0.count) }
+        return String(format: "%08x", c)
+    }
+
+    /// Writes `files` (name → bytes) and their manifest as folder `name` inside `dir`, atomically.
     public static func writeFolder(_ dir: URL, name: String, files: [String: Data]) throws {
+        var files = files
+        let manifest = Manifest(files: files.mapValues { Manifest.Entry(bytes: $0.count, crc32: crc32($0)) })
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        files[manifestFile] = try enc.encode(manifest)
         let fm = FileManager.default
         let tmp = dir.appendingPathComponent(".\(name).tmp-\(getpid())")
         try? fm.removeItem(at: tmp)
@@ -131,8 +150,69 @@ public enum Checkpoint {
         ]
     }
 
-    /// Resolves a run directory (through `latest`) or a step folder to the folder holding state.json.
+    /// Checks every file `manifest.json` lists against its size and CRC-32; throws naming the first
+    /// file that is missing, truncated or corrupted. A folder without a manifest passes.
+    public static func verify(_ folder: URL) throws {
+        let url = folder.appendingPathComponent(manifestFile)
+        guard FileManager.default.fileExists(atPath: url.path) else { return }
+        guard let data = try? Data(contentsOf: url), let manifest = try? JSONDecoder().decode(Manifest.self, from: data) else {
+            throw CheckpointError("\(url.path): unreadable checksum manifest; the checkpoint folder is damaged")
+        }
+        for (name, entry) in manifest.files.sorted(by: { $0.key < $1.key }) {
+            try verify(folder.appendingPathComponent(name), against: entry)
+        }
+    }
+
+    static func verify(_ file: URL, against entry: Manifest.Entry) throws {
+        guard let bytes = try? Data(contentsOf: file) else { throw CheckpointError("\(file.path): missing or unreadable (listed in \(manifestFile))") }
+        if bytes.count != entry.bytes {
+            throw CheckpointError("\(file.path): \(bytes.count) bytes where \(entry.bytes) were written; the file is truncated or damaged")
+        }
+        if crc32(bytes) != entry.crc32 { throw CheckpointError("\(file.path): checksum mismatch; the file is corrupted") }
+    }
+
+    /// Checks one weights file against the manifest of the checkpoint folder it sits in, if any
+    /// (`infer` and `evaluate` given a checkpoint's file directly).
+    public static func verifyFile(_ path: String) throws {
+        let file = URL(fileURLWithPath: path)
+        let url = file.deletingLastPathComponent().appendingPathComponent(manifestFile)
+        guard let data = try? Data(contentsOf: url), let manifest = try? JSONDecoder().decode(Manifest.self, from: data),
+              let entry = manifest.files[file.lastPathComponent] else { return }
+        try verify(file, against: entry)
+    }
+
+    /// The checkpoint to resume `dir` from, and its state: the one `latest` names if it is
+    /// intact, else the newest intact step folder (saying so through `log`).
+    public static func resolveForResume(_ dir: URL, log: (String) -> Void) throws -> (URL, TrainState) {
+        do {
+            let folder = try resolve(dir.path)
+            return (folder, try readState(folder))
+        } catch let latestError as CheckpointError {
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasPrefix("step-") }.sorted(by: >)
+            var damaged: [String] = []
+            for name in names {
+                let folder = dir.appendingPathComponent(name)
+                guard (try? verify(folder)) != nil, let state = try? readState(folder) else { damaged.append(name); continue }
+                // Newer damaged folders move aside, so that pruning never keeps them in place of good ones.
+                for bad in damaged { try? FileManager.default.moveItem(at: dir.appendingPathComponent(bad), to: dir.appendingPathComponent("damaged-" + bad)) }
+                let moved = damaged.isEmpty ? "" : " (moved aside: " + damaged.map { "damaged-" + $0 }.joined(separator: ", ") + ")"
+                log("\(latestError); resuming from the newest intact checkpoint, \(name)\(moved)")
+                return (folder, state)
+            }
+            if names.isEmpty { throw latestError }
+            throw CheckpointError("\(latestError); no other step folder in \(dir.path) is intact either")
+        }
+    }
+
+    /// Resolves a run directory (through `latest`) or a step folder to the folder holding
+    /// state.json, after checking its files against their manifest.
     public static func resolve(_ path: String) throws -> URL {
+        let folder = try locate(path)
+        try verify(folder)
+        return folder
+    }
+
+    static func locate(_ path: String) throws -> URL {
         let url = URL(fileURLWithPath: path)
         let fm = FileManager.default
         if fm.fileExists(atPath: url.appendingPathComponent("state.json").path) { return url }

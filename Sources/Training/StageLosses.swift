@@ -192,7 +192,7 @@ public enum StageLosses {
         var loss: Tensor? = nil
         var terms: [String: Float] = [:]
         if net is TeacherNet {
-            let h = target.shape[2], w = target.shape[3]
+            let w = target.shape[3]
             for (s, pred) in preds.enumerated() where spec.scaleWeights[s] > 0 {
                 let hs = pred.shape[2], ws = pred.shape[3]
                 // Level predictions are in pixels of their own grid; compare in full-resolution pixels.

@@ -33,6 +33,10 @@ public final class Trainer {
     let log: (String) -> Void
     let metricsHandle: FileHandle
     var optimizer: Adam?
+    /// The checkpoint this process resumed from (its optimizer state is read when its stage starts).
+    var resumeFolder: URL? = nil
+    /// Held from init to the end of `run`: one writer per run directory.
+    var lock: RunLock? = nil
     /// Consecutive non-finite steps tolerated before the run stops.
     public var maxNonFinite = 5
     /// For tests: stop (as if signalled: checkpoint, then `TrainingInterrupted`) after this many
@@ -54,10 +58,10 @@ public final class Trainer {
         let fm = FileManager.default
         let resolved = try recipe.resolvedYAML()
         let hash = Trainer.hash(resolved)
-        var resumeFolder: URL? = nil
         if resume {
-            let folder = try Checkpoint.resolve(runDir.path)
-            let saved = try Checkpoint.readState(folder)
+            guard fm.fileExists(atPath: runDir.path) else { throw CheckpointError("\(runDir.path): no such run directory") }
+            lock = try RunLock(runDir)
+            let (folder, saved) = try Checkpoint.resolveForResume(runDir, log: log)
             if saved.recipeHash != hash && !force {
                 let old = (try? String(contentsOf: runDir.appendingPathComponent("recipe.yaml"), encoding: .utf8)) ?? ""
                 let diff = Trainer.differingKeys(old, resolved)
@@ -66,10 +70,11 @@ public final class Trainer {
             state = saved
             resumeFolder = folder
         } else {
+            try fm.createDirectory(at: runDir, withIntermediateDirectories: true)
+            lock = try RunLock(runDir)
             if fm.fileExists(atPath: runDir.appendingPathComponent(Checkpoint.latestFile).path) {
                 throw TrainingError("\(runDir.path) already holds a run; pass --resume to continue it or choose another --run-dir")
             }
-            try fm.createDirectory(at: runDir, withIntermediateDirectories: true)
             try Checkpoint.writeAtomically(Data(resolved.utf8), to: runDir.appendingPathComponent("recipe.yaml"))
             state.recipeHash = hash
         }
@@ -122,7 +127,7 @@ public final class Trainer {
     public func run() throws -> [StageResult] {
         signal(SIGINT) { _ in stopSignal = 1 }
         signal(SIGTERM) { _ in stopSignal = 1 }
-        defer { signal(SIGINT, SIG_DFL); signal(SIGTERM, SIG_DFL) }
+        defer { signal(SIGINT, SIG_DFL); signal(SIGTERM, SIG_DFL); lock = nil }
         var stepsThisProcess = 0
         log("run \(runDir.path): \(stages.count) stage(s); teacher \(recipe.teacher.arch) (\(teacher.net.parameterCount) parameters), student \(recipe.student.arch) (\(student.net.parameterCount) parameters); \(train.name): \(train.pairs.count) training pairs; \(Runtime.threads) thread(s)")
         while state.stageIndex < stages.count {
@@ -166,7 +171,7 @@ public final class Trainer {
     func runStage(_ k: Int, _ stage: StageSpec, stepsThisProcess: inout Int) throws {
         let opt = makeOptimizer(stage)
         if state.stageStep > 0 {
-            let folder = try Checkpoint.resolve(runDir.path)
+            guard let folder = resumeFolder else { throw TrainingError("\(runDir.path): stage \(k + 1) is under way but no checkpoint was resumed") }
             let (t, meta) = try SafeTensors.read(folder.appendingPathComponent("optimizer.safetensors"))
             try opt.load(t, step: Int(meta["step"] ?? "0") ?? 0, source: folder.path + "/optimizer.safetensors")
         } else {

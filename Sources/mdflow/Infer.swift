@@ -62,6 +62,7 @@ struct Infer: ParsableCommand {
             throw InferError("\(frame2): size \(img2.width)×\(img2.height) differs from \(frame1) (\(img1.width)×\(img1.height))")
         }
         let weights = try self.weights ?? net.shippedWeights()
+        try Checkpoint.verifyFile(weights)
         let state = try WeightsFile.read(URL(fileURLWithPath: weights))
         let a = Tensor(shape: [1, 3, img1.height, img1.width], values: img1.pixels)
         let b = Tensor(shape: [1, 3, img2.height, img2.width], values: img2.pixels)

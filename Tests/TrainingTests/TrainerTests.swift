@@ -130,3 +130,55 @@ import TestSupport
     }
 }
 
+
+/// Damaged checkpoints and concurrent writers, on the smoke recipe.
+@Suite(.serialized) struct RunIntegrityTests {
+    let base = TrainerTests()
+
+    @Test func aDamagedLatestCheckpointIsNamedAndResumeFallsBackLosingNothing() throws {
+        let a = base.tempRun("intact"), b = base.tempRun("damaged")
+        defer { try? FileManager.default.removeItem(at: a); try? FileManager.default.removeItem(at: b) }
+        let whole = try Trainer(recipe: try base.recipe(), runDir: a, resume: false, log: { _ in })
+        try whole.run()
+
+        let first = try Trainer(recipe: try base.recipe(), runDir: b, resume: false, log: { _ in })
+        first.stopAfterSteps = 5
+        #expect(throws: (any Error).self) { try first.run() }
+        // Truncate the newest checkpoint's teacher (kept: step 3, the end of stage 1, and step 5, the stop).
+        let teacher = b.appendingPathComponent("step-0000005/teacher.safetensors")
+        let bytes = try Data(contentsOf: teacher)
+        try bytes.prefix(bytes.count - 100).write(to: teacher)
+        do {
+            _ = try Checkpoint.resolve(b.path)
+            Issue.record("a truncated checkpoint was accepted")
+        } catch {
+            #expect("\(error)".contains(teacher.path) && "\(error)".contains("truncated"), "\(error)")
+        }
+        nonisolated(unsafe) var lines: [String] = []
+        let second = try Trainer(recipe: try base.recipe(), runDir: b, resume: true, log: { lines.append($0) })
+        #expect(lines.contains { $0.contains("resuming from the newest intact checkpoint, step-0000003") }, "\(lines)")
+        try second.run()
+        let wa = base.weights(whole), wb = base.weights(second)
+        #expect(wa.keys.sorted() == wb.keys.sorted())
+        #expect(wa.keys.filter { wa[$0] != wb[$0] }.isEmpty, "weights differ from the uninterrupted run")
+        #expect(FileManager.default.fileExists(atPath: b.appendingPathComponent("damaged-step-0000005").path))
+    }
+
+    @Test func aSecondWriterIsRefusedWhileTheFirstHoldsTheRunDirectory() throws {
+        let dir = base.tempRun("locked")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let first = try Trainer(recipe: try base.recipe(), runDir: dir, resume: false, log: { _ in })
+        first.stopAfterSteps = 2
+        do {
+            _ = try Trainer(recipe: try base.recipe(), runDir: dir, resume: false, log: { _ in })
+            Issue.record("a second writer was accepted")
+        } catch {
+            #expect("\(error)".contains("in use by another training process (pid \(getpid()))"), "\(error)")
+        }
+        #expect(throws: (any Error).self) { try first.run() }
+        // The first writer is done (its lock is released): the run resumes.
+        let second = try Trainer(recipe: try base.recipe(), runDir: dir, resume: true, log: { _ in })
+        try second.run()
+        #expect(second.state.history.count == 3)
+    }
+}

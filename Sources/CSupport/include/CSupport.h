@@ -54,4 +54,9 @@ int mdflow_jpeg_read(const char *path, int32_t strict, mdflow_image *out,
 int mdflow_jpeg_write(const char *path, const uint8_t *pixels, int32_t width, int32_t height,
                       int32_t channels, int32_t quality, char *message, size_t message_size);
 
+// MARK: checksums
+
+/// zlib's CRC-32 of `size` bytes, continuing from `crc` (0 to start).
+uint32_t mdflow_crc32(uint32_t crc, const void *data, size_t size);
+
 #endif
