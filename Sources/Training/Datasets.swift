@@ -26,11 +26,11 @@ struct ForwardFlowOnly: FlowDataset {
 public enum DatasetFactory {
     /// Opens the dataset a spec names (generating the synthetic one on first use).
     public static func open(_ spec: DatasetSpec, log: (String) -> Void = { _ in }) throws -> FlowDataset {
-        let split: DatasetSplit = spec.split == "train" ? .train : spec.split == "val" ? .validation : .all
+        let split = spec.split.datasetSplit
         let d: FlowDataset
         var name: String? = nil
         switch spec.kind {
-        case "synthetic":
+        case .synthetic:
             if !FileManager.default.fileExists(atPath: spec.root + "/split.txt") {
                 log("generating the synthetic dataset into \(spec.root) (\(spec.generate.pairs) pairs, \(spec.generate.height)×\(spec.generate.width), seed \(spec.generate.seed))")
                 let t0 = Date()
@@ -39,7 +39,7 @@ public enum DatasetFactory {
             }
             d = try FlyingChairs(root: spec.root, split: split)
             name = "synthetic(\(spec.root), \(split.rawValue))"
-        case "layered":
+        case .layered:
             if !FileManager.default.fileExists(atPath: spec.root + "/split.txt") {
                 let c = spec.layered
                 log("generating the layered synthetic dataset into \(spec.root) (\(c.pairs) pairs, \(c.height)×\(c.width), seed \(c.seed))")
@@ -49,17 +49,16 @@ public enum DatasetFactory {
             }
             d = try FlyingChairs(root: spec.root, split: split)
             name = "layered(\(spec.root), \(split.rawValue))"
-        case "chairs": d = try FlyingChairs(root: spec.root, split: split)
-        case "sintel": d = try Sintel(root: spec.root, pass: spec.pass == "final" ? .final : .clean, part: .training, split: split)
-        case "kitti2015": d = try KITTIFlow(root: spec.root, year: .kitti2015)
-        case "kitti2012": d = try KITTIFlow(root: spec.root, year: .kitti2012)
-        case "kitti-multiview": d = try KITTIMultiview(root: spec.root, year: .kitti2015)
-        case "middlebury": d = try Middlebury(root: spec.root)
-        case "frames": d = try FramesFolder(root: spec.root)
-        case "video": d = try VideoDataset(root: spec.root, options: spec.video, log: log)
-        default: throw DataError(path: spec.root, reason: "unknown dataset kind '\(spec.kind)'")
+        case .chairs: d = try FlyingChairs(root: spec.root, split: split)
+        case .sintel: d = try Sintel(root: spec.root, pass: spec.pass.sintelPass, part: .training, split: split)
+        case .kitti2015: d = try KITTIFlow(root: spec.root, year: .kitti2015)
+        case .kitti2012: d = try KITTIFlow(root: spec.root, year: .kitti2012)
+        case .kittiMultiview: d = try KITTIMultiview(root: spec.root, year: .kitti2015)
+        case .middlebury: d = try Middlebury(root: spec.root)
+        case .frames: d = try FramesFolder(root: spec.root)
+        case .video: d = try VideoDataset(root: spec.root, options: spec.video, log: log)
         }
-        guard !d.pairs.isEmpty else { throw DataError(path: spec.root, reason: "\(d.name) has no image pairs for split '\(spec.split)'") }
+        guard !d.pairs.isEmpty else { throw DataError(path: spec.root, reason: "\(d.name) has no image pairs for split '\(spec.split.rawValue)'") }
         return Subset(d, limit: spec.maxPairs, name: name)
     }
 }

@@ -68,7 +68,7 @@ public enum NetFactory {
 
     /// The student (RAFT or RAFT-small), seeded or loaded.
     public static func student(_ spec: NetSpec, seed: UInt64) throws -> StudentNet {
-        let net = RAFT(small: spec.arch == "raft-small")
+        let net = RAFT(small: spec.arch == .raftSmall)
         net.initialize(seed: seed)
         if !spec.weights.isEmpty { try net.load(try NN.WeightsFile.read(URL(fileURLWithPath: spec.weights)), source: spec.weights) }
         return StudentNet(net, trainIters: spec.iters, evalIters: spec.evalIters)

@@ -15,13 +15,11 @@ public struct RecipeError: Error, CustomStringConvertible {
 
 /// A dataset: which adapter reads `root`, and which split.
 public struct DatasetSpec: Codable, Equatable, Sendable {
-    /// synthetic | layered | chairs | sintel | kitti2015 | kitti2012 | kitti-multiview | middlebury | frames | video
-    public var kind = "synthetic"
+    public var kind = DatasetKind.synthetic
     public var root = "Datasets/synthetic"
-    /// train | val | all
-    public var split = "train"
-    /// Sintel pass: clean | final.
-    public var pass = "clean"
+    public var split = Split.train
+    /// Sintel pass.
+    public var pass = Pass.clean
     /// Use at most this many pairs (0: all).
     public var maxPairs = 0
     /// For kind synthetic: generate the dataset into `root` when it is missing.
@@ -38,10 +36,10 @@ public struct DatasetSpec: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = DatasetSpec()
-        kind = try c.decodeIfPresent(String.self, forKey: .kind) ?? d.kind
+        kind = try c.decodeIfPresent(DatasetKind.self, forKey: .kind) ?? d.kind
         root = try c.decodeIfPresent(String.self, forKey: .root) ?? d.root
-        split = try c.decodeIfPresent(String.self, forKey: .split) ?? d.split
-        pass = try c.decodeIfPresent(String.self, forKey: .pass) ?? d.pass
+        split = try c.decodeIfPresent(Split.self, forKey: .split) ?? d.split
+        pass = try c.decodeIfPresent(Pass.self, forKey: .pass) ?? d.pass
         maxPairs = try c.decodeIfPresent(Int.self, forKey: .maxPairs) ?? d.maxPairs
         generate = try c.decodeIfPresent(SyntheticConfig.self, forKey: .generate) ?? d.generate
         layered = try c.decodeIfPresent(LayeredConfig.self, forKey: .layered) ?? d.layered
@@ -51,7 +49,7 @@ public struct DatasetSpec: Codable, Equatable, Sendable {
 
 public struct DataSpec: Codable, Equatable, Sendable {
     public var train = DatasetSpec()
-    public var val: DatasetSpec = { var d = DatasetSpec(); d.split = "val"; return d }()
+    public var val: DatasetSpec = { var d = DatasetSpec(); d.split = .val; return d }()
     /// Skip (and count) unreadable training files instead of stopping.
     public var skipBadFiles = false
     /// Loader threads (0: all cores).
@@ -61,8 +59,7 @@ public struct DataSpec: Codable, Equatable, Sendable {
 
 /// A network and its options.
 public struct NetSpec: Codable, Equatable, Sendable {
-    /// fastflownet | raft | raft-small
-    public var arch = "fastflownet"
+    public var arch = NetArch.fastflownet
     /// Initial weights (.safetensors or .pth); empty: seeded random initialization.
     public var weights = ""
     /// RAFT refinement iterations in training.
@@ -73,12 +70,11 @@ public struct NetSpec: Codable, Equatable, Sendable {
     /// (0: FastFlowNet's plain Kaiming init). See `FastFlowNet.initialize`.
     public var correlationGain: Float = FastFlowNet.defaultCorrelationGain
     public init() {}
-    public init(arch: String) { self.arch = arch }
+    public init(arch: NetArch) { self.arch = arch }
 }
 
 public struct OptimizerSpec: Codable, Equatable, Sendable {
-    /// adam | adamw
-    public var kind = "adam"
+    public var kind = Kind.adam
     public var lr = 1e-4
     public var beta1: Float = 0.9
     public var beta2: Float = 0.999
@@ -89,8 +85,7 @@ public struct OptimizerSpec: Codable, Equatable, Sendable {
     public var biasDecay: Float = 0
     /// Global gradient-norm clip (0: off).
     public var clip: Float = 0
-    /// onecycle | constant | step
-    public var schedule = "constant"
+    public var schedule = Schedule.constant
     /// OneCycle warm-up fraction.
     public var pctStart = 0.05
     /// StepLR period and factor.
@@ -133,8 +128,9 @@ public struct LossSpec: Codable, Equatable, Sendable {
     /// Distillation weight (student → teacher multi-target; teacher → student uses 1).
     public var distillWeight: Float = 1
     /// Student → teacher mask: occlusion (the teacher's non-occlusion mask, MDFlow's figure) |
-    /// better (also only where the student's flow is more census-consistent than the teacher's own).
-    public var distillMask = "occlusion"
+    /// better (also only where the student's flow is more census-consistent than the teacher's own) |
+    /// all (every pixel).
+    public var distillMask = DistillMask.occlusion
     /// RAFT sequence-loss decay.
     public var sequenceGamma: Float = 0.8
     /// Also distil the backward direction.
@@ -142,9 +138,9 @@ public struct LossSpec: Codable, Equatable, Sendable {
     /// Occlusion model of the stage (after any warm-up), used by the photometric mask and by the
     /// reliable mask: fb (forward–backward check, ARFlow/MDFlow) | range (range map of the backward
     /// flow, as in the warm-up; for short runs whose teacher is not yet forward–backward consistent).
-    public var occlusion = "fb"
+    public var occlusion = OcclusionModel.fb
     /// Reliable-mask rule for teacher → student: threshold | quantile.
-    public var confidence = "threshold"
+    public var confidence = Confidence.threshold
     /// Census-distance threshold τ (soft Hamming in [0, 1)).
     public var tau: Float = 0.25
     /// Quantile rule: keep this fraction of the non-occluded pixels with the lowest distance.
@@ -159,8 +155,7 @@ public enum TrainedNet: String, Codable, Sendable {
 
 /// One stage of the MDFlow cycle, or a supervised stage on data with ground truth.
 public struct StageSpec: Codable, Equatable, Sendable {
-    /// supervised | unsupervised | distill-to-student | distill-to-teacher
-    public var kind = "unsupervised"
+    public var kind = StageKind.unsupervised
     public var name = ""
     /// supervised: the net it trains.
     public var net = TrainedNet.teacher
@@ -179,20 +174,20 @@ public struct StageSpec: Codable, Equatable, Sendable {
     public init() {}
 
     /// Defaults per kind: RAFT's optimizer for the student (AdamW, OneCycle, clip 1).
-    public static func defaults(kind: String) -> StageSpec {
+    public static func defaults(kind: StageKind) -> StageSpec {
         var s = StageSpec()
         s.kind = kind
-        if kind == "distill-to-student" {
-            s.optimizer.kind = "adamw"; s.optimizer.lr = 4e-4; s.optimizer.eps = 1e-8
+        if kind == .distillToStudent {
+            s.optimizer.kind = .adamw; s.optimizer.lr = 4e-4; s.optimizer.eps = 1e-8
             s.optimizer.weightDecay = 1e-4; s.optimizer.biasDecay = 1e-4; s.optimizer.clip = 1
-            s.optimizer.schedule = "onecycle"
+            s.optimizer.schedule = .onecycle
         }
-        if kind == "supervised" {
+        if kind == .supervised {
             // Mean end-point error per scale, in full-resolution pixels: the upsampled flow2 leads,
             // the coarser levels get enough direct signal to learn early.
             s.loss.scaleWeights = [1, 0.25, 0.1, 0.05, 0.02]
             s.optimizer.lr = 4e-4
-            s.optimizer.schedule = "onecycle"
+            s.optimizer.schedule = .onecycle
             s.optimizer.weightDecay = 1e-5
         }
         return s
@@ -201,15 +196,14 @@ public struct StageSpec: Codable, Equatable, Sendable {
     /// The net this stage updates.
     public var trains: TrainedNet {
         switch kind {
-        case "supervised": return net
-        case "distill-to-student": return .student
-        default: return .teacher
+        case .supervised: return net
+        case .distillToStudent: return .student
+        case .unsupervised, .distillToTeacher: return .teacher
         }
     }
 
-    /// The kinds the default recipe runs (the MDFlow cycle), and every kind a recipe may list.
-    static let cycleKinds = ["unsupervised", "distill-to-student", "distill-to-teacher"]
-    static let kinds = ["supervised"] + cycleKinds
+    /// The kinds the default recipe runs (the MDFlow cycle).
+    static let cycleKinds = StageKind.allCases.filter { $0 != .supervised }
 }
 
 public struct CheckpointSpec: Codable, Equatable, Sendable {
@@ -236,8 +230,8 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// Threads for kernels and BLAS (0: all cores).
     public var threads = 0
     public var data = DataSpec()
-    public var teacher = NetSpec(arch: "fastflownet")
-    public var student = NetSpec(arch: "raft-small")
+    public var teacher = NetSpec(arch: .fastflownet)
+    public var student = NetSpec(arch: .raftSmall)
     /// Stages in order; distillation stages are repeated `rounds` times after the others.
     public var stages: [StageSpec] = StageSpec.cycleKinds.map(StageSpec.defaults(kind:))
     public var rounds = 1
@@ -250,16 +244,16 @@ public struct Recipe: Codable, Equatable, Sendable {
     /// The run order with rounds expanded: other stages first (in their listed order), then `rounds` copies of
     /// the distillation stages in their listed order.
     public var expandedStages: [StageSpec] {
-        let first = stages.filter { !$0.kind.hasPrefix("distill") }
-        let distill = stages.filter { $0.kind.hasPrefix("distill") }
+        let first = stages.filter { !$0.kind.isDistillation }
+        let distill = stages.filter { $0.kind.isDistillation }
         var out = first
         for r in 0..<max(rounds, 0) {
             for var s in distill {
-                if s.name.isEmpty { s.name = "\(s.kind) r\(r + 1)" } else if rounds > 1 { s.name += " r\(r + 1)" }
+                if s.name.isEmpty { s.name = "\(s.kind.rawValue) r\(r + 1)" } else if rounds > 1 { s.name += " r\(r + 1)" }
                 out.append(s)
             }
         }
-        return out.map { s in var s = s; if s.name.isEmpty { s.name = s.kind }; return s }
+        return out.map { s in var s = s; if s.name.isEmpty { s.name = s.kind.rawValue }; return s }
     }
 }
 
@@ -306,9 +300,10 @@ extension Recipe {
             var items: [Node] = []
             for (i, item) in seq.enumerated() {
                 guard let m = item.mapping else { throw RecipeError(file: file, path: "stages.\(i)", "a stage must be a mapping") }
-                let kind = m["kind"]?.string ?? "unsupervised"
-                guard StageSpec.kinds.contains(kind) else {
-                    throw RecipeError(file: file, path: "stages.\(i).kind", "unknown stage kind '\(kind)'; expected one of \(StageSpec.kinds.joined(separator: ", "))")
+                let name = m["kind"]?.string ?? StageKind.unsupervised.rawValue
+                guard let kind = StageKind(rawValue: name) else {
+                    let allowed = StageKind.allCases.map(\.rawValue).joined(separator: ", ")
+                    throw RecipeError(file: file, path: "stages.\(i).kind", "unknown stage kind '\(name)'; expected one of \(allowed)")
                 }
                 items.append(try overlay(item, on: try encodeNode(StageSpec.defaults(kind: kind)), path: ["stages", "\(i)"], file: file))
             }
@@ -385,7 +380,9 @@ extension Recipe {
         case .typeMismatch(let t, _): return "wrong type (expected \(t))"
         case .valueNotFound(let t, _): return "missing value (expected \(t))"
         case .keyNotFound(let k, _): return "missing key '\(k.stringValue)'"
-        case .dataCorrupted(let c): return "invalid value: \(c.debugDescription)"
+        case .dataCorrupted(let c):
+            if let unknown = c.underlyingError as? UnknownChoice { return unknown.description }
+            return "invalid value: \(c.debugDescription)"
         @unknown default: return "\(e)"
         }
     }
@@ -394,12 +391,8 @@ extension Recipe {
 // MARK: - Validation
 
 extension Recipe {
-    static let datasetKinds = ["synthetic", "layered", "chairs", "sintel", "kitti2015", "kitti2012", "kitti-multiview", "middlebury", "frames", "video"]
-    /// Kinds whose pairs carry ground-truth flow.
-    static let labelledKinds: Set<String> = ["synthetic", "layered", "chairs", "sintel", "kitti2015", "kitti2012", "middlebury"]
-    static let archs = ["fastflownet", "raft", "raft-small"]
-
-    /// Refuses impossible values, naming the key.
+    /// Refuses impossible values, naming the key. (Values outside a `RecipeChoice` are refused
+    /// while decoding.)
     public func validate(file: String, checkPaths: Bool = true) throws {
         func fail(_ path: String, _ msg: String) -> RecipeError { RecipeError(file: file, path: path, msg) }
         if threads < 0 { throw fail("threads", "must be ≥ 0") }
@@ -410,53 +403,45 @@ extension Recipe {
         var datasets = [("data.train", data.train), ("data.val", data.val)]
         for (i, s) in stages.enumerated() { if let d = s.train { datasets.append(("stages.\(i).train", d)) } }
         for (key, d) in datasets {
-            if !Recipe.datasetKinds.contains(d.kind) { throw fail("\(key).kind", "unknown dataset kind '\(d.kind)'; expected one of \(Recipe.datasetKinds.joined(separator: ", "))") }
-            if !["train", "val", "all"].contains(d.split) { throw fail("\(key).split", "expected train, val or all, got '\(d.split)'") }
-            if !["clean", "final"].contains(d.pass) { throw fail("\(key).pass", "expected clean or final, got '\(d.pass)'") }
             if d.maxPairs < 0 { throw fail("\(key).maxPairs", "must be ≥ 0") }
-            if d.kind == "synthetic" {
+            if d.kind == .synthetic {
                 if let p = d.generate.problems().first { throw fail("\(key).generate", p) }
-            } else if d.kind == "layered" {
+            } else if d.kind == .layered {
                 if let p = d.layered.problems().first { throw fail("\(key).layered", p) }
-            } else if d.kind == "video", let p = d.video.problems().first {
+            } else if d.kind == .video, let p = d.video.problems().first {
                 throw fail("\(key).video", p)
             } else if checkPaths && !FileManager.default.fileExists(atPath: d.root) {
                 throw fail("\(key).root", "dataset folder '\(d.root)' does not exist")
             }
         }
         for (key, n) in [("teacher", teacher), ("student", student)] {
-            if !Recipe.archs.contains(n.arch) { throw fail("\(key).arch", "unknown network '\(n.arch)'; expected one of \(Recipe.archs.joined(separator: ", "))") }
             if n.iters < 1 || n.evalIters < 1 { throw fail("\(key).iters", "iterations must be ≥ 1") }
             if !(n.correlationGain >= 0 && n.correlationGain.isFinite) { throw fail("\(key).correlationGain", "must be a finite number ≥ 0, got \(n.correlationGain)") }
             if checkPaths && !n.weights.isEmpty && !FileManager.default.fileExists(atPath: n.weights) { throw fail("\(key).weights", "weights file '\(n.weights)' does not exist") }
         }
-        if teacher.arch != "fastflownet" { throw fail("teacher.arch", "the teacher (the deployed net) must be fastflownet") }
+        if teacher.arch != .fastflownet { throw fail("teacher.arch", "the teacher (the deployed net) must be fastflownet") }
         if stages.isEmpty { throw fail("stages", "at least one stage is needed") }
         for (i, s) in stages.enumerated() {
             let p = "stages.\(i)"
             if s.steps < 0 { throw fail("\(p).steps", "must be ≥ 0") }
             if s.batch < 1 { throw fail("\(p).batch", "must be ≥ 1") }
             if s.crop.count != 2 || s.crop.contains(where: { $0 < 1 }) { throw fail("\(p).crop", "must be [height, width] with positive values") }
-            if s.kind == "supervised" {
+            if s.kind == .supervised {
                 let d = s.train ?? data.train
-                if !Recipe.labelledKinds.contains(d.kind) {
+                if !d.kind.hasGroundTruth {
+                    let labelled = DatasetKind.allCases.filter(\.hasGroundTruth).map(\.rawValue)
                     throw fail(s.train == nil ? "data.train.kind" : "\(p).train.kind",
-                               "a supervised stage needs ground truth; '\(d.kind)' has none (use synthetic, layered, chairs, sintel, kitti2015, kitti2012 or middlebury)")
+                               "a supervised stage needs ground truth; '\(d.kind.rawValue)' has none (use \(labelled.dropLast().joined(separator: ", ")) or \(labelled.last!))")
                 }
             }
             let trains = s.trains == .student ? student.arch : teacher.arch
-            let multiple = trains == "fastflownet" ? 64 : 8
+            let multiple = trains == .fastflownet ? 64 : 8
             // Every stage feeds the teacher (pseudo-labels or training), so FastFlowNet's rule always holds.
             if s.crop[0] % 64 != 0 || s.crop[1] % 64 != 0 { throw fail("\(p).crop", "FastFlowNet needs sizes that are multiples of 64, got \(s.crop)") }
-            if s.crop[0] % multiple != 0 || s.crop[1] % multiple != 0 { throw fail("\(p).crop", "\(trains) needs multiples of \(multiple), got \(s.crop)") }
-            if !["adam", "adamw"].contains(s.optimizer.kind) { throw fail("\(p).optimizer.kind", "expected adam or adamw, got '\(s.optimizer.kind)'") }
+            if s.crop[0] % multiple != 0 || s.crop[1] % multiple != 0 { throw fail("\(p).crop", "\(trains.rawValue) needs multiples of \(multiple), got \(s.crop)") }
             if !(s.optimizer.lr > 0) { throw fail("\(p).optimizer.lr", "must be > 0") }
-            if !["constant", "step", "onecycle"].contains(s.optimizer.schedule) { throw fail("\(p).optimizer.schedule", "expected constant, step or onecycle, got '\(s.optimizer.schedule)'") }
             if s.loss.scaleWeights.count != 5 { throw fail("\(p).loss.scaleWeights", "needs 5 weights (full, flow3, flow4, flow5, flow6), got \(s.loss.scaleWeights.count)") }
             if ![1, 2].contains(s.loss.smoothOrder) { throw fail("\(p).loss.smoothOrder", "must be 1 or 2") }
-            if !["fb", "range"].contains(s.loss.occlusion) { throw fail("\(p).loss.occlusion", "expected fb or range, got '\(s.loss.occlusion)'") }
-            if !["occlusion", "better", "all"].contains(s.loss.distillMask) { throw fail("\(p).loss.distillMask", "expected occlusion, better or all, got '\(s.loss.distillMask)'") }
-            if !["threshold", "quantile"].contains(s.loss.confidence) { throw fail("\(p).loss.confidence", "expected threshold or quantile, got '\(s.loss.confidence)'") }
             if !(s.loss.quantile > 0 && s.loss.quantile <= 1) { throw fail("\(p).loss.quantile", "must be in (0, 1]") }
             if let prob = s.selfAugment.spatial.problems().first { throw fail("\(p).selfAugment.spatial", prob) }
         }

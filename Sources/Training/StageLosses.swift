@@ -43,7 +43,7 @@ public enum StageLosses {
         let n2 = full.shape[0], n = n2 / 2, h = full.shape[2], w = full.shape[3]
         let ff = full.slice(dim: 0, start: 0, length: n), fb = full.slice(dim: 0, start: n, length: n)
         let visible: Tensor = Tape.noGrad {
-            if warmup || spec.occlusion == "range" {
+            if warmup || spec.occlusion == .range {
                 return Tensor.concat([Occlusion.rangeMap(fb.detached()), Occlusion.rangeMap(ff.detached())], dim: 0)
             }
             return Tensor.concat([Occlusion.forwardBackward(ff.detached(), fb.detached(), alpha1: spec.occAlpha1, alpha2: spec.occAlpha2),
@@ -114,14 +114,14 @@ public enum StageLosses {
     /// teacher's visible pixels (MDFlow's figure); `better`, those of them where the student's flow
     /// is the more census-consistent (with the fraction kept); `all`, every pixel (the student's
     /// flow also where the teacher's photometric loss is blind). visible: (B,1,H,W).
-    public static func distillationMask(_ kind: String, image1: Tensor, image2: Tensor, student: Tensor, teacher: Tensor,
+    public static func distillationMask(_ kind: LossSpec.DistillMask, image1: Tensor, image2: Tensor, student: Tensor, teacher: Tensor,
                                         visible: Tensor) -> (Tensor, Float?) {
         switch kind {
-        case "all": return (Tensor.full(visible.shape, 1), nil)
-        case "better":
+        case .all: return (Tensor.full(visible.shape, 1), nil)
+        case .better:
             let (better, fraction) = studentIsBetter(image1: image1, image2: image2, student: student, teacher: teacher, visible: visible)
             return (better, fraction)
-        default: return (visible, nil)
+        case .occlusion: return (visible, nil)
         }
     }
 
@@ -153,12 +153,12 @@ public enum StageLosses {
     /// the range map of the backward flow. Returns (mask (B,1,H,W), fraction of reliable pixels).
     public static func reliableMask(image1: Tensor, image2: Tensor, forward: Tensor, backward: Tensor, spec: LossSpec) -> (Tensor, Float) {
         Tape.noGrad {
-            let visible = spec.occlusion == "range" ? Occlusion.rangeMap(backward)
+            let visible = spec.occlusion == .range ? Occlusion.rangeMap(backward)
                 : Occlusion.forwardBackward(forward, backward, alpha1: spec.occAlpha1, alpha2: spec.occAlpha2)
             let recon = warp(image2, by: forward, padding: .border)
             let d = Photometric.census(image1, recon)
             var tau = spec.tau
-            if spec.confidence == "quantile" {
+            if spec.confidence == .quantile {
                 var values: [Float] = []
                 for i in 0..<d.count where visible.data[i] > 0.5 { values.append(d.data[i]) }
                 values.sort()

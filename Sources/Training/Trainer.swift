@@ -129,7 +129,7 @@ public final class Trainer {
         signal(SIGTERM) { _ in stopSignal = 1 }
         defer { signal(SIGINT, SIG_DFL); signal(SIGTERM, SIG_DFL); lock = nil }
         var stepsThisProcess = 0
-        log("run \(runDir.path): \(stages.count) stage(s); teacher \(recipe.teacher.arch) (\(teacher.net.parameterCount) parameters), student \(recipe.student.arch) (\(student.net.parameterCount) parameters); \(train.name): \(train.pairs.count) training pairs; \(Runtime.threads) thread(s)")
+        log("run \(runDir.path): \(stages.count) stage(s); teacher \(recipe.teacher.arch.rawValue) (\(teacher.net.parameterCount) parameters), student \(recipe.student.arch.rawValue) (\(student.net.parameterCount) parameters); \(train.name): \(train.pairs.count) training pairs; \(Runtime.threads) thread(s)")
         while state.stageIndex < stages.count {
             let k = state.stageIndex
             let stage = stages[k]
@@ -154,15 +154,15 @@ public final class Trainer {
         let params = trainedNet(stage).module.namedParameters()
         let weights = params.filter { !$0.0.hasSuffix(".bias") }, biases = params.filter { $0.0.hasSuffix(".bias") }
         return Adam([.init(weights, weightDecay: o.weightDecay), .init(biases, weightDecay: o.biasDecay)],
-                    lr: o.lr, betas: (o.beta1, o.beta2), eps: o.eps, decoupled: o.kind == "adamw")
+                    lr: o.lr, betas: (o.beta1, o.beta2), eps: o.eps, decoupled: o.kind == .adamw)
     }
 
     func schedule(_ stage: StageSpec) -> LRSchedule {
         let o = stage.optimizer
         switch o.schedule {
-        case "onecycle": return OneCycleLR(maxLR: o.lr, totalSteps: stage.steps + 100, pctStart: o.pctStart)
-        case "step": return StepLR(base: o.lr, stepSize: o.stepSize, gamma: o.gamma)
-        default: return ConstantLR(o.lr)
+        case .onecycle: return OneCycleLR(maxLR: o.lr, totalSteps: stage.steps + 100, pctStart: o.pctStart)
+        case .step: return StepLR(base: o.lr, stepSize: o.stepSize, gamma: o.gamma)
+        case .constant: return ConstantLR(o.lr)
         }
     }
 
@@ -182,7 +182,7 @@ public final class Trainer {
         var pair = stage.pairAugment
         pair.crop = stage.crop
         var data = try stage.train.map { try DatasetFactory.open($0, log: log) } ?? train
-        if stage.kind == "supervised" { data = ForwardFlowOnly(data) }
+        if stage.kind == .supervised { data = ForwardFlowOnly(data) }
         let loader = try DataLoader(dataset: data, config: loaderConfig(stage), augmentation: AugmentationConfig(pair: pair),
                                     seed: stageSeed(k) ^ 0x5A5A, resumeFrom: state.loader)
         defer { loader.stop() }
@@ -191,7 +191,7 @@ public final class Trainer {
         student.net.setTraining(stage.trains == .student)
         let params = net.module.namedParameters().map(\.1)
         let title = "stage \(k + 1)/\(stages.count) \(stage.name)"
-        log("\(title): \(data.name), \(data.pairs.count) pairs; \(stage.steps) steps, batch \(stage.batch), crop \(stage.crop[0])×\(stage.crop[1]), \(stage.optimizer.kind) lr \(stage.optimizer.lr) (\(stage.optimizer.schedule))")
+        log("\(title): \(data.name), \(data.pairs.count) pairs; \(stage.steps) steps, batch \(stage.batch), crop \(stage.crop[0])×\(stage.crop[1]), \(stage.optimizer.kind.rawValue) lr \(stage.optimizer.lr) (\(stage.optimizer.schedule.rawValue))")
         var t0 = Timing.now()
         let startStep = state.stageStep
         var lastLog = t0
@@ -273,23 +273,23 @@ public final class Trainer {
         var c = LoaderConfig(batchSize: stage.batch)
         c.skipBadFiles = recipe.data.skipBadFiles
         c.workers = recipe.data.workers
-        c.loadGroundTruth = stage.kind == "supervised"
+        c.loadGroundTruth = stage.kind == .supervised
         return c
     }
 
     func computeLoss(_ stage: StageSpec, step: Int, batch: Batch, rng: inout RandomGenerator) -> StepLoss {
         switch stage.kind {
-        case "supervised":
+        case .supervised:
             return StageLosses.supervisedStep(net: trainedNet(stage), image1: batch.image1, image2: batch.image2,
                                               flow: batch.flow!, valid: batch.valid!, stage: stage, rng: &rng)
-        case "distill-to-student":
+        case .distillToStudent:
             return StageLosses.studentStep(teacher: teacher, student: student, image1: batch.image1, image2: batch.image2, stage: stage, rng: &rng)
-        case "distill-to-teacher":
+        case .distillToTeacher:
             let fs = student.infer(batch.image1, batch.image2)
             teacher.net.setTraining(true)
             return StageLosses.teacherStep(teacher: teacher, image1: batch.image1, image2: batch.image2, stage: stage, step: step,
                                            studentFlow: fs, rng: &rng)
-        default:
+        case .unsupervised:
             return StageLosses.teacherStep(teacher: teacher, image1: batch.image1, image2: batch.image2, stage: stage, step: step,
                                            studentFlow: nil, rng: &rng)
         }

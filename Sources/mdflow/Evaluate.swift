@@ -31,7 +31,7 @@ struct Evaluate: ParsableCommand {
     var weights: String?
 
     @Option(help: "Without --checkpoint: the network of --weights (fastflownet, raft or raft-small).")
-    var arch: FlowNetChoice = .fastflownet
+    var arch: NetArch = .fastflownet
 
     @Option(help: "RAFT iterations (default: the recipe's evalIters, 12 without a recipe).")
     var iters: Int?
@@ -43,7 +43,7 @@ struct Evaluate: ParsableCommand {
     var dataset: String?
 
     @Option(help: "Split: train, val or all.")
-    var split: String = "val"
+    var split: DatasetSpec.Split = .val
 
     @Option(help: "Evaluate at most this many pairs (0: all).")
     var maxPairs: Int = 0
@@ -68,7 +68,11 @@ struct Evaluate: ParsableCommand {
                 spec.split = split
             } else if let dataset, let colon = dataset.firstIndex(of: ":") {
                 spec = DatasetSpec()
-                spec.kind = String(dataset[..<colon]); spec.root = String(dataset[dataset.index(after: colon)...])
+                let kind = String(dataset[..<colon])
+                guard let k = DatasetKind(rawValue: kind) else {
+                    throw ValidationError("--dataset: unknown kind '\(kind)'; expected one of \(DatasetKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                spec.kind = k; spec.root = String(dataset[dataset.index(after: colon)...])
                 spec.split = split
                 if let folder {
                     saved = (try? Recipe.load(path: folder.deletingLastPathComponent().appendingPathComponent("recipe.yaml").path)) ?? Recipe()
@@ -79,7 +83,7 @@ struct Evaluate: ParsableCommand {
             // What to load: a checkpoint's teacher or student, or a weights file of --arch.
             let isTeacher = folder != nil ? net == "teacher" : arch == .fastflownet
             var netSpec = isTeacher ? saved.teacher : saved.student
-            if folder == nil && !isTeacher { netSpec.arch = arch.rawValue }
+            if folder == nil && !isTeacher { netSpec.arch = arch }
             if let iters { netSpec.evalIters = iters }
             netSpec.weights = ""
             let file = try folder.map { $0.appendingPathComponent("\(net).safetensors").path } ?? weights ?? arch.shippedWeights()

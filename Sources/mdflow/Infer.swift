@@ -24,7 +24,7 @@ struct Infer: ParsableCommand {
         """)
 
     @Option(help: "Network: fastflownet, raft or raft-small.")
-    var net: FlowNetChoice = .fastflownet
+    var net: NetArch = .fastflownet
 
     @Option(help: "Weights: .safetensors or .pth (default: the shipped Models/ weights of --net).")
     var weights: String?
@@ -121,19 +121,4 @@ struct Infer: ParsableCommand {
 struct InferError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
-}
-
-/// The networks `infer` and `evaluate` run.
-enum FlowNetChoice: String, ExpressibleByArgument, CaseIterable {
-    case fastflownet, raft
-    case raftSmall = "raft-small"
-
-    /// The weights shipped in Models/ for this net.
-    func shippedWeights() throws -> String {
-        switch self {
-        case .fastflownet: return try ShippedModels.path(ShippedModels.teacherFile)
-        case .raftSmall: return try ShippedModels.path(ShippedModels.studentFile)
-        case .raft: throw ValidationError("no weights are shipped for full RAFT; pass --weights")
-        }
-    }
 }

@@ -52,12 +52,12 @@ import FlowNets
     @Test func distillationMasksKeepWhatTheirNamesSay() {
         let (i1, i2, f, visible) = pair(0)
         let zero = Tensor.zeros(f.shape)
-        let (occ, none) = StageLosses.distillationMask("occlusion", image1: i1, image2: i2, student: f, teacher: zero, visible: visible)
+        let (occ, none) = StageLosses.distillationMask(.occlusion, image1: i1, image2: i2, student: f, teacher: zero, visible: visible)
         #expect(occ.toArray() == visible.toArray() && none == nil)
-        let (all, _) = StageLosses.distillationMask("all", image1: i1, image2: i2, student: f, teacher: zero, visible: visible)
+        let (all, _) = StageLosses.distillationMask(.all, image1: i1, image2: i2, student: f, teacher: zero, visible: visible)
         #expect(all.shape == visible.shape && all.toArray().allSatisfy { $0 == 1 })
         #expect(visible.toArray().contains(0), "the test pair should have occluded pixels")
-        let (better, fraction) = StageLosses.distillationMask("better", image1: i1, image2: i2, student: f, teacher: zero, visible: visible)
+        let (better, fraction) = StageLosses.distillationMask(.better, image1: i1, image2: i2, student: f, teacher: zero, visible: visible)
         #expect(fraction != nil)
         for i in 0..<visible.count where visible.data[i] == 0 { #expect(better.data[i] == 0) }
     }
@@ -85,7 +85,7 @@ import FlowNets
         let net = FlowNets.FastFlowNet()
         net.initialize(seed: 1)
         let teacher = TeacherNet(net)
-        var stage = StageSpec.defaults(kind: "unsupervised")
+        var stage = StageSpec.defaults(kind: .unsupervised)
         stage.loss.warmupSteps = 1000
         stage.loss.warmupPhotometric = Photometric.Weights(l1: 0, ssim: 0, census: 1)
         stage.loss.selfSupWeight = 0

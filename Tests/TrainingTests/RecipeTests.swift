@@ -12,8 +12,8 @@ import TestSupport
 
     @Test func emptyRecipeTakesEveryDefault() throws {
         let r = try Recipe.parse("name: x\n", file: "x.yaml")
-        #expect(r.stages.map(\.kind) == ["unsupervised", "distill-to-student", "distill-to-teacher"])
-        #expect(r.stages[1].optimizer.kind == "adamw" && r.stages[1].optimizer.schedule == "onecycle")
+        #expect(r.stages.map(\.kind) == [.unsupervised, .distillToStudent, .distillToTeacher])
+        #expect(r.stages[1].optimizer.kind == .adamw && r.stages[1].optimizer.schedule == .onecycle)
         #expect(r.stages[0].loss.robustQ == 0.4 && r.stages[0].loss.occAlpha1 == 0.01)
     }
 
@@ -41,6 +41,28 @@ import TestSupport
         #expect(refusal("stages:\n  - {kind: unsupervised, batch: 0}\n")?.contains("stages.0.batch") == true)
         #expect(refusal("stages:\n  - {kind: distill-sideways}\n")?.contains("unknown stage kind") == true)
         #expect(refusal("teacher: {arch: raft}\n")?.contains("teacher.arch") == true)
+    }
+
+    @Test func unknownChoiceIsRefusedWithItsPathAndTheAllowedValues() {
+        let schedule = refusal("stages:\n  - {kind: unsupervised, optimizer: {schedule: cosine}}\n")
+        #expect(schedule == "bad.yaml: stages.0.optimizer.schedule: unknown value 'cosine'; expected one of constant, step, onecycle",
+                "\(schedule ?? "accepted")")
+        let kind = refusal("data:\n  train: {kind: flyingthings, root: /tmp}\n")
+        #expect(kind == "bad.yaml: data.train.kind: unknown value 'flyingthings'; expected one of "
+                + "synthetic, layered, chairs, sintel, kitti2015, kitti2012, kitti-multiview, middlebury, frames, video",
+                "\(kind ?? "accepted")")
+        let arch = refusal("student: {arch: pwcnet}\n")
+        #expect(arch?.contains("student.arch: unknown value 'pwcnet'; expected one of fastflownet, raft, raft-small") == true, "\(arch ?? "accepted")")
+        let occlusion = refusal("name: x\n", overrides: ["stages.0.loss.occlusion=maybe"])
+        #expect(occlusion?.contains("stages.0.loss.occlusion: unknown value 'maybe'; expected one of fb, range") == true, "\(occlusion ?? "accepted")")
+    }
+
+    @Test func choiceOverridesTakeEffect() throws {
+        let r = try Recipe.parse("name: x\n", file: "x.yaml", overrides: ["stages.0.loss.occlusion=range", "stages.2.loss.distillMask=better",
+                                                                         "data.val.split=all", "stages.1.optimizer.schedule=step"])
+        #expect(r.stages[0].loss.occlusion == .range && r.stages[2].loss.distillMask == .better)
+        #expect(r.data.val.split == .all && r.stages[1].optimizer.schedule == .step)
+        #expect(try r.resolvedYAML().contains("occlusion: range"))
     }
 
     @Test func overridesSetNestedKeysAndAreCheckedToo() throws {
@@ -74,7 +96,7 @@ import TestSupport
         #expect(r.stages[0].trains == .student && r.stages[1].trains == .teacher)
         // A partial dataset spec takes the defaults for every key it does not name.
         #expect(r.stages[0].train?.layered.pairs == 7 && r.stages[0].train?.layered.width == LayeredConfig().width)
-        #expect(r.stages[0].optimizer.schedule == "onecycle" && r.stages[1].train == nil)
+        #expect(r.stages[0].optimizer.schedule == .onecycle && r.stages[1].train == nil)
         let again = try Recipe.parse(try r.resolvedYAML(), file: "resolved.yaml", checkPaths: false)
         #expect(again == r)
         let e = refusal("data: {train: {kind: frames, root: /tmp}}\nstages:\n  - {kind: supervised}\n")

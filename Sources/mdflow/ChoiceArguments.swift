@@ -1,0 +1,17 @@
+import ArgumentParser
+import Training
+
+/// Recipe choices taken as command-line options, spelled as in a recipe.
+extension NetArch: ExpressibleByArgument {}
+extension DatasetSpec.Split: ExpressibleByArgument {}
+
+extension NetArch {
+    /// The weights shipped in Models/ for this net.
+    func shippedWeights() throws -> String {
+        switch self {
+        case .fastflownet: return try ShippedModels.path(ShippedModels.teacherFile)
+        case .raftSmall: return try ShippedModels.path(ShippedModels.studentFile)
+        case .raft: throw ValidationError("no weights are shipped for full RAFT; pass --weights")
+        }
+    }
+}
