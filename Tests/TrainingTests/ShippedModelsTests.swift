@@ -51,6 +51,33 @@ private func translatedPair(height h: Int, width w: Int) -> (RGBImage, RGBImage)
         #expect(abs(u - 3) < 0.5 && abs(v + 2) < 0.5, "mean flow (\(u), \(v)) for a (3, −2) translation")
     }
 
+    /// The shipped student is the public RAFT-small (its authors' weights, converted to
+    /// safetensors without the `module.` prefix): tensor for tensor the checkpoint in Tests/Fixtures,
+    /// loading strictly and following a translation.
+    @Test func shippedStudentIsThePublicRAFTSmallAndFollowsATranslation() throws {
+        let path = modelsDir.appendingPathComponent(ShippedModels.studentFile).path
+        try #require(FileManager.default.fileExists(atPath: path), "Models/\(ShippedModels.studentFile) ships with the repository")
+        let shipped = try SafeTensors.read(URL(fileURLWithPath: path)).tensors
+        let published = try TorchImport.read(Fixtures.checkpoint("raft-small.pth"))
+        #expect(shipped.count == published.count)
+        for (key, value) in published {
+            let name = key.hasPrefix("module.") ? String(key.dropFirst(7)) : key
+            #expect(shipped[name]?.toArray() == value.toArray(), "\(name) differs from the published checkpoint")
+        }
+        let net = RAFT(small: true)
+        try net.load(shipped, source: path)
+        net.setTraining(false)
+        let (a, b) = translatedPair(height: 128, width: 192)
+        let flow = Tape.noGrad {
+            net.predict(Tensor(shape: [1, 3, 128, 192], values: a.pixels.map { $0 * 255 }),
+                        Tensor(shape: [1, 3, 128, 192], values: b.pixels.map { $0 * 255 }), iters: 12)
+        }
+        var u = 0.0, v = 0.0, n = 0.0
+        for y in 16..<112 { for x in 16..<176 { u += Double(flow.data[y * 192 + x]); v += Double(flow.data[128 * 192 + y * 192 + x]); n += 1 } }
+        u /= n; v /= n
+        #expect(abs(u - 3) < 0.3 && abs(v + 2) < 0.3, "mean flow (\(u), \(v)) for a (3, −2) translation")
+    }
+
     @Test(.enabled(if: mdflowBinary != nil, "needs the mdflow executable beside the test bundle"))
     func inferWithoutWeightsUsesTheShippedTeacher() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-shipped-\(getpid())")
