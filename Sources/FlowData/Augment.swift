@@ -1,4 +1,4 @@
-// Augmentation (facts §3): pair-level crop/flips/swap/resize/scale jitter, ARFlow's spatial
+// Augmentation: pair-level crop/flips/swap/resize/scale jitter, ARFlow's spatial
 // transform with the flow re-expressed exactly, photometric jitter (ColorJitter semantics, gamma,
 // blur, noise) and RAFT's eraser. Every draw comes from the `RandomGenerator` passed in; every
 // parameter sits in a Codable struct whose missing keys take the documented defaults.
@@ -7,7 +7,7 @@ import Tensor
 
 // MARK: configuration
 
-/// Random zoom before cropping (RAFT augmentor, facts §3.4): scale = 2^U(minScale, maxScale),
+/// Random zoom before cropping (RAFT augmentor): scale = 2^U(minScale, maxScale),
 /// each axis further stretched by 2^U(−stretch, stretch) with `stretchProbability`, the whole
 /// applied with `probability`, and clipped so the image stays at least crop + 8.
 public struct ScaleJitterConfig: Codable, Sendable, Equatable {
@@ -33,7 +33,7 @@ public struct ScaleJitterConfig: Codable, Sendable, Equatable {
 }
 
 /// Pair-level ("co-") transforms, applied in this order: resize, scale jitter, crop, flips, swap.
-/// Defaults are ARFlow's (facts §3.1): h-flip 0.5, frame-order swap 0.5, no v-flip.
+/// Defaults are ARFlow's: h-flip 0.5, frame-order swap 0.5, no v-flip.
 public struct PairAugmentConfig: Codable, Sendable, Equatable {
     /// Fixed resize [height, width] (bilinear, half-pixel centres); ARFlow KITTI: [256, 832].
     public var resize: [Int]? = nil
@@ -62,7 +62,7 @@ public struct PairAugmentConfig: Codable, Sendable, Equatable {
     }
 }
 
-/// ARFlow's spatial transform for the self-supervision pass (facts §3.2), in normalized
+/// ARFlow's spatial transform for the self-supervision pass, in normalized
 /// coordinates ([−1, 1], align_corners=True). Each pair of numbers is a (min, max) range; the
 /// first pair is the global transform, the second the relative transform of frame 2.
 /// Defaults are ARFlow's Sintel values; the relative rotation is sampled from its range
@@ -123,7 +123,7 @@ public struct SpatialTransformConfig: Codable, Sendable, Equatable {
     }
 }
 
-/// Photometric augmentation (facts §3.3-3.4). ColorJitter follows torchvision: brightness,
+/// Photometric augmentation. ColorJitter follows torchvision: brightness,
 /// contrast and saturation factors ~ U(max(0, 1 − x), 1 + x), hue shift ~ U(−hue, hue) (in turns,
 /// at most 0.5), applied in a random order. Then gamma ~ U(gamma) (if set), Gaussian blur with
 /// `blurProbability` and σ ~ U(0, blurRadius), additive noise σ ~ U(0, noiseStd), clamped to
@@ -179,7 +179,7 @@ public struct PhotometricConfig: Codable, Sendable, Equatable {
     }
 }
 
-/// RAFT's occlusion eraser (facts §3.4): with `probability`, 1…`maxCount` rectangles with sides
+/// RAFT's occlusion eraser: with `probability`, 1…`maxCount` rectangles with sides
 /// in [minSize, maxSize] pixels in frame 2, filled with frame 2's mean colour.
 public struct EraserConfig: Codable, Sendable, Equatable {
     public var probability: Double = 0.5

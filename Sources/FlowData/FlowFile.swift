@@ -1,4 +1,4 @@
-// Flow files: Middlebury .flo and the KITTI 16-bit flow PNG (facts §6.1-6.2).
+// Flow files: Middlebury .flo and the KITTI 16-bit flow PNG.
 import Foundation
 
 /// A dense flow field with a validity mask.

@@ -102,7 +102,7 @@ public struct SelfAugmentSpec: Codable, Equatable, Sendable {
     public init() {}
 }
 
-/// Loss terms. Defaults: ARFlow's Sintel configuration where the facts list one.
+/// Loss terms. Defaults: ARFlow's Sintel configuration where it has one.
 public struct LossSpec: Codable, Equatable, Sendable {
     /// Photometric weights (ARFlow stage B: census only).
     public var photometric = Photometric.Weights(l1: 0, ssim: 0, census: 1)

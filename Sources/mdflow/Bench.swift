@@ -26,7 +26,7 @@ struct Bench: ParsableCommand {
                              loss (γ 0.8) against a constant flow, backward, gradient
                              clip 1.0, AdamW(4e-4, wd 1e-4) step.
 
-        The network workloads are those of ../shared/reference/perf-anchors.md. Figures are \
+        The network workloads are the PyTorch performance anchors (docs/performance.md). Figures are \
         medians over --reps runs after 2 warm-ups; --json prints one JSON line with median_ms, \
         min_ms, cpu_median_ms (process CPU time per run, all threads; a virtual machine leaves \
         out the time stolen by its host, so at one thread it is the steadier figure) and \

@@ -1,4 +1,4 @@
-// FlyingChairs (facts §6.5) and the synthetic dataset, which uses the same layout:
+// FlyingChairs and the synthetic dataset, which uses the same layout:
 //   ROOT/data/NNNNN_img1.{ppm,png}, NNNNN_img2.*, NNNNN_flow.flo
 //   optional NNNNN_flow_bw.flo, NNNNN_occ.png; ROOT/split.txt (or FlyingChairs_train_val.txt,
 //   chairs_split.txt): one line per pair, 1 = train, 2 = validation.

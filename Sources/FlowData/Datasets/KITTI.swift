@@ -1,4 +1,4 @@
-// KITTI 2012 and 2015 (facts §6.3).
+// KITTI 2012 and 2015.
 //   Evaluation pairs: ROOT/{training,testing}/<images>/NNNNNN_10.png, NNNNNN_11.png with
 //   ROOT/training/flow_occ/NNNNNN_10.png and flow_noc/NNNNNN_10.png (16-bit KITTI flow PNG).
 //   <images> is image_2 (2015) or colored_0 (2012; image_2 also accepted).

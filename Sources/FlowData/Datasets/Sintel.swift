@@ -1,4 +1,4 @@
-// MPI-Sintel (facts §6.4):
+// MPI-Sintel:
 //   ROOT/{training,test}/{clean,final}/<scene>/frame_NNNN.png
 //   ROOT/training/flow/<scene>/frame_NNNN.flo (flow of frame i → i+1)
 //   ROOT/training/occlusions/<scene>/frame_NNNN.png, ROOT/training/invalid/<scene>/frame_NNNN.png

@@ -1,7 +1,7 @@
 import Tensor
 import NN
 
-/// FastFlowNet's shuffle-block decoder (facts §4.5): conv 87→96; three 96→96 convs with
+/// FastFlowNet's shuffle-block decoder: conv 87→96; three 96→96 convs with
 /// `groups` groups, each followed by a channel shuffle; 96→64; 64→32; a plain 32→2 conv.
 /// Keys: `conv1.0.*` … `conv6.0.*`, `conv7.*`.
 public final class ShuffleBlockDecoder: Module {

@@ -2,7 +2,7 @@ import Foundation
 import Tensor
 import NN
 
-/// FastFlowNet (v2, facts §4): the MDFlow teacher.
+/// FastFlowNet (v2): the MDFlow teacher.
 ///
 /// Input (N, 6, H, W), H and W multiples of 64: frame 1's three channels, then frame 2's.
 /// `callAsFunction` returns the training-mode pyramid [flow2, flow3, flow4, flow5, flow6] at
@@ -118,7 +118,7 @@ public final class FastFlowNet: Module {
     }
 }
 
-/// How FastFlowNet weights expect their input (facts §4.1).
+/// How FastFlowNet weights expect their input.
 public enum FastFlowNetInputConvention: String, Sendable, Codable, CaseIterable {
     /// MDFlow's weights: RGB in [0, 1] minus one scalar, the mean over both frames and all channels.
     case mdflow

@@ -1,7 +1,7 @@
 import Tensor
 import NN
 
-/// FastFlowNet's head-enhanced pooling pyramid (facts §4.2), shared by both frames. Levels 1-3
+/// FastFlowNet's head-enhanced pooling pyramid, shared by both frames. Levels 1-3
 /// are strided conv stacks; levels 4-6 are 2×2 average pools of level 3. It holds no module of
 /// its own in the key tree: its convs are FastFlowNet's children `pconv1_1` … `pconv3_3`.
 public final class HEPPEncoder {

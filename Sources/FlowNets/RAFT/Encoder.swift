@@ -86,7 +86,7 @@ public final class Stage: Layer {
     public func callAsFunction(_ x: Tensor) -> Tensor { blocks.reduce(x) { $1($0) } }
 }
 
-/// RAFT's feature/context encoder (facts §5.1 BasicEncoder, §5.5 SmallEncoder), output at 1/8
+/// RAFT's feature/context encoder (BasicEncoder; SmallEncoder for RAFT-small), output at 1/8
 /// resolution. Keys: `conv1.*`, `norm1.*`, `layer1..3.{0,1}.*`, `conv2.*`.
 public final class RAFTEncoder: Layer {
     public let small: Bool

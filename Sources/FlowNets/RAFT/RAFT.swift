@@ -2,7 +2,7 @@ import Foundation
 import Tensor
 import NN
 
-/// RAFT's architecture options (facts §5).
+/// RAFT's architecture options.
 public struct RAFTConfig: Sendable, Equatable, Codable {
     public var small: Bool
     public var hiddenDim: Int
@@ -33,7 +33,7 @@ public struct RAFTOutput {
     public var flow: Tensor { predictions[predictions.count - 1] }
 }
 
-/// RAFT and RAFT-small (facts §5): the MDFlow student.
+/// RAFT and RAFT-small: the MDFlow student.
 ///
 /// Images are (N, 3, H, W) with pixels in 0…255 and H, W multiples of 8; the net maps them to
 /// [−1, 1]. Keys as PyTorch's: `fnet.*`, `cnet.*`, `update_block.*` (a leading `module.` is

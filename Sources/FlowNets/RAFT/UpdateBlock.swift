@@ -1,7 +1,7 @@
 import Tensor
 import NN
 
-/// RAFT's motion encoder (facts §5.3; §5.5 for the small one). Keys `convc1`, (`convc2`),
+/// RAFT's motion encoder (and the small one's). Keys `convc1`, (`convc2`),
 /// `convf1`, `convf2`, `conv`. Output: [motion features, flow], 128 (full) or 82 (small) channels.
 public final class MotionEncoder: Module {
     public let convc1: Conv2d

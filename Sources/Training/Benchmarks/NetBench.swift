@@ -3,8 +3,8 @@ import Tensor
 import NN
 import FlowNets
 
-/// Whole-network benchmarks, doing exactly the work of ../shared/reference/perf-anchors.md's
-/// workloads, so their figures compare with PyTorch's.
+/// Whole-network benchmarks, doing exactly the work of the PyTorch performance anchors'
+/// workloads (docs/performance.md), so their figures compare with PyTorch's.
 public enum NetBench {
     public enum Workload: String, CaseIterable, Sendable {
         /// FastFlowNet forward without gradients on one pair (1, 6, H, W), output flow2.
