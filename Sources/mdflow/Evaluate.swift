@@ -39,7 +39,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: ArgumentHelp("Take the validation dataset from this recipe.", valueName: "RECIPE"))
     var recipe: String?
 
-    @Option(help: ArgumentHelp("A dataset as KIND:ROOT (kinds: synthetic, chairs, sintel, kitti2015, kitti2012, middlebury).", valueName: "KIND:ROOT"))
+    @Option(help: ArgumentHelp("A dataset as KIND:ROOT (kinds with ground truth: synthetic, layered, chairs, sintel, kitti2015, kitti2012, middlebury).", valueName: "KIND:ROOT"))
     var dataset: String?
 
     @Option(help: "Split: train, val or all.")
