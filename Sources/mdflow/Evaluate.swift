@@ -87,7 +87,8 @@ struct Evaluate: ParsableCommand {
             if let iters { netSpec.evalIters = iters }
             netSpec.weights = ""
             let file = try folder.map { $0.appendingPathComponent("\(net).safetensors").path } ?? weights ?? arch.shippedWeights()
-            try Checkpoint.verifyFile(file)
+            // A checkpoint folder was verified whole by `resolve`; a lone file is checked here.
+            if folder == nil { try Checkpoint.verifyFile(file) }
             let state = try WeightsFile.read(URL(fileURLWithPath: file))
             let d = try DatasetFactory.open(spec)
             let model: TrainableFlowNet

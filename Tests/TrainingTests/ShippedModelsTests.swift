@@ -32,6 +32,14 @@ private func translatedPair(height h: Int, width w: Int) -> (RGBImage, RGBImage)
     return (window(0, 0), window(-3, 2))
 }
 
+/// Mean (u, v) of a (1, 2, 128, 192) flow over its inner region (borders see content that left
+/// the frame).
+private func innerMeanFlow(_ flow: Tensor) -> (Double, Double) {
+    var u = 0.0, v = 0.0, n = 0.0
+    for y in 16..<112 { for x in 16..<176 { u += Double(flow.data[y * 192 + x]); v += Double(flow.data[128 * 192 + y * 192 + x]); n += 1 } }
+    return (u / n, v / n)
+}
+
 @Suite struct ShippedModelsTests {
     @Test func shippedTeacherLoadsStrictlyAndFollowsATranslation() throws {
         let path = modelsDir.appendingPathComponent(ShippedModels.teacherFile).path
@@ -44,10 +52,7 @@ private func translatedPair(height h: Int, width w: Int) -> (RGBImage, RGBImage)
             net.predict(Tensor(shape: [1, 3, 128, 192], values: a.pixels), Tensor(shape: [1, 3, 128, 192], values: b.pixels))
         }
         #expect(flow.isFinite)
-        // Mean flow over the inner region (borders see content that left the frame).
-        var u = 0.0, v = 0.0, n = 0.0
-        for y in 16..<112 { for x in 16..<176 { u += Double(flow.data[y * 192 + x]); v += Double(flow.data[128 * 192 + y * 192 + x]); n += 1 } }
-        u /= n; v /= n
+        let (u, v) = innerMeanFlow(flow)
         #expect(abs(u - 3) < 0.5 && abs(v + 2) < 0.5, "mean flow (\(u), \(v)) for a (3, −2) translation")
     }
 
@@ -72,9 +77,7 @@ private func translatedPair(height h: Int, width w: Int) -> (RGBImage, RGBImage)
             net.predict(Tensor(shape: [1, 3, 128, 192], values: a.pixels.map { $0 * 255 }),
                         Tensor(shape: [1, 3, 128, 192], values: b.pixels.map { $0 * 255 }), iters: 12)
         }
-        var u = 0.0, v = 0.0, n = 0.0
-        for y in 16..<112 { for x in 16..<176 { u += Double(flow.data[y * 192 + x]); v += Double(flow.data[128 * 192 + y * 192 + x]); n += 1 } }
-        u /= n; v /= n
+        let (u, v) = innerMeanFlow(flow)
         #expect(abs(u - 3) < 0.3 && abs(v + 2) < 0.3, "mean flow (\(u), \(v)) for a (3, −2) translation")
     }
 
