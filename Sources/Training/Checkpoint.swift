@@ -181,6 +181,24 @@ public enum Checkpoint {
         try verify(file, against: entry)
     }
 
+    /// Removes what a process killed inside a write leaves in run directory `dir` and its
+    /// `stages/`: the hidden `.NAME.tmp-PID` files and folders the writers rename into place.
+    /// Call only under the run's lock.
+    public static func removeLeftovers(_ dir: URL) {
+        let fm = FileManager.default
+        for folder in [dir, dir.appendingPathComponent("stages")] {
+            for name in (try? fm.contentsOfDirectory(atPath: folder.path)) ?? [] where name.hasPrefix(".") && name.contains(".tmp-") {
+                try? fm.removeItem(at: folder.appendingPathComponent(name))
+            }
+        }
+    }
+
+    /// Whether run directory `dir` has a `latest` pointer or any step folder (intact or not).
+    public static func holdsAnyCheckpoint(_ dir: URL) -> Bool {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        return names.contains { $0 == latestFile || $0.hasPrefix("step-") }
+    }
+
     /// The checkpoint to resume `dir` from, and its state: the one `latest` names if it is
     /// intact, else the newest intact step folder (saying so through `log`).
     public static func resolveForResume(_ dir: URL, log: (String) -> Void) throws -> (URL, TrainState) {

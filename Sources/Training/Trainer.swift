@@ -61,14 +61,27 @@ public final class Trainer {
         if resume {
             guard fm.fileExists(atPath: runDir.path) else { throw CheckpointError("\(runDir.path): no such run directory") }
             lock = try RunLock(runDir)
-            let (folder, saved) = try Checkpoint.resolveForResume(runDir, log: log)
-            if saved.recipeHash != hash && !force {
-                let old = (try? String(contentsOf: runDir.appendingPathComponent("recipe.yaml"), encoding: .utf8)) ?? ""
-                let diff = Trainer.differingKeys(old, resolved)
+            Checkpoint.removeLeftovers(runDir)
+            let recipeURL = runDir.appendingPathComponent("recipe.yaml")
+            let old = try? String(contentsOf: recipeURL, encoding: .utf8)
+            func refuseDifferent() throws {
+                let diff = Trainer.differingKeys(old ?? "", resolved)
                 throw TrainingError("\(runDir.path): the recipe differs from the one this run was started with (keys: \(diff.isEmpty ? "unknown" : diff.joined(separator: ", "))); pass --force to resume anyway")
             }
-            state = saved
-            resumeFolder = folder
+            if let old, !Checkpoint.holdsAnyCheckpoint(runDir) {
+                // Stopped before its first checkpoint: nothing to resume, so the run starts again.
+                if Trainer.hash(old) != hash && !force { try refuseDifferent() }
+                log("\(runDir.path): no checkpoint was written yet; starting the run from the beginning")
+                try Checkpoint.writeAtomically(Data(resolved.utf8), to: recipeURL)
+                state.recipeHash = hash
+            } else {
+                let (folder, saved) = try Checkpoint.resolveForResume(runDir, log: log)
+                if saved.recipeHash != hash && !force { try refuseDifferent() }
+                state = saved
+                resumeFolder = folder
+            }
+            // Steps after the checkpoint are run again; their metrics lines would be duplicates.
+            try Trainer.pruneMetrics(runDir.appendingPathComponent("metrics.jsonl"), after: state.globalStep)
         } else {
             try fm.createDirectory(at: runDir, withIntermediateDirectories: true)
             lock = try RunLock(runDir)
@@ -98,6 +111,24 @@ public final class Trainer {
     }
 
     deinit { try? metricsHandle.close() }
+
+    /// Drops the lines of a metrics file whose `global_step` is past `step` (rewritten atomically;
+    /// a missing file is left alone, lines that do not parse are kept).
+    static func pruneMetrics(_ url: URL, after step: Int) throws {
+        guard let data = FileManager.default.contents(atPath: url.path), let text = String(data: data, encoding: .utf8) else { return }
+        var kept: [Substring] = []
+        var dropped = 0
+        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            if let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+               let g = object["global_step"] as? Int, g > step {
+                dropped += 1
+                continue
+            }
+            kept.append(line)
+        }
+        guard dropped > 0 else { return }
+        try Checkpoint.writeAtomically(Data(kept.map { $0 + "\n" }.joined().utf8), to: url)
+    }
 
     static func hash(_ s: String) -> String { fnv1aHex(s) }
 

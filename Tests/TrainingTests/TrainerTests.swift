@@ -164,6 +164,80 @@ import TestSupport
         #expect(FileManager.default.fileExists(atPath: b.appendingPathComponent("damaged-step-0000005").path))
     }
 
+    @Test func aRunKilledBeforeItsFirstCheckpointStartsAgainOnResume() throws {
+        let a = base.tempRun("whole-early"), b = base.tempRun("early")
+        defer { try? FileManager.default.removeItem(at: a); try? FileManager.default.removeItem(at: b) }
+        let whole = try Trainer(recipe: try base.recipe(), runDir: a, resume: false, log: { _ in })
+        try whole.run()
+        // What a kill in the first step leaves: the recipe, a metrics line, half a checkpoint write.
+        _ = try Trainer(recipe: try base.recipe(), runDir: b, resume: false, log: { _ in })
+        let metrics = b.appendingPathComponent("metrics.jsonl")
+        try Data("{\"global_step\":1,\"type\":\"train\"}\n".utf8).write(to: metrics)
+        let cut = b.appendingPathComponent(".step-0000002.tmp-99999")
+        try FileManager.default.createDirectory(at: cut, withIntermediateDirectories: true)
+        nonisolated(unsafe) var lines: [String] = []
+        let second = try Trainer(recipe: try base.recipe(), runDir: b, resume: true, log: { lines.append($0) })
+        #expect(lines.contains { $0.contains("no checkpoint was written yet; starting the run from the beginning") }, "\(lines)")
+        #expect(!FileManager.default.fileExists(atPath: cut.path))
+        try second.run()
+        let wa = base.weights(whole), wb = base.weights(second)
+        #expect(wa.keys.filter { wa[$0] != wb[$0] }.isEmpty, "weights differ from the uninterrupted run")
+        #expect(try trainSteps(metrics) == trainSteps(a.appendingPathComponent("metrics.jsonl")))
+    }
+
+    @Test func resumedMetricsHoldEveryStepOnce() throws {
+        let a = base.tempRun("whole-metrics"), b = base.tempRun("metrics")
+        defer { try? FileManager.default.removeItem(at: a); try? FileManager.default.removeItem(at: b) }
+        let whole = try Trainer(recipe: try base.recipe(), runDir: a, resume: false, log: { _ in })
+        try whole.run()
+        let first = try Trainer(recipe: try base.recipe(), runDir: b, resume: false, log: { _ in })
+        first.killAfterSteps = 5   // steps 4 and 5 were logged; the last checkpoint is at step 4
+        #expect(throws: (any Error).self) { try first.run() }
+        try Trainer(recipe: try base.recipe(), runDir: b, resume: true, log: { _ in }).run()
+        let steps = try trainSteps(b.appendingPathComponent("metrics.jsonl"))
+        #expect(steps == Array(1...7))
+        #expect(steps == (try trainSteps(a.appendingPathComponent("metrics.jsonl"))))
+    }
+
+    /// The global steps of a metrics file's training lines, in file order.
+    func trainSteps(_ url: URL) throws -> [Int] {
+        let text = try String(contentsOf: url, encoding: .utf8)
+        return text.split(separator: "\n").compactMap { line in
+            guard let o = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], o["type"] as? String == "train" else { return nil }
+            return o["global_step"] as? Int
+        }
+    }
+
+    /// The mdflow executable of the build the tests run from (`swift build --build-tests` makes it).
+    static let mdflowExecutable: String? = {
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [dir, dir.deletingLastPathComponent()] {
+            let path = candidate.appendingPathComponent("mdflow").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }()
+
+    /// Scripts/kill_anywhere.sh at a small scale: SIGKILL at random moments, resume each time,
+    /// final files byte-identical to an uninterrupted run.
+    @Test(.enabled(if: mdflowExecutable != nil, "the mdflow executable was not built beside the tests"))
+    func killedAnywhereAndResumedTheRunEndsBitIdentical() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [Fixtures.packageRoot.appendingPathComponent("Scripts/kill_anywhere.sh").path, "--kills", "3",
+                       "--mdflow", Self.mdflowExecutable!, "--set", "stages.0.steps=4",
+                       "--set", "data.train.root=" + FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-kill-data").path,
+                       "--set", "data.val.root=" + FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-kill-data").path]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "\(text)")
+        #expect(text.contains("identical:"), "\(text)")
+    }
+
     @Test func aSecondWriterIsRefusedWhileTheFirstHoldsTheRunDirectory() throws {
         let dir = base.tempRun("locked")
         defer { try? FileManager.default.removeItem(at: dir) }
