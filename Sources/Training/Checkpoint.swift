@@ -76,8 +76,14 @@ public enum Checkpoint {
         try? fm.removeItem(at: tmp)
         do { try fm.createDirectory(at: tmp, withIntermediateDirectories: true) }
         catch { throw CheckpointError("\(tmp.path): cannot create (\(error.localizedDescription))") }
-        for (file, data) in files.sorted(by: { $0.key < $1.key }) {
-            try writeSynced(data, to: tmp.appendingPathComponent(file))
+        do {
+            for (file, data) in files.sorted(by: { $0.key < $1.key }) {
+                try writeSynced(data, to: tmp.appendingPathComponent(file))
+            }
+        } catch {
+            // A full disk: give back the space of the files already written.
+            try? fm.removeItem(at: tmp)
+            throw error
         }
         fsyncPath(tmp.path)
         let final = dir.appendingPathComponent(name)

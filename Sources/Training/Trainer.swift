@@ -279,7 +279,7 @@ public final class Trainer {
                                          "global_step": state.globalStep, "loss": Double(loss.total.item), "lr": opt.lr,
                                          "grad_norm": Double(gradNorm), "pairs_per_s": rate]
             for (key, v) in loss.terms { record[key] = Double(v) }
-            writeMetrics(record)
+            try writeMetrics(record)
             if state.stageStep % recipe.logEvery == 0 || state.stageStep == stage.steps || now - lastLog > 30 {
                 lastLog = now
                 let eta = Double(stage.steps - state.stageStep) * (now - t0) / Double(max(done, 1))
@@ -365,16 +365,18 @@ public final class Trainer {
         var record: [String: Any] = ["type": "val", "stage": k + 1, "stage_name": stage.name, "global_step": state.globalStep,
                                      "final": final, "teacher": mt.summary]
         if let ms { record["student"] = ms.summary }
-        writeMetrics(record)
+        try writeMetrics(record)
         log("validation after \(stage.name) (\(val.name), \(mt.images) pairs): teacher EPE \(String(format: "%.3f", mt.epe))" +
             (ms.map { ", student EPE \(String(format: "%.3f", $0.epe))" } ?? ""))
         return (mt.epe, ms?.epe)
     }
 
-    func writeMetrics(_ record: [String: Any]) {
+    /// Appends one JSON line to metrics.jsonl; a failed write (a full disk) stops the run with the
+    /// file's name rather than trapping in Foundation.
+    func writeMetrics(_ record: [String: Any]) throws {
         guard let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) else { return }
-        metricsHandle.write(data)
-        metricsHandle.write(Data("\n".utf8))
+        do { try metricsHandle.write(contentsOf: data + Data("\n".utf8)) }
+        catch { throw TrainingError("\(runDir.appendingPathComponent("metrics.jsonl").path): cannot append (\(error.localizedDescription))") }
     }
 
     func printSummary() {

@@ -238,6 +238,75 @@ import TestSupport
         #expect(text.contains("identical:"), "\(text)")
     }
 
+    /// Mounts a small tmpfs at `dir` (root only); false when it cannot be mounted here.
+    static func mountTmpfs(_ dir: URL, megabytes: Int) -> Bool {
+        guard getuid() == 0 else { return false }
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return command("/bin/mount", ["-t", "tmpfs", "-o", "size=\(megabytes)m", "tmpfs", dir.path]) == 0
+    }
+
+    static func command(_ path: String, _ args: [String]) -> Int32 {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = args
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return -1 }
+        p.waitUntilExit()
+        return p.terminationStatus
+    }
+
+    static let canMountTmpfs: Bool = {
+        let probe = FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-tmpfs-probe-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: probe) }
+        guard mountTmpfs(probe, megabytes: 1) else { return false }
+        return command("/bin/umount", [probe.path]) == 0
+    }()
+
+    /// A checkpoint write that meets a full disk (ENOSPC on a 96 MB tmpfs) stops the run with the
+    /// file named, leaves `latest` on the previous intact checkpoint and nothing half-written; once
+    /// there is space again the run resumes and ends as an uninterrupted one.
+    @Test(.enabled(if: canMountTmpfs, "needs root to mount a small tmpfs"))
+    func aFullDiskStopsTheRunWithTheFileNamedAndLosesNothing() throws {
+        let fm = FileManager.default
+        let a = base.tempRun("whole-full"), disk = base.tempRun("disk")
+        let b = disk.appendingPathComponent("run")
+        #expect(Self.mountTmpfs(disk, megabytes: 96))
+        defer {
+            try? fm.removeItem(at: a)
+            _ = Self.command("/bin/umount", [disk.path])
+            try? fm.removeItem(at: disk)
+        }
+        let whole = try Trainer(recipe: try base.recipe(), runDir: a, resume: false, log: { _ in })
+        try whole.run()
+
+        let first = try Trainer(recipe: try base.recipe(), runDir: b, resume: false, log: { _ in })
+        first.stopAfterSteps = 2
+        #expect(throws: (any Error).self) { try first.run() }
+        // Fill the disk but for 2 MB: the next checkpoint (about 9 MB) cannot be written.
+        var st = statvfs()
+        #expect(statvfs(disk.path, &st) == 0)
+        let free = Int(st.f_bavail) * Int(st.f_frsize)
+        let filler = disk.appendingPathComponent("filler")
+        #expect(fm.createFile(atPath: filler.path, contents: Data(count: free - 2 << 20)))
+        do {
+            try Trainer(recipe: try base.recipe(), runDir: b, resume: true, log: { _ in }).run()
+            Issue.record("the run went on with a full disk")
+        } catch {
+            #expect("\(error)".contains(b.path) && "\(error)".contains("No space left on device"), "\(error)")
+        }
+        #expect(try String(contentsOf: b.appendingPathComponent("latest"), encoding: .utf8) == "step-0000002\n")
+        try Checkpoint.verify(b.appendingPathComponent("step-0000002"))
+        let names = try fm.contentsOfDirectory(atPath: b.path) + ((try? fm.contentsOfDirectory(atPath: b.appendingPathComponent("stages").path)) ?? [])
+        #expect(!names.contains { $0.contains(".tmp-") }, "\(names)")
+
+        try fm.removeItem(at: filler)
+        let last = try Trainer(recipe: try base.recipe(), runDir: b, resume: true, log: { _ in })
+        try last.run()
+        let wa = base.weights(whole), wb = base.weights(last)
+        #expect(wa.keys.filter { wa[$0] != wb[$0] }.isEmpty, "weights differ from the uninterrupted run")
+    }
+
     @Test func aSecondWriterIsRefusedWhileTheFirstHoldsTheRunDirectory() throws {
         let dir = base.tempRun("locked")
         defer { try? FileManager.default.removeItem(at: dir) }
