@@ -1,4 +1,5 @@
-// PNG and JPEG through libpng's classic API and libjpeg. All setjmp/longjmp stays in this file:
+// PNG and JPEG through libpng's classic API and libjpeg, decoded from bytes in memory (the
+// caller reads the file) and encoded to a path. All setjmp/longjmp stays in this file:
 // the error handlers jump back into the C function that installed them, which cleans up and
 // returns an error code. Nothing here calls abort() or exit().
 #include "CSupport.h"
@@ -29,28 +30,17 @@ void mdflow_image_free(mdflow_image *image) {
 /// corrupt header from a huge allocation.
 static const size_t max_pixels = (size_t)1 << 28;
 
-/// Opens `path` and checks that it starts with `magic`; on success the file is positioned after
-/// the magic bytes. Returns an error code otherwise (file closed).
-static int open_with_magic(const char *path, const unsigned char *magic, size_t magic_size,
-                           const char *kind, FILE **out, char *message, size_t message_size) {
-    FILE *fp = fopen(path, "rb");
-    if (fp == NULL) {
-        set_message(message, message_size, "cannot open (%s)", strerror(errno));
-        return MDFLOW_IMAGE_OPEN_FAILED;
-    }
-    unsigned char head[8];
-    size_t n = fread(head, 1, magic_size, fp);
-    if (n == 0) {
-        fclose(fp);
+/// Checks that `size` bytes at `data` start with `magic`; writes the reason otherwise.
+static int check_magic(const unsigned char *data, size_t size, const unsigned char *magic, size_t magic_size,
+                       const char *kind, char *message, size_t message_size) {
+    if (data == NULL || size == 0) {
         set_message(message, message_size, "empty file");
         return MDFLOW_IMAGE_NOT_THIS_FORMAT;
     }
-    if (n < magic_size || memcmp(head, magic, magic_size) != 0) {
-        fclose(fp);
+    if (size < magic_size || memcmp(data, magic, magic_size) != 0) {
         set_message(message, message_size, "not a %s file (bad signature)", kind);
         return MDFLOW_IMAGE_NOT_THIS_FORMAT;
     }
-    *out = fp;
     return MDFLOW_IMAGE_OK;
 }
 
@@ -60,6 +50,9 @@ typedef struct {
     jmp_buf jump;
     char *message;
     size_t message_size;
+    const unsigned char *data;  ///< the file's bytes (reading only)
+    size_t size;
+    size_t position;
 } png_context;
 
 static void png_error_handler(png_structp png, png_const_charp text) {
@@ -73,22 +66,31 @@ static void png_warning_handler(png_structp png, png_const_charp text) {
     (void)text;  // ancillary-chunk complaints (iCCP, CRC of text chunks) do not affect pixels
 }
 
-int mdflow_png_read(const char *path, mdflow_image *out, char *message, size_t message_size) {
+/// libpng's read callback over the bytes in memory; a read past the end is a "read error".
+static void png_read_memory(png_structp png, png_bytep out, size_t length) {
+    png_context *context = (png_context *)png_get_io_ptr(png);
+    if (length > context->size - context->position) png_error(png, "read error (unexpected end of file)");
+    memcpy(out, context->data + context->position, length);
+    context->position += length;
+}
+
+int mdflow_png_decode(const void *data, size_t size, mdflow_image *out, char *message, size_t message_size) {
     static const unsigned char signature[8] = {137, 80, 78, 71, 13, 10, 26, 10};
     memset(out, 0, sizeof *out);
-    FILE *fp = NULL;
-    int code = open_with_magic(path, signature, 8, "PNG", &fp, message, message_size);
+    int code = check_magic(data, size, signature, 8, "PNG", message, message_size);
     if (code != MDFLOW_IMAGE_OK) return code;
 
     png_context context;
     context.message = message;
     context.message_size = message_size;
+    context.data = data;
+    context.size = size;
+    context.position = 8;
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &context,
                                              png_error_handler, png_warning_handler);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (png == NULL || info == NULL) {
         png_destroy_read_struct(png ? &png : NULL, NULL, NULL);
-        fclose(fp);
         set_message(message, message_size, "out of memory");
         return MDFLOW_IMAGE_NO_MEMORY;
     }
@@ -100,10 +102,9 @@ int mdflow_png_read(const char *path, mdflow_image *out, char *message, size_t m
         png_destroy_read_struct(&png, &info, NULL);
         free(pixels);
         free(rows);
-        fclose(fp);
         return result;
     }
-    png_init_io(png, fp);
+    png_set_read_fn(png, &context, png_read_memory);
     png_set_sig_bytes(png, 8);
     png_read_info(png, info);
     png_uint_32 width = 0, height = 0;
@@ -138,7 +139,6 @@ int mdflow_png_read(const char *path, mdflow_image *out, char *message, size_t m
 
     png_destroy_read_struct(&png, &info, NULL);
     free(rows);
-    fclose(fp);
     out->width = (int32_t)width;
     out->height = (int32_t)height;
     out->channels = channels;
@@ -238,14 +238,12 @@ static void jpeg_message(j_common_ptr info, int level) {
     info->err->num_warnings++;
 }
 
-int mdflow_jpeg_read(const char *path, int32_t strict, mdflow_image *out,
-                     char *message, size_t message_size) {
+int mdflow_jpeg_decode(const void *data, size_t size, int32_t strict, mdflow_image *out,
+                       char *message, size_t message_size) {
     static const unsigned char signature[2] = {0xFF, 0xD8};
     memset(out, 0, sizeof *out);
-    FILE *fp = NULL;
-    int code = open_with_magic(path, signature, 2, "JPEG", &fp, message, message_size);
+    int code = check_magic(data, size, signature, 2, "JPEG", message, message_size);
     if (code != MDFLOW_IMAGE_OK) return code;
-    rewind(fp);
 
     struct jpeg_decompress_struct info;
     jpeg_context context;
@@ -260,17 +258,15 @@ int mdflow_jpeg_read(const char *path, int32_t strict, mdflow_image *out,
     if (setjmp(context.jump)) {
         jpeg_destroy_decompress(&info);
         free(pixels);
-        fclose(fp);
         return result;
     }
     jpeg_create_decompress(&info);
-    jpeg_stdio_src(&info, fp);
+    jpeg_mem_src(&info, (const unsigned char *)data, (unsigned long)size);
     jpeg_read_header(&info, TRUE);
     if (info.jpeg_color_space == JCS_GRAYSCALE) {
         info.out_color_space = JCS_GRAYSCALE;
     } else if (info.jpeg_color_space == JCS_CMYK || info.jpeg_color_space == JCS_YCCK) {
         jpeg_destroy_decompress(&info);
-        fclose(fp);
         set_message(message, message_size, "CMYK JPEG is not supported");
         return MDFLOW_IMAGE_UNSUPPORTED;
     } else {
@@ -278,7 +274,6 @@ int mdflow_jpeg_read(const char *path, int32_t strict, mdflow_image *out,
     }
     if ((size_t)info.image_width * (size_t)info.image_height > max_pixels) {
         jpeg_destroy_decompress(&info);
-        fclose(fp);
         set_message(message, message_size, "image too large (%ux%u)", info.image_width, info.image_height);
         return MDFLOW_IMAGE_UNSUPPORTED;
     }
@@ -301,7 +296,6 @@ int mdflow_jpeg_read(const char *path, int32_t strict, mdflow_image *out,
     out->bit_depth = 8;
     out->pixels = pixels;
     jpeg_destroy_decompress(&info);
-    fclose(fp);
     return MDFLOW_IMAGE_OK;
 }
 

@@ -36,10 +36,14 @@ public enum FlowFile {
     public static let unknownThreshold: Float = 1e9
 
     /// Reads `.flo` (by its magic) or a KITTI flow PNG.
-    public static func read(_ path: String) throws -> FlowField {
-        let bytes = try readFileBytes(path)
+    public static func read(_ path: String) throws -> FlowField { try decode(readFileBytes(path), path: path) }
+
+    /// Decodes the bytes of a `.flo` or KITTI flow PNG file; `path` labels errors.
+    public static func decode(_ bytes: [UInt8], path: String) throws -> FlowField {
         if bytes.count >= 4, bytes[0..<4] == [0x50, 0x49, 0x45, 0x48] { return try decodeFlo(bytes, path: path) }
-        if bytes.count >= 8, ImageFormat.sniff(Array(bytes[0..<8])) == .png { return try readKITTI(path) }
+        if bytes.count >= 8, ImageFormat.sniff(Array(bytes[0..<8])) == .png {
+            return try decodeKITTI(ImageFile.decodeRaw(bytes, path: path), path: path)
+        }
         if bytes.isEmpty { throw DataError(path: path, reason: "empty file") }
         throw DataError(path: path, reason: "not a .flo or KITTI flow PNG file (unrecognized signature)")
     }
@@ -121,8 +125,9 @@ public enum FlowFile {
     }
 
     /// KITTI flow PNG: 16-bit RGB, u = (R − 2¹⁵)/64, v = (G − 2¹⁵)/64, valid where B ≠ 0.
-    public static func readKITTI(_ path: String) throws -> FlowField {
-        let raw = try ImageFile.readRaw(path)
+    public static func readKITTI(_ path: String) throws -> FlowField { try decodeKITTI(ImageFile.readRaw(path), path: path) }
+
+    static func decodeKITTI(_ raw: RawImage, path: String) throws -> FlowField {
         guard raw.bitDepth == 16, raw.channels >= 3 else {
             throw DataError(path: path, reason: "not a KITTI flow PNG (needs 16-bit RGB, found \(raw.bitDepth)-bit with \(raw.channels) channels)")
         }

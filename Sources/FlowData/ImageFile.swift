@@ -94,11 +94,16 @@ public enum ImageFile {
     public static func read(_ path: String) throws -> RGBImage { try readRaw(path).rgb() }
 
     /// Decodes the samples exactly as stored (16-bit PNG values stay exact).
-    public static func readRaw(_ path: String) throws -> RawImage {
-        switch try format(of: path) {
-        case .png: return try decodeWithShim(path, kind: "PNG") { mdflow_png_read(path, &$0, $1, $2) }
-        case .jpeg: return try decodeWithShim(path, kind: "JPEG") { mdflow_jpeg_read(path, 1, &$0, $1, $2) }
-        case .pnm: return try PNM.decode(readFileBytes(path), path: path)
+    public static func readRaw(_ path: String) throws -> RawImage { try decodeRaw(readFileBytes(path), path: path) }
+
+    /// Decodes the bytes of an image file (format from its first bytes); `path` labels errors.
+    public static func decodeRaw(_ bytes: [UInt8], path: String) throws -> RawImage {
+        if bytes.isEmpty { throw DataError(path: path, reason: "empty file") }
+        switch ImageFormat.sniff(Array(bytes.prefix(8))) {
+        case .png?: return try decodeWithShim(bytes, path: path, kind: "PNG") { mdflow_png_decode($0, $1, &$2, $3, $4) }
+        case .jpeg?: return try decodeWithShim(bytes, path: path, kind: "JPEG") { mdflow_jpeg_decode($0, $1, 1, &$2, $3, $4) }
+        case .pnm?: return try PNM.decode(bytes, path: path)
+        case nil: throw DataError(path: path, reason: "not a PNG, JPEG or PPM/PGM file (unrecognized signature)")
         }
     }
 
@@ -205,12 +210,14 @@ public enum ImageFile {
     // MARK: private
 
     private static func decodeWithShim(
-        _ path: String, kind: String,
-        _ decode: (inout mdflow_image, UnsafeMutablePointer<CChar>, Int) -> Int32
+        _ bytes: [UInt8], path: String, kind: String,
+        _ decode: (UnsafeRawPointer?, Int, inout mdflow_image, UnsafeMutablePointer<CChar>, Int) -> Int32
     ) throws -> RawImage {
         var image = mdflow_image()
         var message = [CChar](repeating: 0, count: 512)
-        let code = message.withUnsafeMutableBufferPointer { decode(&image, $0.baseAddress!, $0.count) }
+        let code = bytes.withUnsafeBytes { b in
+            message.withUnsafeMutableBufferPointer { decode(b.baseAddress, b.count, &image, $0.baseAddress!, $0.count) }
+        }
         defer { mdflow_image_free(&image) }
         guard code == 0 else {
             let text = cMessage(message)
@@ -275,14 +282,19 @@ enum PNM {
         guard width > 0, height > 0, width * height <= 1 << 28 else { throw fail("corrupt PPM/PGM header (size \(width)×\(height))") }
         guard (1...65535).contains(maxValue) else { throw fail("corrupt PPM/PGM header (maxval \(maxValue))") }
         let count = width * height * channels
+        let binary = kind == UInt8(ascii: "5") || kind == UInt8(ascii: "6")
+        if binary { i += 1 }  // exactly one whitespace byte after maxval
+        // Checked before allocating, so that a header's size cannot claim more than the file holds.
+        let available = max(bytes.count - i, 0)
+        let size = maxValue > 255 ? 2 : 1
+        if binary && available < count * size {
+            throw fail("truncated PPM/PGM (expected \(count * size) bytes of pixels, found \(available))")
+        }
+        if !binary && available < 2 * count - 1 {  // a digit per sample and a separator between
+            throw fail("truncated PPM/PGM (\(count) samples cannot fit in the \(available) bytes after the header)")
+        }
         var samples = [UInt16](repeating: 0, count: count)
-        if kind == UInt8(ascii: "5") || kind == UInt8(ascii: "6") {
-            i += 1  // exactly one whitespace byte after maxval
-            let size = maxValue > 255 ? 2 : 1
-            let available = bytes.count - i
-            if available < count * size {
-                throw fail("truncated PPM/PGM (expected \(count * size) bytes of pixels, found \(max(available, 0)))")
-            }
+        if binary {
             if size == 1 {
                 for k in 0..<count { samples[k] = UInt16(bytes[i + k]) }
             } else {

@@ -33,10 +33,10 @@ typedef struct {
 
 void mdflow_image_free(mdflow_image *image);
 
-/// Reads a PNG with the classic libpng API and no colour transforms: 16-bit samples stay exact
-/// (png_set_swap gives host order), palettes expand to RGB, 1/2/4-bit gray expands to 8 bits.
-/// Gamma, sRGB and ICC chunks are ignored.
-int mdflow_png_read(const char *path, mdflow_image *out, char *message, size_t message_size);
+/// Decodes the `size` bytes of a PNG file at `data` with the classic libpng API and no colour
+/// transforms: 16-bit samples stay exact (png_set_swap gives host order), palettes expand to RGB,
+/// 1/2/4-bit gray expands to 8 bits. Gamma, sRGB and ICC chunks are ignored.
+int mdflow_png_decode(const void *data, size_t size, mdflow_image *out, char *message, size_t message_size);
 
 /// Writes a PNG of `channels` (1-4) samples of `bit_depth` (8 or 16; 16-bit samples in host
 /// order). `compression` is the zlib level 0-9 (negative: libpng's default).
@@ -44,11 +44,11 @@ int mdflow_png_write(const char *path, const void *pixels, int32_t width, int32_
                      int32_t channels, int32_t bit_depth, int32_t compression,
                      char *message, size_t message_size);
 
-/// Reads a baseline or progressive JPEG as 8-bit RGB (grayscale files give 1 channel).
-/// With `strict` != 0 every libjpeg warning (e.g. "Premature end of JPEG file", which libjpeg
-/// otherwise fills with grey) is an error.
-int mdflow_jpeg_read(const char *path, int32_t strict, mdflow_image *out,
-                     char *message, size_t message_size);
+/// Decodes the `size` bytes of a baseline or progressive JPEG file at `data` as 8-bit RGB
+/// (grayscale files give 1 channel). With `strict` != 0 every libjpeg warning (e.g. "Premature
+/// end of JPEG file", which libjpeg otherwise fills with grey) is an error.
+int mdflow_jpeg_decode(const void *data, size_t size, int32_t strict, mdflow_image *out,
+                       char *message, size_t message_size);
 
 /// Writes 8-bit RGB (channels 3) or gray (channels 1) as JPEG with `quality` 1-100.
 int mdflow_jpeg_write(const char *path, const uint8_t *pixels, int32_t width, int32_t height,
