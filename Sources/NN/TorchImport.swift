@@ -23,18 +23,27 @@ public enum TorchImport {
         let data: Data
         do { data = try Data(contentsOf: url, options: .alwaysMapped) }
         catch { throw WeightsError("\(url.path): cannot read (\(error.localizedDescription))") }
-        return try parse(data, name: url.path)
+        if data.starts(with: zipMagic) { return try parseZip(url, name: url.path) }
+        return try parseLegacy(data, name: url.path)
     }
 
     /// Parses checkpoint bytes; `name` labels errors.
     public static func parse(_ data: Data, name: String) throws -> [String: Tensor] {
-        if data.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return try parseZip(data, name: name) }
-        return try parseLegacy(data, name: name)
+        guard data.starts(with: zipMagic) else { return try parseLegacy(data, name: name) }
+        // Through a file: ZIPFoundation's in-memory archive traps when a directory offset points
+        // past the end of the data, where its file-backed archive reports an error.
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-pth-\(UUID().uuidString).zip")
+        do { try data.write(to: file) }
+        catch { throw WeightsError("\(name): cannot write a temporary copy (\(error.localizedDescription))") }
+        defer { try? FileManager.default.removeItem(at: file) }
+        return try parseZip(file, name: name)
     }
+
+    static let zipMagic: [UInt8] = [0x50, 0x4B, 0x03, 0x04]
 
     /// Whether `data` starts like a torch.save file (zip, or a protocol-2 pickle).
     public static func looksLikeTorch(_ data: Data) -> Bool {
-        data.starts(with: [0x50, 0x4B, 0x03, 0x04]) || data.starts(with: [0x80, 0x02])
+        data.starts(with: zipMagic) || data.starts(with: [0x80, 0x02])
     }
 
     // MARK: legacy
@@ -72,21 +81,22 @@ public enum TorchImport {
             withUnsafeMutableBytes(of: &count) { $0.copyBytes(from: bytes[offset..<offset + 8]) }
             count = Int64(littleEndian: count)
             offset += 8
-            let length = Int(count) * spec.dtype.size
-            guard count >= 0, Int(count) == spec.count || spec.count < 0, offset + length <= bytes.count else {
+            // count comes from the file: checked against the bytes left before it is multiplied.
+            guard count >= 0, Int(count) == spec.count || spec.count < 0,
+                  count <= (bytes.count - offset) / spec.dtype.size else {
                 throw WeightsError("\(name): storage \(key) (\(count) × \(spec.dtype.name)) is truncated or does not match its declared size \(spec.count)")
             }
             storages[key] = StorageBytes(dtype: spec.dtype, bytes: bytes, start: offset, count: Int(count))
-            offset += length
+            offset += Int(count) * spec.dtype.size
         }
         return try stateDict(root, storages: storages, name: name)
     }
 
     // MARK: zip
 
-    static func parseZip(_ data: Data, name: String) throws -> [String: Tensor] {
+    static func parseZip(_ url: URL, name: String) throws -> [String: Tensor] {
         let archive: Archive
-        do { archive = try Archive(data: data, accessMode: .read) }
+        do { archive = try Archive(url: url, accessMode: .read) }
         catch { throw WeightsError("\(name): not a readable zip archive (\(error))") }
         var entries: [String: Entry] = [:]
         for e in archive { entries[e.path] = e }
@@ -97,7 +107,7 @@ public enum TorchImport {
         func extract(_ path: String) throws -> [UInt8] {
             guard let e = entries[path] else { throw WeightsError("\(name): archive entry \(path) is missing") }
             var out = [UInt8]()
-            out.reserveCapacity(Int(e.uncompressedSize))
+            out.reserveCapacity(Int(min(e.uncompressedSize, 1 << 26)))  // the size field is only a hint
             do { _ = try archive.extract(e, skipCRC32: true) { out.append(contentsOf: $0) } }
             catch { throw WeightsError("\(name): cannot extract \(path) (\(error))") }
             return out
@@ -148,7 +158,7 @@ public enum WeightsFile {
         let data: Data
         do { data = try Data(contentsOf: url, options: .alwaysMapped) }
         catch { throw WeightsError("\(url.path): cannot read (\(error.localizedDescription))") }
-        if TorchImport.looksLikeTorch(data) { return try TorchImport.parse(data, name: url.path) }
+        if TorchImport.looksLikeTorch(data) { return try TorchImport.read(url) }
         return try SafeTensors.parse(data, name: url.path).tensors
     }
 }
@@ -188,15 +198,30 @@ struct StorageBytes {
     let count: Int
 
     func tensor(_ ref: TensorRef, key: String, name: String) throws -> Tensor {
-        let n = ref.size.reduce(1, *)
-        let t = Tensor(uninitialized: ref.size)
-        if n == 0 { return t }
-        // Largest element index the view touches.
-        var last = ref.offset
-        for (s, st) in zip(ref.size, ref.stride) { last += (s - 1) * st }
-        guard ref.offset >= 0, ref.stride.allSatisfy({ $0 >= 0 }), last < count else {
-            throw WeightsError("\(name): entry '\(key)' (shape \(describe(ref.size)), offset \(ref.offset)) lies outside its storage of \(count) elements")
+        func outside() -> WeightsError {
+            WeightsError("\(name): entry '\(key)' (shape \(describe(ref.size)), stride \(describe(ref.stride)), offset \(ref.offset)) lies outside its storage of \(count) elements")
         }
+        guard ref.size.allSatisfy({ $0 >= 0 }), ref.offset >= 0, ref.stride.allSatisfy({ $0 >= 0 }) else { throw outside() }
+        // Element count and largest element index the view touches, in arithmetic that cannot
+        // overflow: every factor is checked against the storage's size first.
+        var n = 1
+        for s in ref.size {
+            let (product, overflow) = n.multipliedReportingOverflow(by: s)
+            // A view with more elements than its storage (overlapping or broadcast strides) is
+            // refused: no state dict needs one, and it would let a tiny file claim a huge tensor.
+            guard !overflow, product <= max(count, 1) else {
+                throw WeightsError("\(name): entry '\(key)' (shape \(describe(ref.size))) has more elements than its storage of \(count)")
+            }
+            n = product
+        }
+        if n == 0 { return Tensor(uninitialized: ref.size) }
+        var last = ref.offset
+        for (s, st) in zip(ref.size, ref.stride) {
+            guard st <= count, last < count else { throw outside() }
+            last += (s - 1) * st
+        }
+        guard last < count else { throw outside() }
+        let t = Tensor(uninitialized: ref.size)
         bytes.withUnsafeBytes { raw in
             let base = raw.baseAddress! + start
             let out = t.data
@@ -313,7 +338,7 @@ struct PickleReader {
     }
 
     mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
-        guard n >= 0, position + n <= bytes.count else { throw fail("truncated pickle") }
+        guard n >= 0, n <= bytes.count - position else { throw fail("truncated pickle") }
         defer { position += n }
         return bytes[position..<position + n]
     }
