@@ -45,14 +45,27 @@ public enum SafeTensors {
             guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
                   let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2
             else { throw WeightsError("\(name): tensor '\(key)' has a malformed header entry") }
-            let n = shape.reduce(1, *)
             let width: Int
             switch dtype {
             case "F32": width = 4
             case "F16", "BF16": width = 2
             default: throw WeightsError("\(name): tensor '\(key)' has dtype \(dtype); only F32, F16 and BF16 are read")
             }
-            guard offsets[1] - offsets[0] == n * width, offsets[0] >= 0, dataStart + offsets[1] <= bytes.count else {
+            // Offsets first, then the shape against them: no product of numbers from the file is
+            // formed before it is known to fit in the data.
+            let dataSize = bytes.count - dataStart
+            guard offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= dataSize else {
+                throw WeightsError("\(name): tensor '\(key)' (\(dtype) \(describe(shape))) has data offsets \(offsets) that do not fit the file")
+            }
+            var n = 1
+            for d in shape {
+                let (product, overflow) = n.multipliedReportingOverflow(by: d)
+                guard d >= 0, !overflow, product <= dataSize else {
+                    throw WeightsError("\(name): tensor '\(key)' has an impossible shape \(describe(shape))")
+                }
+                n = product
+            }
+            guard offsets[1] - offsets[0] == n * width else {
                 throw WeightsError("\(name): tensor '\(key)' (\(dtype) \(describe(shape))) has data offsets \(offsets) that do not fit the file")
             }
             let t = Tensor(uninitialized: shape)
