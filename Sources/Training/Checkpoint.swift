@@ -165,6 +165,10 @@ public enum Checkpoint {
             throw CheckpointError("\(url.path): unreadable checksum manifest; the checkpoint folder is damaged")
         }
         for (name, entry) in manifest.files.sorted(by: { $0.key < $1.key }) {
+            // Names are the folder's own files: never a path out of it (`../`, `/dev/zero`).
+            guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+                throw CheckpointError("\(url.path): lists '\(name)', which is not a file name; the checkpoint folder is damaged")
+            }
             try verify(folder.appendingPathComponent(name), against: entry)
         }
     }
