@@ -300,6 +300,10 @@ enum PNM {
             } else {
                 for k in 0..<count { samples[k] = UInt16(bytes[i + 2 * k]) << 8 | UInt16(bytes[i + 2 * k + 1]) }
             }
+            // Checked like the text samples: the rescaling below must not leave the 8/16-bit range.
+            if let v = samples.first(where: { Int($0) > maxValue }) {
+                throw fail("corrupt PPM/PGM (sample \(v) above maxval \(maxValue))")
+            }
         } else {
             for k in 0..<count {
                 let v = try token()
