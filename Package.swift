@@ -7,6 +7,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "mdflow", targets: ["mdflow"]),
+        .executable(name: "mdflow-fuzz", targets: ["mdflow-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -32,6 +33,11 @@ let package = Package(
         .executableTarget(name: "mdflow", dependencies: [
             "Training", "Tensor", "NN", "FlowNets", "FlowData",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // Fuzz targets for every parser of untrusted bytes; `Scripts/fuzz.sh` builds it with libFuzzer.
+        .executableTarget(name: "mdflow-fuzz", dependencies: [
+            "Training", "Tensor", "NN", "FlowData",
+            .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),
 
         // Shared test helpers: fixture loading, finite-difference gradient checks.
