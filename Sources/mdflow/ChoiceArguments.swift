@@ -4,6 +4,7 @@ import Training
 /// Recipe choices taken as command-line options, spelled as in a recipe.
 extension NetArch: ExpressibleByArgument {}
 extension DatasetSpec.Split: ExpressibleByArgument {}
+extension FlowFormat: ExpressibleByArgument {}
 
 extension NetArch {
     /// The weights shipped in Models/ for this net.

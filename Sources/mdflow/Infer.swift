@@ -8,7 +8,7 @@ import Training
 
 struct Infer: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Estimate the optical flow from FRAME1 to FRAME2 with one network.",
+        abstract: "Estimate optical flow: for two frames, or for every consecutive pair of a folder of frames or a video.",
         discussion: """
         Preprocessing follows each net's published convention. FastFlowNet: RGB/255 minus one scalar \
         (the mean over both frames), bilinear resize to multiples of 64, 20× upsampling of flow2, \
@@ -17,10 +17,18 @@ struct Infer: ParsableCommand {
         of 8 split evenly, unpadding.
 
         --weights takes .safetensors or a PyTorch .pth (zip or legacy format); without it the weights \
-        shipped in Models/ are used. The output is .flo, or a KITTI 16-bit flow .png. A failed run \
-        writes no output file.
+        shipped in Models/ are used. A flow file is .flo or a KITTI 16-bit flow .png. A failed write \
+        leaves no partial file.
 
-        Example: mdflow infer frame1.png frame2.png --out flow.flo --vis flow.png
+        Two frames: --out is the flow file, --vis a colour PNG.
+        A folder of frames (each sub-folder a sequence of its own; natural order) or a video file \
+        (decoded by ffmpeg): --out is a folder that receives one flow file per pair, named after the \
+        pair's first frame, and --vis a folder for the colour PNGs.
+
+        Examples:
+          mdflow infer frame1.png frame2.png --out flow.flo --vis flow.png
+          mdflow infer my-frames/ --out flows/ --vis flows-vis/
+          mdflow infer clip.mp4 --out flows/ --step 2 --max-frames 300 --format png
         """)
 
     @Option(help: "Network: fastflownet, raft or raft-small.")
@@ -35,90 +43,60 @@ struct Infer: ParsableCommand {
     @Option(help: "FastFlowNet input convention: mdflow (default) or supervised.")
     var convention: String = "mdflow"
 
-    @Argument(help: "First frame (PNG, JPEG or PPM).")
-    var frame1: String
+    @Argument(help: "First frame (PNG, JPEG or PPM), or a folder of frames, or a video file.")
+    var source: String
 
-    @Argument(help: "Second frame.")
-    var frame2: String
+    @Argument(help: "Second frame (only with a first frame).")
+    var frame2: String?
 
-    @Option(help: "Output flow: .flo or .png (KITTI 16-bit).")
+    @Option(help: "Output: the flow file (.flo or .png) for two frames; a folder otherwise.")
     var out: String
 
-    @Option(help: "Also write a colour visualization PNG.")
+    @Option(help: "Also write colour visualizations: a .png for two frames; a folder otherwise.")
     var vis: String?
+
+    @Option(help: "Folder or video: pair frame k with frame k + step (a video keeps every step-th frame).")
+    var step: Int = 1
+
+    @Option(help: "Video: at most this many frames (0: all).")
+    var maxFrames: Int = 0
+
+    @Option(help: "Folder or video: flow file format, flo or png (KITTI 16-bit).")
+    var format: FlowFormat = .flo
 
     func validate() throws {
         guard iters >= 1 else { throw ValidationError("--iters must be at least 1") }
         guard FastFlowNetInputConvention(rawValue: convention) != nil else { throw ValidationError("--convention must be mdflow or supervised, got '\(convention)'") }
-        let ext = (out as NSString).pathExtension.lowercased()
-        guard ext == "flo" || ext == "png" else { throw ValidationError("--out \(out): the extension must be .flo or .png") }
-        if let vis { guard (vis as NSString).pathExtension.lowercased() == "png" else { throw ValidationError("--vis \(vis): must be a .png") } }
+        guard step >= 1 else { throw ValidationError("--step must be at least 1") }
+        guard maxFrames >= 0 else { throw ValidationError("--max-frames must be 0 (all) or more") }
+        if frame2 != nil {
+            let ext = (out as NSString).pathExtension.lowercased()
+            guard ext == "flo" || ext == "png" else { throw ValidationError("--out \(out): the extension must be .flo or .png") }
+            if let vis { guard (vis as NSString).pathExtension.lowercased() == "png" else { throw ValidationError("--vis \(vis): must be a .png") } }
+        } else if ["flo", "png"].contains((out as NSString).pathExtension.lowercased()) {
+            throw ValidationError("--out \(out): with a folder or a video, --out is the folder for the flow files")
+        }
     }
 
     func run() throws {
-        let img1 = try ImageFile.read(frame1)
+        let predictor = try FlowPredictor(arch: net, weights: try weights ?? net.shippedWeights(), iters: iters,
+                                          convention: FastFlowNetInputConvention(rawValue: convention)!)
+        guard let frame2 else {
+            var job = SequenceInference(source: source)
+            job.step = step
+            job.maxFrames = maxFrames
+            job.format = format
+            job.visualizations = vis
+            try job.run(predictor: predictor, outputFolder: out) { print($0); fflush(nil) }
+            return
+        }
+        let img1 = try ImageFile.read(source)
         let img2 = try ImageFile.read(frame2)
-        guard img1.width == img2.width && img1.height == img2.height else {
-            throw InferError("\(frame2): size \(img2.width)×\(img2.height) differs from \(frame1) (\(img1.width)×\(img1.height))")
+        let field = try predictor.predict(img1, img2, names: (source, frame2))
+        try field.write(to: out, format: (out as NSString).pathExtension.lowercased() == "png" ? .png : .flo, visualization: vis)
+        for (name, image) in [(source, img1), (frame2, img2)] where FlowPredictor.isBlank(image) {
+            print("warning: \(name) is blank (one colour); the flow is not determined by the images")
         }
-        let weights = try self.weights ?? net.shippedWeights()
-        try Checkpoint.verifyFile(weights)
-        let state = try WeightsFile.read(URL(fileURLWithPath: weights))
-        let a = Tensor(shape: [1, 3, img1.height, img1.width], values: img1.pixels)
-        let b = Tensor(shape: [1, 3, img2.height, img2.width], values: img2.pixels)
-        let flow: Tensor
-        switch net {
-        case .fastflownet:
-            let model = FastFlowNet()
-            try model.load(state, source: weights)
-            model.setTraining(false)
-            flow = model.predict(a, b, convention: FastFlowNetInputConvention(rawValue: convention)!)
-        default:
-            guard img1.width >= 57 && img1.height >= 57 else {
-                throw InferError("\(frame1): \(img1.width)×\(img1.height) is too small for RAFT's 4-level correlation pyramid (at least 57×57)")
-            }
-            let model = RAFT(small: net == .raftSmall)
-            try model.load(state, source: weights)
-            model.setTraining(false)
-            flow = model.predict(a * 255, b * 255, iters: iters)
-        }
-        guard flow.isFinite else { throw InferError("\(weights): the network produced non-finite flow") }
-        let field = FlowField(width: img1.width, height: img1.height, uv: flow.toArray(),
-                              valid: [Float](repeating: 1, count: img1.width * img1.height))
-        // Write to temporary names first; rename only when every output succeeded.
-        var written: [(tmp: String, final: String)] = []
-        do {
-            let tmpOut = temporaryName(out)
-            written.append((tmpOut, out))
-            if (out as NSString).pathExtension.lowercased() == "png" { try FlowFile.writeKITTI(field, to: tmpOut) }
-            else { try FlowFile.writeFlo(field, to: tmpOut) }
-            if let vis {
-                let tmpVis = temporaryName(vis)
-                written.append((tmpVis, vis))
-                try FlowViz.writePNG(field, to: tmpVis)
-            }
-            for w in written {
-                if FileManager.default.fileExists(atPath: w.final) { try FileManager.default.removeItem(atPath: w.final) }
-                try FileManager.default.moveItem(atPath: w.tmp, toPath: w.final)
-            }
-        } catch {
-            for w in written { try? FileManager.default.removeItem(atPath: w.tmp) }
-            throw error
-        }
-        var maxMag: Float = 0
-        for i in 0..<field.planeSize { maxMag = max(maxMag, (field.uv[i] * field.uv[i] + field.uv[field.planeSize + i] * field.uv[field.planeSize + i]).squareRoot()) }
-        print("\(net.rawValue): \(img1.width)×\(img1.height), max |flow| \(String(format: "%.2f", maxMag)) px → \(out)" + (vis.map { ", \($0)" } ?? ""))
+        print("\(net.rawValue): \(img1.width)×\(img1.height), max |flow| \(String(format: "%.2f", field.maxMagnitude)) px → \(out)" + (vis.map { ", \($0)" } ?? ""))
     }
-
-    /// A sibling temporary path with the same extension.
-    func temporaryName(_ path: String) -> String {
-        let ns = path as NSString
-        return ns.deletingPathExtension + ".tmp-\(getpid())." + ns.pathExtension
-    }
-}
-
-/// A failed inference, naming the file that caused it.
-struct InferError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
 }

@@ -11,6 +11,17 @@ public enum Fixtures {
 
     public static let opsDir = packageRoot.appendingPathComponent("Tests/Fixtures")
 
+    /// The mdflow executable of the build the tests run from (`swift build --build-tests` makes
+    /// it beside the test bundle), or nil.
+    public static let mdflowExecutable: String? = {
+        let dir = URL(fileURLWithPath: CommandLine.arguments.first ?? "").deletingLastPathComponent()
+        for candidate in [dir, dir.deletingLastPathComponent()] {
+            let path = candidate.appendingPathComponent("mdflow").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }()
+
     /// Loads Tests/Fixtures/<name>.safetensors.
     public static func op(_ name: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         try SafeTensors.read(opsDir.appendingPathComponent(name + ".safetensors"))

@@ -7,17 +7,10 @@ import FlowData
 import Training
 import TestSupport
 
-/// The mdflow executable built beside the test bundle, if any.
-private let mdflowBinary: String? = {
-    let dir = URL(fileURLWithPath: CommandLine.arguments.first ?? "").deletingLastPathComponent()
-    let candidate = dir.appendingPathComponent("mdflow").path
-    return FileManager.default.isExecutableFile(atPath: candidate) ? candidate : nil
-}()
-
-private let modelsDir = Fixtures.packageRoot.appendingPathComponent("Models")
+let modelsDir = Fixtures.packageRoot.appendingPathComponent("Models")
 
 /// A textured pair whose second frame is the first moved by (3, −2) pixels.
-private func translatedPair(height h: Int, width w: Int) -> (RGBImage, RGBImage) {
+func translatedPair(height h: Int, width w: Int) -> (RGBImage, RGBImage) {
     var rng = RandomGenerator(seed: 21)
     let config = LayeredConfig(pairs: 1, height: h + 8, width: w + 8, seed: rng.next())
     let big = LayeredDataset.renderPair(config, index: 0).rgbImage1()
@@ -81,7 +74,7 @@ private func innerMeanFlow(_ flow: Tensor) -> (Double, Double) {
         #expect(abs(u - 3) < 0.3 && abs(v + 2) < 0.3, "mean flow (\(u), \(v)) for a (3, −2) translation")
     }
 
-    @Test(.enabled(if: mdflowBinary != nil, "needs the mdflow executable beside the test bundle"))
+    @Test(.enabled(if: Fixtures.mdflowExecutable != nil, "needs the mdflow executable beside the test bundle"))
     func inferWithoutWeightsUsesTheShippedTeacher() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-shipped-\(getpid())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -92,7 +85,7 @@ private func innerMeanFlow(_ flow: Tensor) -> (Double, Double) {
         try ImageFile.writePNG(a, to: f1)
         try ImageFile.writePNG(b, to: f2)
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: mdflowBinary!)
+        p.executableURL = URL(fileURLWithPath: Fixtures.mdflowExecutable!)
         p.arguments = ["infer", f1, f2, "--out", out]
         p.currentDirectoryURL = dir                      // no Models/ here: found through MDFLOW_MODELS
         p.environment = ProcessInfo.processInfo.environment.merging(["MDFLOW_MODELS": modelsDir.path]) { $1 }

@@ -208,24 +208,14 @@ import TestSupport
         }
     }
 
-    /// The mdflow executable of the build the tests run from (`swift build --build-tests` makes it).
-    static let mdflowExecutable: String? = {
-        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for candidate in [dir, dir.deletingLastPathComponent()] {
-            let path = candidate.appendingPathComponent("mdflow").path
-            if FileManager.default.isExecutableFile(atPath: path) { return path }
-        }
-        return nil
-    }()
-
     /// Scripts/kill_anywhere.sh at a small scale: SIGKILL at random moments, resume each time,
     /// final files byte-identical to an uninterrupted run.
-    @Test(.enabled(if: mdflowExecutable != nil, "the mdflow executable was not built beside the tests"))
+    @Test(.enabled(if: Fixtures.mdflowExecutable != nil, "the mdflow executable was not built beside the tests"))
     func killedAnywhereAndResumedTheRunEndsBitIdentical() throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/bash")
         p.arguments = [Fixtures.packageRoot.appendingPathComponent("Scripts/kill_anywhere.sh").path, "--kills", "3",
-                       "--mdflow", Self.mdflowExecutable!, "--set", "stages.0.steps=4",
+                       "--mdflow", Fixtures.mdflowExecutable!, "--set", "stages.0.steps=4",
                        "--set", "data.train.root=" + FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-kill-data").path,
                        "--set", "data.val.root=" + FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-kill-data").path]
         let out = Pipe()

@@ -1,0 +1,119 @@
+// One trained network, loaded once, estimating the flow of image pairs: what `mdflow infer` runs
+// on two frames, on a folder of frames or on a video.
+import Foundation
+import Tensor
+import NN
+import FlowNets
+import FlowData
+
+/// A network with its weights, in inference mode.
+public final class FlowPredictor {
+    public let arch: NetArch
+    public let weights: String
+    let fastFlowNet: FastFlowNet?
+    let raft: RAFT?
+    let iters: Int
+    let convention: FastFlowNetInputConvention
+
+    /// Loads `weights` (.safetensors or a PyTorch .pth) into a net of `arch`; checks the file
+    /// against a checkpoint manifest beside it, if there is one.
+    public init(arch: NetArch, weights: String, iters: Int = 12, convention: FastFlowNetInputConvention = .mdflow) throws {
+        self.arch = arch
+        self.weights = weights
+        self.iters = iters
+        self.convention = convention
+        try Checkpoint.verifyFile(weights)
+        let state = try WeightsFile.read(URL(fileURLWithPath: weights))
+        switch arch {
+        case .fastflownet:
+            let model = FastFlowNet()
+            try model.load(state, source: weights)
+            model.setTraining(false)
+            fastFlowNet = model
+            raft = nil
+        case .raft, .raftSmall:
+            let model = RAFT(small: arch == .raftSmall)
+            try model.load(state, source: weights)
+            model.setTraining(false)
+            raft = model
+            fastFlowNet = nil
+        }
+    }
+
+    /// The flow from `image1` to `image2` (same size), every pixel valid. `names` name the frames
+    /// in errors.
+    public func predict(_ image1: RGBImage, _ image2: RGBImage, names: (String, String)) throws -> FlowField {
+        guard image1.width == image2.width && image1.height == image2.height else {
+            throw TrainingError("\(names.1): size \(image2.width)×\(image2.height) differs from \(names.0) (\(image1.width)×\(image1.height))")
+        }
+        let a = Tensor(shape: [1, 3, image1.height, image1.width], values: image1.pixels)
+        let b = Tensor(shape: [1, 3, image2.height, image2.width], values: image2.pixels)
+        let flow: Tensor
+        if let fastFlowNet {
+            flow = fastFlowNet.predict(a, b, convention: convention)
+        } else {
+            guard image1.width >= 57 && image1.height >= 57 else {
+                throw TrainingError("\(names.0): \(image1.width)×\(image1.height) is too small for RAFT's 4-level correlation pyramid (at least 57×57)")
+            }
+            flow = raft!.predict(a * 255, b * 255, iters: iters)
+        }
+        guard flow.isFinite else { throw TrainingError("\(weights): the network produced non-finite flow for \(names.0)") }
+        return FlowField(width: image1.width, height: image1.height, uv: flow.toArray(),
+                         valid: [Float](repeating: 1, count: image1.width * image1.height))
+    }
+
+    /// Whether every pixel of `image` has the same colour (no texture: the flow there is whatever
+    /// the network makes of a blank frame).
+    public static func isBlank(_ image: RGBImage) -> Bool {
+        let p = image.pixels, n = image.width * image.height
+        for c in 0..<3 {
+            let first = p[c * n]
+            for i in 0..<n where p[c * n + i] != first { return false }
+        }
+        return true
+    }
+}
+
+/// Output formats of a flow field.
+public enum FlowFormat: String, CaseIterable, Sendable {
+    /// Middlebury .flo (float32).
+    case flo
+    /// KITTI 16-bit PNG (1/64 px steps, ±512 px).
+    case png
+}
+
+extension FlowField {
+    /// Writes the flow (and a colour visualization) under temporary names and renames them into
+    /// place only when every write succeeded: a failure leaves no partial output.
+    public func write(to out: String, format: FlowFormat, visualization vis: String?) throws {
+        func temporary(_ path: String) -> String {
+            let ns = path as NSString
+            return ns.deletingPathExtension + ".tmp-\(getpid())." + ns.pathExtension
+        }
+        var written: [(tmp: String, final: String)] = []
+        do {
+            written.append((temporary(out), out))
+            switch format {
+            case .png: try FlowFile.writeKITTI(self, to: written[0].tmp)
+            case .flo: try FlowFile.writeFlo(self, to: written[0].tmp)
+            }
+            if let vis {
+                written.append((temporary(vis), vis))
+                try FlowViz.writePNG(self, to: written[1].tmp)
+            }
+            for w in written where rename(w.tmp, w.final) != 0 {
+                throw TrainingError("\(w.final): cannot rename into place (\(String(cString: strerror(errno))))")
+            }
+        } catch {
+            for w in written { unlink(w.tmp) }
+            throw error
+        }
+    }
+
+    /// The largest flow magnitude in pixels.
+    public var maxMagnitude: Float {
+        var m: Float = 0
+        for i in 0..<planeSize { m = max(m, (uv[i] * uv[i] + uv[planeSize + i] * uv[planeSize + i]).squareRoot()) }
+        return m
+    }
+}

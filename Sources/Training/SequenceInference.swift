@@ -1,0 +1,78 @@
+// `mdflow infer` over many pairs: every consecutive pair of a folder of frames (each sub-folder a
+// sequence) or of a video file, one flow file per pair, with progress and an ETA.
+import Foundation
+import FlowData
+
+/// Flow for every consecutive pair of a frames folder or a video.
+public struct SequenceInference {
+    /// A folder of frames (PNG, JPEG, PPM; sub-folders are sequences of their own), or a video
+    /// file ffmpeg can decode.
+    public var source: String
+    /// Pair frame k with frame k + step.
+    public var step = 1
+    /// Video only: at most this many frames (0: all).
+    public var maxFrames = 0
+    public var format = FlowFormat.flo
+    /// Also write colour visualizations (PNG) under this folder.
+    public var visualizations: String? = nil
+
+    public init(source: String) { self.source = source }
+
+    /// The pairs of `source`, each with the output path (relative to the output folder, without
+    /// extension) it is written to. Video frames are decoded into `cache`.
+    public func pairs(cache: String) throws -> [(pair: FlowPair, name: String)] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: source, isDirectory: &isDirectory) else {
+            throw TrainingError("\(source): no such file or folder")
+        }
+        if isDirectory.boolValue {
+            let frames = try FramesFolder(root: source, step: step)
+            // "seq/0001.png" → "seq/0001"
+            return frames.pairs.map { ($0, ($0.id as NSString).deletingPathExtension) }
+        }
+        guard VideoDataset.videoExtensions.contains((source as NSString).pathExtension.lowercased()) else {
+            throw TrainingError("\(source): give two frames, a folder of frames or a video file (\(VideoDataset.videoExtensions.sorted().joined(separator: ", ")))")
+        }
+        var options = VideoOptions()
+        options.step = step
+        options.maxFrames = maxFrames
+        options.cache = cache
+        let video = try VideoDataset(root: source, options: options)
+        // The cached frame files are named by their index in the video: "000012.png" → "000012".
+        return video.pairs.map { ($0, (($0.image1 as NSString).lastPathComponent as NSString).deletingPathExtension) }
+    }
+
+    /// Writes OUT/<name>.<format> for every pair; returns the number of pairs. Existing outputs
+    /// are replaced. `log` gets progress lines.
+    @discardableResult
+    public func run(predictor: FlowPredictor, outputFolder out: String, log: (String) -> Void) throws -> Int {
+        let cache = FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-infer-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: cache) }
+        let list = try pairs(cache: cache)
+        log("\(list.count) pairs from \(source) → \(out)/ (\(predictor.arch.rawValue), \(predictor.weights))")
+        let start = Date()
+        var lastLog = start
+        var blank = 0
+        for (k, item) in list.enumerated() {
+            let sample = try item.pair.load()
+            if FlowPredictor.isBlank(sample.image1) || FlowPredictor.isBlank(sample.image2) { blank += 1 }
+            let field = try predictor.predict(sample.image1, sample.image2, names: (item.pair.image1, item.pair.image2))
+            let target = out + "/" + item.name + "." + format.rawValue
+            let vis = visualizations.map { $0 + "/" + item.name + ".png" }
+            for path in [target] + (vis.map { [$0] } ?? []) {
+                let dir = (path as NSString).deletingLastPathComponent
+                do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+                catch { throw TrainingError("\(dir): cannot create (\(error.localizedDescription))") }
+            }
+            try field.write(to: target, format: format, visualization: vis)
+            let now = Date()
+            if now.timeIntervalSince(lastLog) > 5 || k + 1 == list.count {
+                lastLog = now
+                let elapsed = now.timeIntervalSince(start), rate = Double(k + 1) / max(elapsed, 1e-9)
+                log("\(k + 1)/\(list.count) pairs  \(String(format: "%.1f", rate)) pairs/s  ETA \(Trainer.duration(Double(list.count - k - 1) / rate))")
+            }
+        }
+        if blank > 0 { log("warning: \(blank) of \(list.count) pairs have a blank frame (one colour); their flow is not determined by the images") }
+        return list.count
+    }
+}
