@@ -277,7 +277,8 @@ public enum PairAugment {
                 throw DataError(path: sample.id, reason: "crop must be [height, width], got \(size)")
             }
             guard size[0] <= sample.height, size[1] <= sample.width else {
-                throw DataError(path: sample.id, reason: "crop \(size[0])×\(size[1]) is larger than the image (\(sample.height)×\(sample.width))")
+                throw DataError(path: sample.id, reason: "crop \(size[0])×\(size[1]) is larger than the image (\(sample.height)×\(sample.width)); "
+                                + "choose a smaller crop, or a pairAugment.scale with probability 1, which enlarges frames smaller than the crop")
             }
             let y = rng.int(below: sample.height - size[0] + 1), x = rng.int(below: sample.width - size[1] + 1)
             sample = crop(sample, y: y, x: x, height: size[0], width: size[1])
