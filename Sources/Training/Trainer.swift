@@ -32,6 +32,8 @@ public final class Trainer {
     let val: FlowDataset?
     let log: (String) -> Void
     let metricsHandle: FileHandle
+    /// The same scalars for TensorBoard, in RUN/tensorboard/.
+    let tensorboard: TensorBoardWriter
     var optimizer: Adam?
     /// The checkpoint this process resumed from (its optimizer state is read when its stage starts).
     var resumeFolder: URL? = nil
@@ -108,6 +110,7 @@ public final class Trainer {
         guard let h = try? FileHandle(forWritingTo: metricsURL) else { throw TrainingError("\(metricsURL.path): cannot open for appending") }
         h.seekToEndOfFile()
         metricsHandle = h
+        tensorboard = try TensorBoardWriter(directory: runDir.appendingPathComponent("tensorboard").path)
     }
 
     deinit { try? metricsHandle.close() }
@@ -277,7 +280,7 @@ public final class Trainer {
             let rate = Double(done * stage.batch) / max(now - t0, 1e-9)
             var record: [String: Any] = ["type": "train", "stage": k + 1, "stage_name": stage.name, "step": state.stageStep,
                                          "global_step": state.globalStep, "loss": Double(loss.total.item), "lr": opt.lr,
-                                         "grad_norm": Double(gradNorm), "pairs_per_s": rate]
+                                         "grad_norm": Double(gradNorm), "pairs_per_s": rate, "rss_mb": Timing.residentMB()]
             for (key, v) in loss.terms { record[key] = Double(v) }
             try writeMetrics(record)
             if state.stageStep % recipe.logEvery == 0 || state.stageStep == stage.steps || now - lastLog > 30 {
@@ -377,6 +380,25 @@ public final class Trainer {
         guard let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) else { return }
         do { try metricsHandle.write(contentsOf: data + Data("\n".utf8)) }
         catch { throw TrainingError("\(runDir.appendingPathComponent("metrics.jsonl").path): cannot append (\(error.localizedDescription))") }
+        if let step = record["global_step"] as? Int, let type = record["type"] as? String {
+            try tensorboard.add(step: step, scalars: Trainer.scalars(record, prefix: type + "/"))
+        }
+    }
+
+    /// The numeric entries of a metrics record as TensorBoard tags ("train/loss",
+    /// "val/teacher/epe"), without the counters that place it.
+    static func scalars(_ record: [String: Any], prefix: String) -> [(String, Double)] {
+        var out: [(String, Double)] = []
+        for (key, value) in record.sorted(by: { $0.key < $1.key }) where !["type", "stage", "step", "global_step", "final"].contains(key) {
+            switch value {
+            case let v as Double: out.append((prefix + key, v))
+            case let v as Float: out.append((prefix + key, Double(v)))
+            case let v as Int: out.append((prefix + key, Double(v)))
+            case let d as [String: Any]: out += scalars(d, prefix: prefix + key + "/")
+            default: break
+            }
+        }
+        return out
     }
 
     func printSummary() {

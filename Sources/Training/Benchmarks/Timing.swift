@@ -55,9 +55,15 @@ public enum Timing {
     }
 
     /// Peak resident set size of this process in MB (VmHWM).
-    public static func peakRSSMB() -> Double {
+    public static func peakRSSMB() -> Double { statusMB("VmHWM:") }
+
+    /// Current resident set size of this process in MB (VmRSS).
+    public static func residentMB() -> Double { statusMB("VmRSS:") }
+
+    /// A kB field of /proc/self/status in MB (0 where there is none).
+    static func statusMB(_ field: String) -> Double {
         guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        for line in s.split(separator: "\n") where line.hasPrefix(field) {
             let kb = line.split(separator: " ").compactMap { Double($0) }.first ?? 0
             return kb / 1024
         }
