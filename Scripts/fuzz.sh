@@ -57,13 +57,17 @@ done
 check || exit 77
 
 echo "fuzz: building mdflow-fuzz with libFuzzer and AddressSanitizer in $build"
+mkdir -p "$build"
 # swiftc keeps only the last -sanitize= option, so the Swift modules get both sanitizers in one.
-swift build -c release --product mdflow-fuzz --scratch-path "$build" --sanitize fuzzer --sanitize address \
-    -Xswiftc -sanitize=fuzzer,address -Xswiftc -DMDFLOW_LIBFUZZER 2>&1 | grep -Ev "Cannot export local symbol|^\[[0-9]+/[0-9]+\]" || true
+if ! swift build -c release --product mdflow-fuzz --scratch-path "$build" --sanitize fuzzer --sanitize address \
+        -Xswiftc -sanitize=fuzzer,address -Xswiftc -DMDFLOW_LIBFUZZER >"$build/build.log" 2>&1; then
+    grep -E "error:" "$build/build.log" | head -20 >&2 || tail -20 "$build/build.log" >&2
+    echo "fuzz: the build failed; log $build/build.log" >&2
+    exit 1
+fi
 binary="$build/release/mdflow-fuzz"
-[ -x "$binary" ] || { echo "fuzz: the build failed" >&2; exit 1; }
 
-failed=()
+failed=(); total=0
 for name in "${names[@]}"; do
     mkdir -p "$build/corpus/$name" "$build/crashes"
     log="$build/$name.log"
@@ -80,6 +84,7 @@ for name in "${names[@]}"; do
     if [ -z "$executions" ]; then  # a crash skips the final stats; the last status line has the count
         executions=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
     fi
+    total=$((total + ${executions:-0}))
     corpus=$(ls "$build/corpus/$name" | wc -l)
     if [ "$status" -eq 0 ]; then
         echo "fuzz: $name: ${executions:-0} executions, no crash (corpus $corpus inputs)"
@@ -89,6 +94,7 @@ for name in "${names[@]}"; do
         grep -E "ERROR:|Fatal error|SUMMARY|Test unit written" "$log" | head -6 >&2 || true
     fi
 done
+echo "fuzz: ${#names[@]} target(s), $total executions, ${#failed[@]} crashed"
 if [ ${#failed[@]} -gt 0 ]; then
     echo "fuzz: crashed: ${failed[*]}; reproduce with: swift run mdflow-fuzz --replay TARGET $build/crashes/TARGET-crash-…" >&2
     exit 1
