@@ -2,8 +2,10 @@
 // buffers, written without TensorFlow. Framing: little-endian u64 length, masked CRC-32C of
 // those 8 bytes, the payload, masked CRC-32C of the payload. An Event is {1: wall_time (double),
 // 2: step (int64), 3: file_version (string) | 5: summary}; a Summary is repeated {1: value}, and
-// a Summary.Value is {1: tag (string), 2: simple_value (float)}.
+// a Summary.Value is {1: tag (string), 2: simple_value (float) | 4: image}, and an Image is
+// {1: height, 2: width, 3: colorspace (3: RGB), 4: encoded_image_string (PNG)}.
 import Foundation
+import FlowData
 
 /// Appends scalar summaries to one event file.
 public final class TensorBoardWriter {
@@ -38,6 +40,29 @@ public final class TensorBoardWriter {
             v.float(2, Float(value))
             summary.bytes(1, v.bytes)
         }
+        var event = ProtoWriter()
+        event.double(1, wallTime)
+        event.varint(2, UInt64(bitPattern: Int64(step)))
+        event.bytes(5, summary.bytes)
+        try append(event.bytes)
+    }
+
+    /// One event at `step` holding an RGB image (PNG-encoded), e.g. a flow colour map.
+    public func add(step: Int, tag: String, image: RGBImage, wallTime: Double = Date().timeIntervalSince1970) throws {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-tb-\(UUID().uuidString).png").path
+        defer { unlink(tmp) }
+        try ImageFile.writePNG(image, to: tmp)
+        let png = [UInt8](try Data(contentsOf: URL(fileURLWithPath: tmp)))
+        var img = ProtoWriter()
+        img.varint(1, UInt64(image.height))
+        img.varint(2, UInt64(image.width))
+        img.varint(3, 3)
+        img.bytes(4, png)
+        var v = ProtoWriter()
+        v.bytes(1, Array(tag.utf8))
+        v.bytes(4, img.bytes)
+        var summary = ProtoWriter()
+        summary.bytes(1, v.bytes)
         var event = ProtoWriter()
         event.double(1, wallTime)
         event.varint(2, UInt64(bitPattern: Int64(step)))

@@ -34,6 +34,7 @@ public final class Trainer {
     let metricsHandle: FileHandle
     /// The same scalars for TensorBoard, in RUN/tensorboard/.
     let tensorboard: TensorBoardWriter
+    var groundTruthShown = false
     var optimizer: Adam?
     /// The checkpoint this process resumed from (its optimizer state is read when its stage starts).
     var resumeFolder: URL? = nil
@@ -363,6 +364,7 @@ public final class Trainer {
         if recipe.validation.student && studentTrained {
             ms = try Evaluation.run(student, on: val, maxPairs: recipe.validation.maxPairs)
         }
+        try addFlowImages(studentToo: ms != nil)
         teacher.net.setTraining(true)
         student.net.setTraining(stage.trains == .student)
         var record: [String: Any] = ["type": "val", "stage": k + 1, "stage_name": stage.name, "global_step": state.globalStep,
@@ -372,6 +374,28 @@ public final class Trainer {
         log("validation after \(stage.name) (\(val.name), \(mt.images) pairs): teacher EPE \(String(format: "%.3f", mt.epe))" +
             (ms.map { ", student EPE \(String(format: "%.3f", $0.epe))" } ?? ""))
         return (mt.epe, ms?.epe)
+    }
+
+    /// Flow colour maps of the first validation pair for TensorBoard: val/teacher_flow, and
+    /// val/student_flow once the student is validated; val/ground_truth at the first validation.
+    /// Leaves both nets in inference mode, as validation does.
+    func addFlowImages(studentToo: Bool) throws {
+        guard let pair = val?.pairs.first else { return }
+        let sample = try pair.load()
+        let (h, w) = (sample.height, sample.width)
+        let a = Tensor(shape: [1, 3, h, w], values: sample.image1.pixels), b = Tensor(shape: [1, 3, h, w], values: sample.image2.pixels)
+        let scale = sample.flow.map { FlowViz.maxMagnitude($0) }
+        func colours(_ flow: Tensor) -> RGBImage {
+            FlowViz.colorize(FlowField(width: w, height: h, uv: flow.toArray(), valid: [Float](repeating: 1, count: h * w)), maxMagnitude: scale)
+        }
+        try tensorboard.add(step: state.globalStep, tag: "val/teacher_flow", image: colours(Tape.noGrad { teacher.infer(a, b) }))
+        if studentToo {
+            try tensorboard.add(step: state.globalStep, tag: "val/student_flow", image: colours(Tape.noGrad { student.infer(a, b) }))
+        }
+        if let gt = sample.flow, !groundTruthShown {
+            groundTruthShown = true
+            try tensorboard.add(step: state.globalStep, tag: "val/ground_truth", image: FlowViz.colorize(gt, maxMagnitude: scale))
+        }
     }
 
     /// Appends one JSON line to metrics.jsonl; a failed write (a full disk) stops the run with the

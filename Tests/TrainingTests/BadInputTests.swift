@@ -39,6 +39,21 @@ import TestSupport
         }
     }
 
+    @Test func framesOfDifferentSizesNameBothFiles() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-sizes-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let a = dir.appendingPathComponent("a.png").path, b = dir.appendingPathComponent("b.png").path
+        try ImageFile.writePNG(RGBImage(width: 8, height: 8), to: a)
+        try ImageFile.writePNG(RGBImage(width: 9, height: 8), to: b)
+        do {
+            _ = try FlowPair(id: "ab", image1: a, image2: b).load()
+            Issue.record("frames of different sizes were accepted")
+        } catch {
+            #expect("\(error)".contains(a) && "\(error)".contains(b), "\(error)")
+        }
+    }
+
     @Test func aOnePixelPairGivesFiniteFlowOrANamedLimit() throws {
         let one = RGBImage(width: 1, height: 1, pixels: [0.5, 0.4, 0.3])
         let teacher = try FlowPredictor(arch: .fastflownet, weights: modelsDir.appendingPathComponent(ShippedModels.teacherFile).path)

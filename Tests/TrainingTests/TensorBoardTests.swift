@@ -1,5 +1,6 @@
 import Testing
 import Foundation
+import FlowData
 @testable import Training
 
 /// The TensorBoard event file: TFRecord framing with masked CRC-32C, Event and Summary protos.
@@ -46,6 +47,24 @@ import Foundation
         let expected: [UInt8] = [0x09] + withUnsafeBytes(of: (1.5).bitPattern.littleEndian) { Array($0) }
             + [0x10, 0xAC, 0x02] + [0x2A, UInt8(summary.count)] + summary
         #expect(r[1] == expected)
+    }
+
+    @Test func imagesArePNGsInsideAnImageValue() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-tb-image-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let w = try TensorBoardWriter(directory: dir)
+        var image = RGBImage(width: 3, height: 2)
+        image.pixels[0] = 1
+        try w.add(step: 5, tag: "val/flow", image: image, wallTime: 2)
+        let r = try records(w.path)[1]
+        // Event: wall_time, step 5, summary { value { tag, image { 1: 2, 2: 3, 3: 3, 4: PNG } } }.
+        #expect(Array(r[9...10]) == [0x10, 0x05] && r[11] == 0x2A)
+        let tag = Array("val/flow".utf8)
+        let png = Array(r.suffix(from: 13 + 2 + 2 + tag.count + 2 + 6 + 2))
+        #expect(Array(png.prefix(8)) == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+        #expect(Array(r[(17 + tag.count)...(17 + tag.count + 7)]) == [0x22, UInt8(6 + 2 + png.count), 0x08, 2, 0x10, 3, 0x18, 3])
+        let decoded = try ImageFile.decodeRaw(png, path: "tb.png")
+        #expect(decoded.width == 3 && decoded.height == 2 && decoded.samples[0] == 255 && decoded.samples[1] == 0)
     }
 
     @Test func metricsRecordsBecomeTags() {
