@@ -17,6 +17,11 @@ unless --threads is given.
 Methods: zero, dis-medium, dis-fast, dis-ultrafast, farneback, plus any
 ``--pred DIR`` holding predicted ``DIR/<Seq>.flo`` files (named after DIR).
 
+``--down K`` also scores, for the ground truth and each ``--pred``, the flow
+area-averaged to 1/K of the size and bilinearly upsampled back (u, v kept in
+full-resolution pixels): the error a net that predicts at 1/K resolution and
+upsamples bilinearly (FastFlowNet: K = 4) cannot avoid.
+
 Usage (from the project root):
   python3 Scripts/flow_baselines.py
   python3 Scripts/flow_baselines.py --methods zero,dis-medium --pred out/run1 --json baselines.json
@@ -110,6 +115,20 @@ def run_opencv(method):
     return flow_for
 
 
+def down_up(flow, k):
+    """Area-average (H, W, 2) flow to 1/k of its size, then upsample it bilinearly back."""
+    h, w = flow.shape[:2]
+    small = cv2.resize(flow, (max(1, w // k), max(1, h // k)), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def known(gt):
+    """The ground truth with its unknown pixels set to zero (for resampling)."""
+    out = gt.copy()
+    out[(np.abs(gt) >= INVALID).any(axis=-1)] = 0
+    return out
+
+
 def run_pred(directory):
     def flow_for(seq, gt, frames):
         path = os.path.join(directory, f"{seq}.flo")
@@ -131,6 +150,8 @@ def main():
     ap.add_argument("--json", metavar="OUT", help="also write the numbers as JSON")
     ap.add_argument("--threads", type=int, default=1, help="OpenCV threads (default 1)")
     ap.add_argument("--include-color", action="store_true", help="also score RubberWhale_color")
+    ap.add_argument("--down", type=int, default=0, metavar="K",
+                    help="also score the ground truth and each --pred down-sampled by K and up-sampled back")
     args = ap.parse_args()
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -158,6 +179,14 @@ def main():
     for d in args.pred:
         name = os.path.basename(os.path.normpath(d))
         results[name if name not in results else d] = evaluate(name, sequences, run_pred(d))
+    if args.down > 1:
+        k = args.down
+        results[f"ground truth at 1/{k}"] = evaluate(f"gt/{k}", sequences, lambda s, gt, fr: (down_up(known(gt), k), None))
+        for d in args.pred:
+            name = os.path.basename(os.path.normpath(d))
+            pred = run_pred(d)
+            results[f"{name} at 1/{k}"] = evaluate(f"{name}/{k}", sequences,
+                                                   lambda s, gt, fr, pred=pred: (down_up(pred(s, gt, fr)[0], k), None))
 
     fmt_ms = lambda ms: "-" if ms is None else f"{ms:.1f}"
     print(f"Middlebury training ({len(names)} sequences), OpenCV {cv2.__version__}, "
