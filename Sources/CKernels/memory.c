@@ -18,3 +18,15 @@ void mdf_keep_large_blocks(void) {
     mallopt(M_ARENA_MAX, 2);
 #endif
 }
+
+/* Bytes the process's malloc heaps hold in live allocations (tensors and everything else); 0 where
+   glibc's mallinfo2 is not available. Beside the resident set it tells a leak (both grow) from
+   heap fragmentation (only the resident set grows). */
+size_t mdf_heap_in_use(void) {
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+    struct mallinfo2 m = mallinfo2();
+    return m.uordblks + m.hblkhd;
+#else
+    return 0;
+#endif
+}

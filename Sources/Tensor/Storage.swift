@@ -65,4 +65,7 @@ public enum StorageMemory {
 
     /// Bytes of Storage alive now, and the most alive at once since the process started.
     public static var usage: (live: Int, peak: Int) { lock.lock(); defer { lock.unlock() }; return (live, peak) }
+
+    /// Bytes in live malloc allocations of any kind (tensors included; 0 without glibc).
+    public static var heapInUse: Int { Int(mdf_heap_in_use()) }
 }

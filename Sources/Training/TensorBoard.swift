@@ -33,18 +33,12 @@ public final class TensorBoardWriter {
 
     /// One event at `step` holding every (tag, value) scalar.
     public func add(step: Int, scalars: [(String, Double)], wallTime: Double = Date().timeIntervalSince1970) throws {
-        var summary = ProtoWriter()
-        for (tag, value) in scalars {
+        try addSummary(step: step, wallTime: wallTime, values: scalars.map { tag, value in
             var v = ProtoWriter()
             v.bytes(1, Array(tag.utf8))
             v.float(2, Float(value))
-            summary.bytes(1, v.bytes)
-        }
-        var event = ProtoWriter()
-        event.double(1, wallTime)
-        event.varint(2, UInt64(bitPattern: Int64(step)))
-        event.bytes(5, summary.bytes)
-        try append(event.bytes)
+            return v.bytes
+        })
     }
 
     /// One event at `step` holding an RGB image (PNG-encoded), e.g. a flow colour map.
@@ -52,17 +46,21 @@ public final class TensorBoardWriter {
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-tb-\(UUID().uuidString).png").path
         defer { unlink(tmp) }
         try ImageFile.writePNG(image, to: tmp)
-        let png = [UInt8](try Data(contentsOf: URL(fileURLWithPath: tmp)))
         var img = ProtoWriter()
         img.varint(1, UInt64(image.height))
         img.varint(2, UInt64(image.width))
         img.varint(3, 3)
-        img.bytes(4, png)
+        img.bytes(4, [UInt8](try Data(contentsOf: URL(fileURLWithPath: tmp))))
         var v = ProtoWriter()
         v.bytes(1, Array(tag.utf8))
         v.bytes(4, img.bytes)
+        try addSummary(step: step, wallTime: wallTime, values: [v.bytes])
+    }
+
+    /// An Event at `step` whose Summary holds the encoded Summary.Values.
+    func addSummary(step: Int, wallTime: Double, values: [[UInt8]]) throws {
         var summary = ProtoWriter()
-        summary.bytes(1, v.bytes)
+        for v in values { summary.bytes(1, v) }
         var event = ProtoWriter()
         event.double(1, wallTime)
         event.varint(2, UInt64(bitPattern: Int64(step)))

@@ -281,7 +281,9 @@ public final class Trainer {
             let rate = Double(done * stage.batch) / max(now - t0, 1e-9)
             var record: [String: Any] = ["type": "train", "stage": k + 1, "stage_name": stage.name, "step": state.stageStep,
                                          "global_step": state.globalStep, "loss": Double(loss.total.item), "lr": opt.lr,
-                                         "grad_norm": Double(gradNorm), "pairs_per_s": rate, "rss_mb": Timing.residentMB()]
+                                         "grad_norm": Double(gradNorm), "pairs_per_s": rate, "rss_mb": Timing.residentMB(),
+                                         "heap_mb": Double(StorageMemory.heapInUse) / 1_048_576,
+                                         "tensors_mb": Double(StorageMemory.usage.live) / 1_048_576]
             for (key, v) in loss.terms { record[key] = Double(v) }
             try writeMetrics(record)
             if state.stageStep % recipe.logEvery == 0 || state.stageStep == stage.steps || now - lastLog > 30 {

@@ -1,6 +1,7 @@
 #ifndef MDFLOW_CKERNELS_H
 #define MDFLOW_CKERNELS_H
 #include <stdint.h>
+#include <stddef.h>
 
 /// Which code a kernel runs, its `isa` argument: the widest the CPU has (AVX-512 where a kernel has
 /// that form, else AVX2+FMA, else the portable loop), the portable loop, or at most AVX2 (for the
@@ -186,6 +187,8 @@ void mdf_warp_flow_grad(float *du, float *dv, const float *g, long gs, const flo
 /// Tells glibc to serve blocks up to 1 GiB from its heap and never trim it: freed tensor memory
 /// stays in the process for the next request instead of being unmapped and faulted in again.
 void mdf_keep_large_blocks(void);
+/// Bytes in live malloc allocations (glibc mallinfo2; 0 elsewhere).
+size_t mdf_heap_in_use(void);
 
 /// One chunk of a parallel job.
 typedef void (*mdf_pool_fn)(void *ctx, long chunk);
