@@ -13,8 +13,11 @@ public struct SequenceInference {
     /// Video only: at most this many frames (0: all).
     public var maxFrames = 0
     public var format = FlowFormat.flo
-    /// Also write colour visualizations (PNG) under this folder.
+    /// Also write colour visualizations: PNGs under this folder, or, when it ends in a video
+    /// extension (.mp4, .mkv, …), one video of them through ffmpeg.
     public var visualizations: String? = nil
+    /// Frames per second of a visualization video.
+    public var fps = 10
 
     public init(source: String) { self.source = source }
 
@@ -53,12 +56,14 @@ public struct SequenceInference {
         let start = Date()
         var lastLog = start
         var blank = 0
+        let videoOut = visualizations.map { VideoDataset.videoExtensions.contains(($0 as NSString).pathExtension.lowercased()) } ?? false
+        let visFrames = cache + "/vis"
         for (k, item) in list.enumerated() {
             let sample = try item.pair.load()
             if FlowPredictor.isBlank(sample.image1) || FlowPredictor.isBlank(sample.image2) { blank += 1 }
             let field = try predictor.predict(sample.image1, sample.image2, names: (item.pair.image1, item.pair.image2))
             let target = out + "/" + item.name + "." + format.rawValue
-            let vis = visualizations.map { $0 + "/" + item.name + ".png" }
+            let vis = videoOut ? visFrames + String(format: "/%06d.png", k) : visualizations.map { $0 + "/" + item.name + ".png" }
             for path in [target] + (vis.map { [$0] } ?? []) {
                 let dir = (path as NSString).deletingLastPathComponent
                 do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
@@ -71,6 +76,12 @@ public struct SequenceInference {
                 let elapsed = now.timeIntervalSince(start), rate = Double(k + 1) / max(elapsed, 1e-9)
                 log("\(k + 1)/\(list.count) pairs  \(String(format: "%.1f", rate)) pairs/s  ETA \(Trainer.duration(Double(list.count - k - 1) / rate))")
             }
+        }
+        if videoOut, let video = visualizations {
+            let parent = (video as NSString).deletingLastPathComponent
+            if !parent.isEmpty { try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
+            try FFmpeg.encode(framesIn: visFrames, fps: fps, to: video)
+            log("wrote \(video) (\(list.count) frames at \(fps) fps)")
         }
         if blank > 0 { log("warning: \(blank) of \(list.count) pairs have a blank frame (one colour); their flow is not determined by the images") }
         return list.count

@@ -23,11 +23,12 @@ struct Infer: ParsableCommand {
         Two frames: --out is the flow file, --vis a colour PNG.
         A folder of frames (each sub-folder a sequence of its own; natural order) or a video file \
         (decoded by ffmpeg): --out is a folder that receives one flow file per pair, named after the \
-        pair's first frame, and --vis a folder for the colour PNGs.
+        pair's first frame, and --vis a folder for the colour PNGs or a video file of them.
 
         Examples:
           mdflow infer frame1.png frame2.png --out flow.flo --vis flow.png
           mdflow infer my-frames/ --out flows/ --vis flows-vis/
+          mdflow infer clip.mp4 --out flows/ --vis flow-video.mp4
           mdflow infer clip.mp4 --out flows/ --step 2 --max-frames 300 --format png
         """)
 
@@ -52,8 +53,11 @@ struct Infer: ParsableCommand {
     @Option(help: "Output: the flow file (.flo or .png) for two frames; a folder otherwise.")
     var out: String
 
-    @Option(help: "Also write colour visualizations: a .png for two frames; a folder otherwise.")
+    @Option(help: "Also write colour visualizations: a .png for two frames; otherwise a folder of PNGs, or a video (.mp4, .mkv, …) made by ffmpeg.")
     var vis: String?
+
+    @Option(help: "Frames per second of a --vis video.")
+    var fps: Int = 10
 
     @Option(help: "Folder or video: pair frame k with frame k + step (a video keeps every step-th frame).")
     var step: Int = 1
@@ -69,6 +73,7 @@ struct Infer: ParsableCommand {
         guard FastFlowNetInputConvention(rawValue: convention) != nil else { throw ValidationError("--convention must be mdflow or supervised, got '\(convention)'") }
         guard step >= 1 else { throw ValidationError("--step must be at least 1") }
         guard maxFrames >= 0 else { throw ValidationError("--max-frames must be 0 (all) or more") }
+        guard fps >= 1 else { throw ValidationError("--fps must be at least 1") }
         if frame2 != nil {
             let ext = (out as NSString).pathExtension.lowercased()
             guard ext == "flo" || ext == "png" else { throw ValidationError("--out \(out): the extension must be .flo or .png") }
@@ -87,6 +92,7 @@ struct Infer: ParsableCommand {
             job.maxFrames = maxFrames
             job.format = format
             job.visualizations = vis
+            job.fps = fps
             try job.run(predictor: predictor, outputFolder: out) { print($0); fflush(nil) }
             return
         }

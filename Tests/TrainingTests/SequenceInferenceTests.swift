@@ -68,12 +68,26 @@ import TestSupport
         #expect(ffmpeg.terminationStatus == 0)
         var job = SequenceInference(source: clip)
         job.format = .png
+        job.visualizations = dir.appendingPathComponent("vis/flow.mp4").path
         let out = dir.appendingPathComponent("out").path
         let count = try job.run(predictor: try FlowPredictor(arch: .fastflownet, weights: teacher), outputFolder: out) { _ in }
         #expect(count == 3)
         #expect(try FileManager.default.contentsOfDirectory(atPath: out).sorted() == ["000000.png", "000001.png", "000002.png"])
         let flow = try FlowFile.read(out + "/000001.png")
         #expect(flow.width == 96 && flow.height == 64)
+        // The colour maps as a video, one frame per pair.
+        let size = try FFmpeg.size(of: job.visualizations!)
+        #expect(size.width == 96 && size.height == 64)
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: FFmpeg.find("ffprobe")!)
+        probe.arguments = ["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames",
+                           "-of", "csv=p=0", job.visualizations!]
+        let pipe = Pipe()
+        probe.standardOutput = pipe
+        try probe.run()
+        let frames = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        probe.waitUntilExit()
+        #expect(frames.trimmingCharacters(in: .whitespacesAndNewlines) == "3")
     }
 
     @Test func aSourceThatIsNeitherFramesNorVideoIsNamed() throws {

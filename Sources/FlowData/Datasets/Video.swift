@@ -166,6 +166,17 @@ public enum FFmpeg {
         return (p.terminationStatus, data, errors.text())
     }
 
+    /// Encodes the PNG frames `folder/000000.png`, `000001.png`, … as the video `output` (H.264 in
+    /// 4:2:0, odd sizes padded by a pixel; the container follows the extension) at `fps`.
+    public static func encode(framesIn folder: String, fps: Int, to output: String) throws {
+        guard let ffmpeg = find("ffmpeg") else {
+            throw DataError(path: output, reason: "writing video needs ffmpeg, which is not on PATH (Debian: apt-get install ffmpeg; Scripts/setup.sh installs it)")
+        }
+        let (status, _, err) = try run(ffmpeg, ["-nostdin", "-v", "error", "-y", "-framerate", "\(fps)", "-i", folder + "/%06d.png",
+                                                "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-c:v", "libx264", "-pix_fmt", "yuv420p", output])
+        guard status == 0 else { throw DataError(path: output, reason: "ffmpeg could not write the video (\(lastLine(err) ?? "status \(status)"))") }
+    }
+
     /// The width and height of the first video stream of `file`.
     public static func size(of file: String) throws -> (width: Int, height: Int) {
         let probe = try require("ffprobe", for: file)
