@@ -109,11 +109,4 @@ extension FlowField {
             throw error
         }
     }
-
-    /// The largest flow magnitude in pixels.
-    public var maxMagnitude: Float {
-        var m: Float = 0
-        for i in 0..<planeSize { m = max(m, (uv[i] * uv[i] + uv[planeSize + i] * uv[planeSize + i]).squareRoot()) }
-        return m
-    }
 }

@@ -103,6 +103,6 @@ struct Infer: ParsableCommand {
         for (name, image) in [(source, img1), (frame2, img2)] where FlowPredictor.isBlank(image) {
             print("warning: \(name) is blank (one colour); the flow is not determined by the images")
         }
-        print("\(net.rawValue): \(img1.width)×\(img1.height), max |flow| \(String(format: "%.2f", field.maxMagnitude)) px → \(out)" + (vis.map { ", \($0)" } ?? ""))
+        print("\(net.rawValue): \(img1.width)×\(img1.height), max |flow| \(String(format: "%.2f", FlowViz.maxMagnitude(field))) px → \(out)" + (vis.map { ", \($0)" } ?? ""))
     }
 }
