@@ -23,6 +23,16 @@ struct ForwardFlowOnly: FlowDataset {
     }
 }
 
+/// Several datasets' pairs as one.
+struct Concatenation: FlowDataset {
+    let name: String
+    let pairs: [FlowPair]
+    init(_ parts: [FlowDataset]) {
+        name = parts.map(\.name).joined(separator: " + ")
+        pairs = parts.flatMap(\.pairs)
+    }
+}
+
 public enum DatasetFactory {
     /// Opens the dataset a spec names (generating the synthetic one on first use).
     public static func open(_ spec: DatasetSpec, log: (String) -> Void = { _ in }) throws -> FlowDataset {
@@ -55,10 +65,12 @@ public enum DatasetFactory {
         case .kitti2012: d = try KITTIFlow(root: spec.root, year: .kitti2012)
         case .kittiMultiview: d = try KITTIMultiview(root: spec.root, year: .kitti2015)
         case .middlebury: d = try Middlebury(root: spec.root)
-        case .frames: d = try FramesFolder(root: spec.root)
+        case .frames: d = try FramesFolder(root: spec.root, flows: spec.flows.isEmpty ? nil : spec.flows)
         case .video: d = try VideoDataset(root: spec.root, options: spec.video, log: log)
         }
         guard !d.pairs.isEmpty else { throw DataError(path: spec.root, reason: "\(d.name) has no image pairs for split '\(spec.split.rawValue)'") }
-        return Subset(d, limit: spec.maxPairs, name: name)
+        let own = Subset(d, limit: spec.maxPairs, name: name)
+        if spec.include.isEmpty { return own }
+        return Concatenation([own] + (try spec.include.map { try open($0, log: log) }))
     }
 }

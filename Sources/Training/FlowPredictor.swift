@@ -5,6 +5,7 @@ import Tensor
 import NN
 import FlowNets
 import FlowData
+import Losses
 
 /// A network with its weights, in inference mode.
 public final class FlowPredictor {
@@ -60,6 +61,21 @@ public final class FlowPredictor {
         guard flow.isFinite else { throw TrainingError("\(weights): the network produced non-finite flow for \(names.0)") }
         return FlowField(width: image1.width, height: image1.height, uv: flow.toArray(),
                          valid: [Float](repeating: 1, count: image1.width * image1.height))
+    }
+
+    /// The flow from `image1` to `image2`, valid only where the backward flow (from `image2` to
+    /// `image1`) agrees with it under the forward-backward check (`Occlusion.forwardBackward`):
+    /// occluded and unreliable pixels become unknown. These are the pseudo-labels a stronger net
+    /// gives a weaker one. Costs two predictions.
+    public func predictReliable(_ image1: RGBImage, _ image2: RGBImage, names: (String, String)) throws -> FlowField {
+        var forward = try predict(image1, image2, names: names)
+        let backward = try predict(image2, image1, names: (names.1, names.0))
+        let shape = [1, 2, image1.height, image1.width]
+        let mask = Occlusion.forwardBackward(Tensor(shape: shape, values: forward.uv), Tensor(shape: shape, values: backward.uv))
+        forward.valid = mask.toArray()
+        let n = forward.planeSize
+        for i in 0..<n where forward.valid[i] == 0 { forward.uv[i] = 0; forward.uv[n + i] = 0 }
+        return forward
     }
 
     /// Whether every pixel of `image` has the same colour (no texture: the flow there is whatever

@@ -28,9 +28,21 @@ public struct DatasetSpec: Codable, Equatable, Sendable {
     public var layered = LayeredConfig(pairs: 2000, height: 320, width: 448, seed: 1)
     /// For kind video (`root`: a video file or a folder of them): frame step, resize, frame cap.
     public var video = VideoOptions()
+    /// For kind frames: a folder of flow files for the pairs (pseudo-labels written by
+    /// `mdflow infer --reliable-only`), which makes the frames a labelled dataset; empty: none.
+    public var flows = ""
+    /// More datasets whose pairs join this one's (each with its own kind, root and maxPairs): a
+    /// stage then samples from all of them, in proportion to their pair counts.
+    public var include: [DatasetSpec] = []
     public init() {}
 
-    enum CodingKeys: String, CodingKey { case kind, root, split, pass, maxPairs, generate, layered, video }
+    enum CodingKeys: String, CodingKey { case kind, root, split, pass, maxPairs, generate, layered, video, flows, include }
+
+    /// Whether its pairs (and those of every included dataset) carry flow labels (what a
+    /// supervised stage needs).
+    public var hasGroundTruth: Bool {
+        (kind.hasGroundTruth || (kind == .frames && !flows.isEmpty)) && include.allSatisfy(\.hasGroundTruth)
+    }
 
     /// Missing keys take their defaults, so a stage's own dataset may name only what differs.
     public init(from decoder: Decoder) throws {
@@ -44,6 +56,8 @@ public struct DatasetSpec: Codable, Equatable, Sendable {
         generate = try c.decodeIfPresent(SyntheticConfig.self, forKey: .generate) ?? d.generate
         layered = try c.decodeIfPresent(LayeredConfig.self, forKey: .layered) ?? d.layered
         video = try c.decodeIfPresent(VideoOptions.self, forKey: .video) ?? d.video
+        flows = try c.decodeIfPresent(String.self, forKey: .flows) ?? d.flows
+        include = try c.decodeIfPresent([DatasetSpec].self, forKey: .include) ?? d.include
     }
 }
 
@@ -402,8 +416,16 @@ extension Recipe {
         if checkpoint.keep < 1 { throw fail("checkpoint.keep", "must be ≥ 1") }
         var datasets = [("data.train", data.train), ("data.val", data.val)]
         for (i, s) in stages.enumerated() { if let d = s.train { datasets.append(("stages.\(i).train", d)) } }
+        var next = 0
+        while next < datasets.count {
+            let (key, d) = datasets[next]
+            datasets += d.include.enumerated().map { ("\(key).include.\($0.offset)", $0.element) }
+            next += 1
+        }
         for (key, d) in datasets {
             if d.maxPairs < 0 { throw fail("\(key).maxPairs", "must be ≥ 0") }
+            if !d.flows.isEmpty && d.kind != .frames { throw fail("\(key).flows", "only kind frames reads a flows folder, not '\(d.kind.rawValue)'") }
+            if checkPaths && !d.flows.isEmpty && !FileManager.default.fileExists(atPath: d.flows) { throw fail("\(key).flows", "folder '\(d.flows)' does not exist") }
             if d.kind == .synthetic {
                 if let p = d.generate.problems().first { throw fail("\(key).generate", p) }
             } else if d.kind == .layered {
@@ -428,10 +450,10 @@ extension Recipe {
             if s.crop.count != 2 || s.crop.contains(where: { $0 < 1 }) { throw fail("\(p).crop", "must be [height, width] with positive values") }
             if s.kind == .supervised {
                 let d = s.train ?? data.train
-                if !d.kind.hasGroundTruth {
+                if !d.hasGroundTruth {
                     let labelled = DatasetKind.allCases.filter(\.hasGroundTruth).map(\.rawValue)
                     throw fail(s.train == nil ? "data.train.kind" : "\(p).train.kind",
-                               "a supervised stage needs ground truth; '\(d.kind.rawValue)' has none (use \(labelled.dropLast().joined(separator: ", ")) or \(labelled.last!))")
+                               "a supervised stage needs ground truth; '\(d.kind.rawValue)' has none (use \(labelled.joined(separator: ", ")), or frames with a flows folder)")
                 }
             }
             let trains = s.trains == .student ? student.arch : teacher.arch

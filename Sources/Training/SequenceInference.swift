@@ -18,6 +18,8 @@ public struct SequenceInference {
     public var visualizations: String? = nil
     /// Frames per second of a visualization video.
     public var fps = 10
+    /// Write only the pixels that pass the forward-backward check (`predictReliable`).
+    public var reliableOnly = false
 
     public init(source: String) { self.source = source }
 
@@ -55,13 +57,16 @@ public struct SequenceInference {
         log("\(list.count) pairs from \(source) → \(out)/ (\(predictor.arch.rawValue), \(predictor.weights))")
         let start = Date()
         var lastLog = start
-        var blank = 0
+        var blank = 0, reliable = 0.0
         let videoOut = visualizations.map { VideoDataset.videoExtensions.contains(($0 as NSString).pathExtension.lowercased()) } ?? false
         let visFrames = cache + "/vis"
         for (k, item) in list.enumerated() {
             let sample = try item.pair.load()
             if FlowPredictor.isBlank(sample.image1) || FlowPredictor.isBlank(sample.image2) { blank += 1 }
-            let field = try predictor.predict(sample.image1, sample.image2, names: (item.pair.image1, item.pair.image2))
+            let names = (item.pair.image1, item.pair.image2)
+            let field = reliableOnly ? try predictor.predictReliable(sample.image1, sample.image2, names: names)
+                                     : try predictor.predict(sample.image1, sample.image2, names: names)
+            reliable += Double(field.valid.reduce(0, +)) / Double(field.planeSize)
             let target = out + "/" + item.name + "." + format.rawValue
             let vis = videoOut ? visFrames + String(format: "/%06d.png", k) : visualizations.map { $0 + "/" + item.name + ".png" }
             for path in [target] + (vis.map { [$0] } ?? []) {
@@ -74,7 +79,8 @@ public struct SequenceInference {
             if now.timeIntervalSince(lastLog) > 5 || k + 1 == list.count {
                 lastLog = now
                 let elapsed = now.timeIntervalSince(start), rate = Double(k + 1) / max(elapsed, 1e-9)
-                log("\(k + 1)/\(list.count) pairs  \(String(format: "%.1f", rate)) pairs/s  ETA \(Trainer.duration(Double(list.count - k - 1) / rate))")
+                log("\(k + 1)/\(list.count) pairs  \(String(format: "%.2f", rate)) pairs/s  ETA \(Trainer.duration(Double(list.count - k - 1) / rate))"
+                    + (reliableOnly ? String(format: "  reliable %.1f%%", 100 * reliable / Double(k + 1)) : ""))
             }
         }
         if videoOut, let video = visualizations {

@@ -30,6 +30,12 @@ struct Infer: ParsableCommand {
           mdflow infer my-frames/ --out flows/ --vis flows-vis/
           mdflow infer clip.mp4 --out flows/ --vis flow-video.mp4
           mdflow infer clip.mp4 --out flows/ --step 2 --max-frames 300 --format png
+
+        --reliable-only also estimates the backward flow and keeps only the pixels where the two \
+        agree (the forward-backward occlusion check); the others are written as unknown. A folder \
+        of frames labelled this way by the student (--net raft-small) trains the teacher in a \
+        supervised stage: a frames dataset with `flows:` set to the --out folder.
+          mdflow infer my-frames/ --net raft-small --reliable-only --out my-flows/
         """)
 
     @Option(help: "Network: fastflownet, raft or raft-small.")
@@ -68,6 +74,9 @@ struct Infer: ParsableCommand {
     @Option(help: "Folder or video: flow file format, flo or png (KITTI 16-bit).")
     var format: FlowFormat = .flo
 
+    @Flag(help: "Keep only pixels whose forward and backward flows agree; the others are written as unknown (pseudo-labels).")
+    var reliableOnly = false
+
     func validate() throws {
         guard iters >= 1 else { throw ValidationError("--iters must be at least 1") }
         guard FastFlowNetInputConvention(rawValue: convention) != nil else { throw ValidationError("--convention must be mdflow or supervised, got '\(convention)'") }
@@ -93,12 +102,14 @@ struct Infer: ParsableCommand {
             job.format = format
             job.visualizations = vis
             job.fps = fps
+            job.reliableOnly = reliableOnly
             try job.run(predictor: predictor, outputFolder: out) { print($0); fflush(nil) }
             return
         }
         let img1 = try ImageFile.read(source)
         let img2 = try ImageFile.read(frame2)
-        let field = try predictor.predict(img1, img2, names: (source, frame2))
+        let field = reliableOnly ? try predictor.predictReliable(img1, img2, names: (source, frame2))
+                                 : try predictor.predict(img1, img2, names: (source, frame2))
         try field.write(to: out, format: (out as NSString).pathExtension.lowercased() == "png" ? .png : .flo, visualization: vis)
         for (name, image) in [(source, img1), (frame2, img2)] where FlowPredictor.isBlank(image) {
             print("warning: \(name) is blank (one colour); the flow is not determined by the images")

@@ -36,6 +36,32 @@ import TestSupport
         #expect(e?.contains("data.train.root") == true && e?.contains("/nonexistent/chairs") == true, "\(e ?? "accepted")")
     }
 
+    /// Frames become labelled data with a flows folder; datasets combine through `include`, each
+    /// checked under its own key.
+    @Test func flowsAndIncludedDatasetsAreCheckedUnderTheirKeys() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-recipe-flows-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir + "/frames", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/flows", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let stage = "stages:\n  - {kind: supervised, net: teacher, steps: 1}\n"
+        let unlabelled = refusal("data:\n  train: {kind: frames, root: \(dir)/frames}\n" + stage)
+        #expect(unlabelled?.contains("data.train.kind") == true && unlabelled?.contains("frames with a flows folder") == true, "\(unlabelled ?? "accepted")")
+        let labelled = try Recipe.parse("data:\n  train: {kind: frames, root: \(dir)/frames, flows: \(dir)/flows}\n" + stage, file: "ok.yaml")
+        #expect(labelled.data.train.hasGroundTruth)
+        let wrongKind = refusal("data:\n  train: {kind: middlebury, root: \(dir)/frames, flows: \(dir)/flows}\n")
+        #expect(wrongKind?.contains("data.train.flows") == true, "\(wrongKind ?? "accepted")")
+        let noFolder = refusal("data:\n  train: {kind: frames, root: \(dir)/frames, flows: \(dir)/nowhere}\n")
+        #expect(noFolder?.contains("data.train.flows") == true && noFolder?.contains("nowhere") == true, "\(noFolder ?? "accepted")")
+        let mixed = "data:\n  train:\n    {kind: frames, root: \(dir)/frames, flows: \(dir)/flows,\n     include: [{kind: frames, root: \(dir)/frames, maxPairs: MAX}]}\n"
+        let nested = refusal(mixed.replacingOccurrences(of: "MAX", with: "-1"))
+        #expect(nested?.contains("data.train.include.0.maxPairs") == true, "\(nested ?? "accepted")")
+        // An included unlabelled dataset makes the whole unlabelled.
+        let half = refusal(mixed.replacingOccurrences(of: "MAX", with: "3") + stage)
+        #expect(half?.contains("needs ground truth") == true, "\(half ?? "accepted")")
+        let typo = refusal(mixed.replacingOccurrences(of: "maxPairs: MAX", with: "maxPiars: 3"))
+        #expect(typo?.contains("data.train.include.0.maxPiars") == true, "\(typo ?? "accepted")")
+    }
+
     @Test func impossibleValuesAreRefused() {
         #expect(refusal("stages:\n  - {kind: unsupervised, crop: [100, 192]}\n")?.contains("multiples of 64") == true)
         #expect(refusal("stages:\n  - {kind: unsupervised, batch: 0}\n")?.contains("stages.0.batch") == true)

@@ -54,6 +54,48 @@ import TestSupport
         #expect(lines.contains { $0.hasPrefix("3/3 pairs") }, "\(lines)")
     }
 
+    /// `--reliable-only` pseudo-labels: the forward flow where the backward flow agrees, unknown
+    /// elsewhere (here the columns that leave the frame); a frames dataset with `flows:` reads them
+    /// as its labels.
+    @Test func reliableFlowsLabelAFramesDataset() throws {
+        let dir = try tempDir("reliable")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let frames = try writeFrames(dir.appendingPathComponent("frames/a"), count: 3)
+        let predictor = try FlowPredictor(arch: .fastflownet, weights: teacher)
+        var job = SequenceInference(source: dir.appendingPathComponent("frames").path)
+        job.reliableOnly = true
+        nonisolated(unsafe) var lines: [String] = []
+        try job.run(predictor: predictor, outputFolder: dir.appendingPathComponent("flows").path) { lines.append($0) }
+        #expect(lines.contains { $0.contains("reliable") }, "\(lines)")
+
+        let labels = try FlowFile.read(dir.appendingPathComponent("flows/a/f0.flo").path)
+        let dense = try predictor.predict(frames[0], frames[1], names: ("f0", "f1"))
+        let n = labels.planeSize, w = labels.width
+        let kept = labels.valid.reduce(0, +) / Float(n)
+        #expect(kept > 0.7 && kept < 1, "share of reliable pixels \(kept)")
+        for i in 0..<n where labels.valid[i] > 0 {
+            #expect(abs(labels.uv[i] - dense.uv[i]) < 1e-4 && abs(labels.uv[n + i] - dense.uv[n + i]) < 1e-4)
+        }
+        // Content moves 3 px right: frame 1's last columns have no match in frame 2.
+        let lastColumn = (0..<labels.height).map { labels.valid[$0 * w + w - 1] }.reduce(0, +)
+        #expect(lastColumn < Float(labels.height) / 4, "\(lastColumn) of \(labels.height) pixels of the last column kept")
+
+        var spec = DatasetSpec()
+        spec.kind = .frames
+        spec.root = dir.appendingPathComponent("frames").path
+        spec.flows = dir.appendingPathComponent("flows").path
+        #expect(spec.hasGroundTruth)
+        let data = try DatasetFactory.open(spec)
+        #expect(data.pairs.map { ($0.flow! as NSString).lastPathComponent } == ["f0.flo", "f1.flo"])
+        let sample = try data.pairs[0].load()
+        #expect(sample.flow?.valid == labels.valid)
+
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("flows/a/f1.flo"))
+        var missing: String? = nil
+        do { _ = try DatasetFactory.open(spec) } catch { missing = "\(error)" }
+        #expect(missing?.contains("flows/a/f1.flo") == true && missing?.contains("missing flow") == true, "\(missing ?? "opened")")
+    }
+
     @Test(.enabled(if: FFmpegAvailable.both, "needs ffmpeg and ffprobe (Scripts/setup.sh installs them)"))
     func aVideoGivesOneFlowFilePerPairNamedByFrame() throws {
         let dir = try tempDir("video")
