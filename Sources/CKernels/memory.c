@@ -30,3 +30,14 @@ size_t mdf_heap_in_use(void) {
     return 0;
 #endif
 }
+
+/* Returns the heaps' free pages to the system (malloc_trim): with trimming off (above), an arena
+   otherwise keeps every page it ever touched, and fragmentation lets that creep up over thousands of
+   training steps (+7% resident set between steps 1,000 and 4,000 of a 64x128 stage, with the heap in
+   use flat). The pages the next step needs fault back in; called once per progress line, that costs
+   well under 1% of a step. */
+void mdf_release_free_memory(void) {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+}

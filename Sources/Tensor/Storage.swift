@@ -68,4 +68,8 @@ public enum StorageMemory {
 
     /// Bytes in live malloc allocations of any kind (tensors included; 0 without glibc).
     public static var heapInUse: Int { Int(mdf_heap_in_use()) }
+
+    /// Returns the heaps' free pages to the system. A long run calls it now and then so that heap
+    /// fragmentation cannot slowly grow the resident set (`mdf_release_free_memory`).
+    public static func releaseFreePages() { mdf_release_free_memory() }
 }

@@ -99,9 +99,11 @@ public enum FlowFormat: String, CaseIterable, Sendable {
 }
 
 extension FlowField {
-    /// Writes the flow (and a colour visualization) under temporary names and renames them into
-    /// place only when every write succeeded: a failure leaves no partial output.
-    public func write(to out: String, format: FlowFormat, visualization vis: String?) throws {
+    /// Writes the flow (and a colour visualization: with `frame`, the frame beside the flow with
+    /// the colour wheel, `FlowViz.panel`; without, the flow's colours alone) under temporary names
+    /// and renames them into place only when every write succeeded: a failure leaves no partial
+    /// output.
+    public func write(to out: String, format: FlowFormat, visualization vis: String?, frame: RGBImage? = nil) throws {
         func temporary(_ path: String) -> String {
             let ns = path as NSString
             return ns.deletingPathExtension + ".tmp-\(getpid())." + ns.pathExtension
@@ -115,7 +117,8 @@ extension FlowField {
             }
             if let vis {
                 written.append((temporary(vis), vis))
-                try FlowViz.writePNG(self, to: written[1].tmp)
+                if let frame { try ImageFile.writePNG(FlowViz.panel(frame: frame, flow: self), to: written[1].tmp) }
+                else { try FlowViz.writePNG(self, to: written[1].tmp) }
             }
             for w in written where rename(w.tmp, w.final) != 0 {
                 throw TrainingError("\(w.final): cannot rename into place (\(String(cString: strerror(errno))))")

@@ -18,6 +18,9 @@ public struct SequenceInference {
     public var visualizations: String? = nil
     /// Frames per second of a visualization video.
     public var fps = 10
+    /// Visualizations show the first frame beside the flow with the colour wheel (false: the
+    /// flow's colours alone).
+    public var visualizeWithFrame = true
     /// Write only the pixels that pass the forward-backward check (`predictReliable`).
     public var reliableOnly = false
 
@@ -74,7 +77,7 @@ public struct SequenceInference {
                 do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
                 catch { throw TrainingError("\(dir): cannot create (\(error.localizedDescription))") }
             }
-            try field.write(to: target, format: format, visualization: vis)
+            try field.write(to: target, format: format, visualization: vis, frame: visualizeWithFrame ? sample.image1 : nil)
             let now = Date()
             if now.timeIntervalSince(lastLog) > 5 || k + 1 == list.count {
                 lastLog = now

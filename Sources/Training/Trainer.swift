@@ -291,6 +291,8 @@ public final class Trainer {
                 let eta = Double(stage.steps - state.stageStep) * (now - t0) / Double(max(done, 1))
                 let terms = loss.terms.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4g", $0.value))" }.joined(separator: " ")
                 log("\(title) step \(state.stageStep)/\(stage.steps)  loss \(String(format: "%.4f", loss.total.item))  \(terms)  lr \(String(format: "%.2e", opt.lr))  \(String(format: "%.1f", rate)) pairs/s  ETA \(Trainer.duration(eta))")
+                // After this step's rss_mb was recorded: the record shows what the steps since the last trim regrew.
+                StorageMemory.releaseFreePages()
             }
             if let kill = killAfterSteps, stepsThisProcess >= kill { throw TrainingError("killed (test hook) after \(kill) steps") }
             let interrupted = stopSignal != 0 || (stopAfterSteps.map { stepsThisProcess >= $0 } ?? false)

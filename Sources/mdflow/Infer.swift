@@ -20,7 +20,9 @@ struct Infer: ParsableCommand {
         shipped in Models/ are used. A flow file is .flo or a KITTI 16-bit flow .png. A failed write \
         leaves no partial file.
 
-        Two frames: --out is the flow file, --vis a colour PNG.
+        Two frames: --out is the flow file, --vis a PNG of the first frame beside the colour-coded \
+        flow (Middlebury colour wheel: hue is the direction, saturation the magnitude; the legend's \
+        rim is the largest magnitude, in pixels; --vis-flow-only: the colours alone).
         A folder of frames (each sub-folder a sequence of its own; natural order) or a video file \
         (decoded by ffmpeg): --out is a folder that receives one flow file per pair, named after the \
         pair's first frame, and --vis a folder for the colour PNGs or a video file of them.
@@ -61,6 +63,9 @@ struct Infer: ParsableCommand {
 
     @Option(help: "Also write colour visualizations: a .png for two frames; otherwise a folder of PNGs, or a video (.mp4, .mkv, …) made by ffmpeg.")
     var vis: String?
+
+    @Flag(help: "--vis shows the flow's colours alone (default: the first frame beside them, with the colour wheel and its scale).")
+    var visFlowOnly = false
 
     @Option(help: "Frames per second of a --vis video.")
     var fps: Int = 10
@@ -103,6 +108,7 @@ struct Infer: ParsableCommand {
             job.visualizations = vis
             job.fps = fps
             job.reliableOnly = reliableOnly
+            job.visualizeWithFrame = !visFlowOnly
             try job.run(predictor: predictor, outputFolder: out) { print($0); fflush(nil) }
             return
         }
@@ -110,7 +116,8 @@ struct Infer: ParsableCommand {
         let img2 = try ImageFile.read(frame2)
         let field = reliableOnly ? try predictor.predictReliable(img1, img2, names: (source, frame2))
                                  : try predictor.predict(img1, img2, names: (source, frame2))
-        try field.write(to: out, format: (out as NSString).pathExtension.lowercased() == "png" ? .png : .flo, visualization: vis)
+        try field.write(to: out, format: (out as NSString).pathExtension.lowercased() == "png" ? .png : .flo, visualization: vis,
+                        frame: visFlowOnly ? nil : img1)
         for (name, image) in [(source, img1), (frame2, img2)] where FlowPredictor.isBlank(image) {
             print("warning: \(name) is blank (one colour); the flow is not determined by the images")
         }

@@ -41,3 +41,39 @@ import Testing
     // Interleaved: pixel i holds (pixels[i], pixels[3 + i], pixels[6 + i]).
     #expect(raw.samples == [0, 128, 0, 255, 255, 255, 0, 0, 0])
 }
+
+/// The panel: the frame on the left, the flow's colours on the right, and a legend card whose
+/// wheel shows the colour of a flow at each offset from its centre.
+@Test func panelShowsTheFrameBesideTheFlowWithAWheelLegend() {
+    let w = 160, h = 120
+    var frame = RGBImage(width: w, height: h)
+    for i in frame.pixels.indices { frame.pixels[i] = Float(i % 7) / 7 }
+    var flow = FlowField(width: w, height: h)
+    for i in 0..<(w * h) { flow.uv[i] = 4 }                       // 4 px to the right everywhere
+    let panel = FlowViz.panel(frame: frame, flow: flow)
+    #expect(panel.width == 2 * w && panel.height == h)
+    let n = panel.planeSize
+    func rgb(_ x: Int, _ y: Int) -> [Float] { (0..<3).map { panel.pixels[$0 * n + y * 2 * w + x] } }
+    // Left half: the frame, unchanged.
+    for (x, y) in [(0, 0), (77, 51), (w - 1, h - 1)] {
+        #expect(rgb(x, y) == (0..<3).map { frame.pixels[$0 * w * h + y * w + x] })
+    }
+    // Right half, away from the legend: the flow's colour (saturated red).
+    #expect(zip(rgb(w + 5, 5), [1, 0, 0]).allSatisfy { abs($0 - $1) < 1e-5 }, "\(rgb(w + 5, 5))")
+    // The legend (lower right): a white card; the wheel's centre is zero motion (white), its rim
+    // to the right of the centre is the full magnitude to the right (red), to the left cyan-blue.
+    let r = min(w, h) / 10
+    var white = 0, red = 0, blue = 0, black = 0
+    for y in (h - 4 * r)..<h { for x in (2 * w - 4 * r)..<(2 * w) {
+        let c = rgb(x, y)
+        if c == [1, 1, 1] { white += 1 }
+        if c[0] > 0.9 && c[1] < 0.3 && c[2] < 0.3 { red += 1 }
+        if c[2] > 0.9 && c[0] < 0.3 { blue += 1 }
+        if c == [0, 0, 0] { black += 1 }
+    } }
+    #expect(white > 0 && red > 0 && blue > 0, "legend colours: white \(white), red \(red), blue \(blue)")
+    #expect(black > 0, "the scale label is drawn in black")
+    // A frame too small for the legend gets the two halves only.
+    let tiny = FlowViz.panel(frame: RGBImage(width: 8, height: 6), flow: FlowField(width: 8, height: 6))
+    #expect(tiny.width == 16 && tiny.pixels[8] == 1)
+}

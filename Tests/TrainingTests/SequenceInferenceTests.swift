@@ -117,9 +117,9 @@ import TestSupport
         #expect(try FileManager.default.contentsOfDirectory(atPath: out).sorted() == ["000000.png", "000001.png", "000002.png"])
         let flow = try FlowFile.read(out + "/000001.png")
         #expect(flow.width == 96 && flow.height == 64)
-        // The colour maps as a video, one frame per pair.
+        // The frames beside their colour maps as a video, one video frame per pair.
         let size = try FFmpeg.size(of: job.visualizations!)
-        #expect(size.width == 96 && size.height == 64)
+        #expect(size.width == 2 * 96 && size.height == 64)
         let probe = Process()
         probe.executableURL = URL(fileURLWithPath: FFmpeg.find("ffprobe")!)
         probe.arguments = ["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames",

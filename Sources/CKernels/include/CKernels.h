@@ -189,6 +189,8 @@ void mdf_warp_flow_grad(float *du, float *dv, const float *g, long gs, const flo
 void mdf_keep_large_blocks(void);
 /// Bytes in live malloc allocations (glibc mallinfo2; 0 elsewhere).
 size_t mdf_heap_in_use(void);
+/// Returns the heaps' free pages to the system (glibc malloc_trim; nothing elsewhere).
+void mdf_release_free_memory(void);
 
 /// One chunk of a parallel job.
 typedef void (*mdf_pool_fn)(void *ctx, long chunk);
