@@ -185,6 +185,10 @@ public struct StageSpec: Codable, Equatable, Sendable {
     public var selfAugment = SelfAugmentSpec()
     public var optimizer = OptimizerSpec()
     public var loss = LossSpec()
+    /// A stage checkpoint folder of another run (`RUN/stages/N`, or any folder holding
+    /// teacher.safetensors and/or student.safetensors): the nets found there replace the current
+    /// ones when this stage starts. Empty: continue from the previous stage.
+    public var restore = ""
     public init() {}
 
     /// Defaults per kind: RAFT's optimizer for the student (AdamW, OneCycle, clip 1).
@@ -289,6 +293,7 @@ extension Recipe {
         catch { throw RecipeError(file: file, path: "", "not valid YAML: \(error)") }
         guard user.mapping != nil else { throw RecipeError(file: file, path: "", "the top level must be a mapping of keys") }
         for o in overrides { user = try applyOverride(o, to: user, file: file) }
+        user = try applyStageDefaults(user, file: file)
 
         let merged = try overlay(user, on: try encodeNode(Recipe()), path: [], file: file)
         let recipe: Recipe
@@ -305,6 +310,30 @@ extension Recipe {
 
     static func encodeNode<T: Encodable>(_ v: T) throws -> Node {
         try Yams.compose(yaml: try YAMLEncoder().encode(v)) ?? Node.mapping([:])
+    }
+
+    /// `stageDefaults` (stage keys: crop, batch, optimizer, …) laid under every stage the user
+    /// lists (or the default cycle's stages): a stage's own keys win, nested mappings merge key by
+    /// key. Returns the tree without `stageDefaults`.
+    static func applyStageDefaults(_ user: Node, file: String) throws -> Node {
+        guard var top = user.mapping, let shared = top["stageDefaults"] else { return user }
+        guard let sm = shared.mapping else { throw RecipeError(file: file, path: "stageDefaults", "must be a mapping of stage keys") }
+        for key in ["kind", "name"] where sm[key] != nil {
+            throw RecipeError(file: file, path: "stageDefaults.\(key)", "is set per stage, not for every stage")
+        }
+        var template = StageSpec()
+        template.train = DatasetSpec()
+        try checkKnown(shared, against: try encodeNode(template), path: ["stageDefaults"], file: file)
+        let listed = top["stages"]?.sequence.map(Array.init)
+            ?? StageSpec.cycleKinds.map { Node.mapping([Node("kind"): Node($0.rawValue)]) }
+        var stages: [Node] = []
+        for (i, stage) in listed.enumerated() {
+            guard stage.mapping != nil else { throw RecipeError(file: file, path: "stages.\(i)", "a stage must be a mapping") }
+            stages.append(try overlay(stage, on: shared, path: ["stageDefaults"], file: file))
+        }
+        top["stageDefaults"] = nil
+        top["stages"] = Node.sequence(Node.Sequence(stages))
+        return Node.mapping(top)
     }
 
     /// `user` laid over `defaults`: mappings merge key by key; `stages` entries merge over the
@@ -462,6 +491,10 @@ extension Recipe {
             if s.crop[0] % 64 != 0 || s.crop[1] % 64 != 0 { throw fail("\(p).crop", "FastFlowNet needs sizes that are multiples of 64, got \(s.crop)") }
             if s.crop[0] % multiple != 0 || s.crop[1] % multiple != 0 { throw fail("\(p).crop", "\(trains.rawValue) needs multiples of \(multiple), got \(s.crop)") }
             if !(s.optimizer.lr > 0) { throw fail("\(p).optimizer.lr", "must be > 0") }
+            if checkPaths && !s.restore.isEmpty
+                && !["teacher", "student"].contains(where: { FileManager.default.fileExists(atPath: s.restore + "/\($0).safetensors") }) {
+                throw fail("\(p).restore", "'\(s.restore)' holds neither teacher.safetensors nor student.safetensors")
+            }
             if s.loss.scaleWeights.count != 5 { throw fail("\(p).loss.scaleWeights", "needs 5 weights (full, flow3, flow4, flow5, flow6), got \(s.loss.scaleWeights.count)") }
             if ![1, 2].contains(s.loss.smoothOrder) { throw fail("\(p).loss.smoothOrder", "must be 1 or 2") }
             if !(s.loss.quantile > 0 && s.loss.quantile <= 1) { throw fail("\(p).loss.quantile", "must be in (0, 1]") }

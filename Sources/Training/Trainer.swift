@@ -168,10 +168,12 @@ public final class Trainer {
         while state.stageIndex < stages.count {
             let k = state.stageIndex
             let stage = stages[k]
+            let finished = state.history.contains(where: { $0.stage == k })
+            if state.stageStep == 0 && !finished && !stage.restore.isEmpty { try restoreNets(from: stage.restore) }
             if state.stageStep < stage.steps {
                 try runStage(k, stage, stepsThisProcess: &stepsThisProcess)
             }
-            if !state.history.contains(where: { $0.stage == k }) { try finishStage(k, stage) }
+            if !finished { try finishStage(k, stage) }
             state.stageIndex += 1
             state.stageStep = 0
             state.loader = nil
@@ -306,6 +308,21 @@ public final class Trainer {
                 t0 += Timing.now() - v0          // keep validation out of pairs/s and the ETA
             }
         }
+    }
+
+    /// Loads the teacher and/or student weights a stage's `restore` folder holds (each checked
+    /// against the folder's manifest, if it has one).
+    func restoreNets(from folder: String) throws {
+        var restored: [String] = []
+        for (name, module) in [("teacher", teacher.module), ("student", student.module)] {
+            let path = folder + "/\(name).safetensors"
+            guard FileManager.default.fileExists(atPath: path) else { continue }
+            try Checkpoint.verifyFile(path)
+            try module.load(SafeTensors.read(URL(fileURLWithPath: path)).tensors, source: path)
+            restored.append(name)
+        }
+        guard !restored.isEmpty else { throw TrainingError("\(folder): holds neither teacher.safetensors nor student.safetensors (restore)") }
+        log("restored the \(restored.joined(separator: " and ")) from \(folder)")
     }
 
     func loaderConfig(_ stage: StageSpec) -> LoaderConfig {

@@ -62,6 +62,38 @@ import TestSupport
         #expect(typo?.contains("data.train.include.0.maxPiars") == true, "\(typo ?? "accepted")")
     }
 
+    /// `stageDefaults` lies under every stage: a stage's own keys win, nested mappings merge.
+    @Test func stageDefaultsApplyToEveryStageUnlessTheStageSetsTheKey() throws {
+        let yaml = """
+        stageDefaults: {crop: [256, 320], batch: 2, optimizer: {lr: 1.0e-4, clip: 5}}
+        stages:
+          - {kind: unsupervised, steps: 10}
+          - {kind: distill-to-student, steps: 10, batch: 1, optimizer: {lr: 3.0e-5}}
+        """
+        let r = try Recipe.parse(yaml, file: "d.yaml")
+        #expect(r.stages.map(\.crop) == [[256, 320], [256, 320]])
+        #expect(r.stages.map(\.batch) == [2, 1])
+        #expect(r.stages.map(\.optimizer.lr) == [1e-4, 3e-5])
+        #expect(r.stages.map(\.optimizer.clip) == [5, 5])
+        // The student stage keeps its kind's other defaults (AdamW) under the shared keys.
+        #expect(r.stages[1].optimizer.kind == .adamw)
+        // Without a stage list, the default cycle's stages take them.
+        let cycle = try Recipe.parse("stageDefaults: {batch: 3}\n", file: "d.yaml")
+        #expect(cycle.stages.count == 3 && cycle.stages.allSatisfy { $0.batch == 3 })
+        #expect(try Recipe.parse("stageDefaults: {batch: 3}\n", file: "d.yaml", overrides: ["stageDefaults.batch=5"]).stages[0].batch == 5)
+        #expect(refusal("stageDefaults: {crp: [64, 64]}\n")?.contains("stageDefaults.crp") == true)
+        #expect(refusal("stageDefaults: {kind: supervised}\n")?.contains("stageDefaults.kind") == true)
+        #expect(refusal("stageDefaults: 3\n")?.contains("must be a mapping") == true)
+    }
+
+    @Test func aRestoreFolderWithoutNetsIsRefused() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-restore-\(getpid())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let e = refusal("stages:\n  - {kind: unsupervised, restore: \(dir)}\n")
+        #expect(e?.contains("stages.0.restore") == true && e?.contains("neither teacher.safetensors") == true, "\(e ?? "accepted")")
+    }
+
     @Test func impossibleValuesAreRefused() {
         #expect(refusal("stages:\n  - {kind: unsupervised, crop: [100, 192]}\n")?.contains("multiples of 64") == true)
         #expect(refusal("stages:\n  - {kind: unsupervised, batch: 0}\n")?.contains("stages.0.batch") == true)

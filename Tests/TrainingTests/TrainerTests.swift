@@ -53,6 +53,30 @@ import TestSupport
         #expect(saved["pconv1_1.0.weight"]?.shape == [16, 3, 3, 3])
     }
 
+    /// `restore:` starts a stage from another run's stage checkpoint: a 0-step stage restored
+    /// from run A's stage 1 ends with exactly A's stage-1 nets.
+    @Test func aStageRestoresItsNetsFromAnotherRunsStageCheckpoint() throws {
+        let a = tempRun("restore-a"), b = tempRun("restore-b")
+        defer { for d in [a, b] { try? FileManager.default.removeItem(at: d) } }
+        let short = ["stages.0.steps=3", "stages.1.steps=1", "stages.2.steps=1"]
+        _ = try Trainer(recipe: try recipe(short), runDir: a, resume: false, log: { _ in }).run()
+        let source = a.appendingPathComponent("stages/1").path
+        nonisolated(unsafe) var lines: [String] = []
+        _ = try Trainer(recipe: try recipe(["stages.0.steps=2", "stages.1.steps=1", "stages.2.steps=0", "stages.2.restore=\(source)", "seed=7"]),
+                        runDir: b, resume: false, log: { lines.append($0) }).run()
+        #expect(lines.contains { $0.contains("restored the teacher and student from \(source)") }, "\(lines)")
+        for net in ["teacher", "student"] {
+            let want = try SafeTensors.read(a.appendingPathComponent("stages/1/\(net).safetensors")).tensors
+            let got = try SafeTensors.read(b.appendingPathComponent("stages/3/\(net).safetensors")).tensors
+            #expect(Set(want.keys) == Set(got.keys))
+            for (k, v) in want { #expect(got[k]?.toArray() == v.toArray(), "\(net).\(k)") }
+        }
+        // B's own stage 1 (another seed) differs, so the restore, not chance, made them equal.
+        let own = try SafeTensors.read(b.appendingPathComponent("stages/1/teacher.safetensors")).tensors
+        let theirs = try SafeTensors.read(a.appendingPathComponent("stages/1/teacher.safetensors")).tensors
+        #expect(own["pconv1_1.0.weight"]?.toArray() != theirs["pconv1_1.0.weight"]?.toArray())
+    }
+
     @Test(arguments: [(stop: 2, kill: false), (stop: 4, kill: false), (stop: 5, kill: true), (stop: 3, kill: true)])
     func resumedRunMatchesAnUninterruptedOneBitForBit(_ c: (stop: Int, kill: Bool)) throws {
         let a = tempRun("whole"), b = tempRun("split")
