@@ -11,30 +11,6 @@ public struct StepLoss {
 
 /// The MDFlow losses, stage by stage (DESIGN §3).
 public enum StageLosses {
-    /// Robust masked supervised loss (ARFlow): mean((|pred − target| + ε)^q · m) / (mean(m) + 1e-7).
-    /// pred, target: (B, 2, H, W); mask: (B, 1, H, W) → [1]
-    public static func robust(_ pred: Tensor, _ target: Tensor, mask: Tensor, eps: Float, q: Float) -> Tensor {
-        let m = mask.detached()
-        let mean = m.meanValue()
-        let d = (pred - target.detached()).abs()
-        let r = q == 1 && eps == 0 ? d : (d + eps).pow(q)
-        return (r * m).mean() * Float(1 / (mean + 1e-7))
-    }
-
-    /// Nearest downsampling of a mask (F.interpolate(mode='nearest')).  (B, 1, H, W) → (B, 1, h, w)
-    public static func nearest(_ m: Tensor, height h: Int, width w: Int) -> Tensor {
-        let b = m.shape[0], c = m.shape[1], H = m.shape[2], W = m.shape[3]
-        if H == h && W == w { return m }
-        let out = Tensor(uninitialized: [b, c, h, w])
-        for p in 0..<(b * c) {
-            for y in 0..<h {
-                let sy = min(H - 1, y * H / h)
-                for x in 0..<w { out.data[(p * h + y) * w + x] = m.data[(p * H + sy) * W + min(W - 1, x * W / w)] }
-            }
-        }
-        return out
-    }
-
     /// Photometric + smoothness on a bidirectional FastFlowNet forward (ARFlow's unFlowLoss).
     /// `flows`: the teacher's outputs on ([I1; I2], [I2; I1]) (batch 2B). Returns the loss, the
     /// visibility masks (2B, 1, H, W) and terms.
@@ -57,7 +33,7 @@ public enum StageLosses {
             let hs = flow.shape[2], ws = flow.shape[3]
             let (i1, i2) = Tape.noGrad { s == 0 ? (a, b) : (a.resizeArea(height: hs, width: ws), b.resizeArea(height: hs, width: ws)) }
             let recon = warp(i2, by: flow, padding: .border)
-            let l = Photometric.loss(i1, recon, mask: nearest(visible, height: hs, width: ws), weights: weights) * spec.scaleWeights[s]
+            let l = Photometric.loss(i1, recon, mask: Supervision.nearest(visible, height: hs, width: ws), weights: weights) * spec.scaleWeights[s]
             photo += l.item
             loss = loss.map { $0 + l } ?? l
         }
@@ -92,7 +68,7 @@ public enum StageLosses {
             if wSelf > 0 {
                 let ff = flows[0].slice(dim: 0, start: 0, length: n)
                 let (t, m) = aug.target(flow: ff.detached(), mask: visF)
-                let l = robust(pred, t, mask: m, eps: spec.robustEps, q: spec.robustQ) * wSelf
+                let l = Supervision.robust(pred, t, mask: m, eps: spec.robustEps, q: spec.robustQ) * wSelf
                 terms["selfsup"] = l.item
                 loss = loss + l
             }
@@ -102,7 +78,7 @@ public enum StageLosses {
                                                         teacher: own, visible: visF)
                 if let fraction { terms["better"] = fraction }
                 let (t, m) = aug.target(flow: studentFlow, mask: mask)
-                let l = robust(pred, t, mask: m, eps: spec.robustEps, q: spec.robustQ) * wDistill
+                let l = Supervision.robust(pred, t, mask: m, eps: spec.robustEps, q: spec.robustQ) * wDistill
                 terms["distill"] = l.item
                 loss = loss + l
             }
@@ -119,63 +95,18 @@ public enum StageLosses {
         switch kind {
         case .all: return (Tensor.full(visible.shape, 1), nil)
         case .better:
-            let (better, fraction) = studentIsBetter(image1: image1, image2: image2, student: student, teacher: teacher, visible: visible)
+            let (better, fraction) = ReliableMask.studentIsBetter(image1: image1, image2: image2, student: student, teacher: teacher, visible: visible)
             return (better, fraction)
         case .occlusion: return (visible, nil)
         }
     }
 
-    /// Where the student's flow explains I1 better than the teacher's own: visible ∧ census
-    /// distance(I1, warp(I2, F_S)) < census distance(I1, warp(I2, F_T)).
-    /// Returns (mask (B,1,H,W), fraction of pixels kept).
-    public static func studentIsBetter(image1: Tensor, image2: Tensor, student: Tensor, teacher: Tensor, visible: Tensor) -> (Tensor, Float) {
-        Tape.noGrad {
-            let ds = Photometric.census(image1, warp(image2, by: student.detached(), padding: .border))
-            let dt = Photometric.census(image1, warp(image2, by: teacher.detached(), padding: .border))
-            return visibleWhere(visible) { ds.data[$0] < dt.data[$0] }
-        }
-    }
-
-    /// 1 where visible and `keep(i)`, else 0; with the fraction of pixels kept.  visible: (B,1,H,W)
-    static func visibleWhere(_ visible: Tensor, _ keep: (Int) -> Bool) -> (Tensor, Float) {
-        let m = Tensor(uninitialized: visible.shape)
-        var kept = 0
-        for i in 0..<m.count {
-            let ok = visible.data[i] > 0.5 && keep(i)
-            m.data[i] = ok ? 1 : 0
-            if ok { kept += 1 }
-        }
-        return (m, Float(kept) / Float(max(m.count, 1)))
-    }
-
-    /// The reliable mask: non-occluded ∧ census distance(I1, warp(I2, F)) ≤ τ (or the quantile
-    /// rule). Non-occluded comes from the forward–backward check, or (`occlusion: range`)
-    /// the range map of the backward flow. Returns (mask (B,1,H,W), fraction of reliable pixels).
+    /// The reliable mask of a pseudo-label under the stage's occlusion model and confidence rule
+    /// (`ReliableMask.compute`). → (mask (B,1,H,W), fraction of reliable pixels)
     public static func reliableMask(image1: Tensor, image2: Tensor, forward: Tensor, backward: Tensor, spec: LossSpec) -> (Tensor, Float) {
-        Tape.noGrad {
-            let visible = spec.occlusion == .range ? Occlusion.rangeMap(backward)
-                : Occlusion.forwardBackward(forward, backward, alpha1: spec.occAlpha1, alpha2: spec.occAlpha2)
-            let recon = warp(image2, by: forward, padding: .border)
-            let d = Photometric.census(image1, recon)
-            var tau = spec.tau
-            if spec.confidence == .quantile {
-                var values: [Float] = []
-                for i in 0..<d.count where visible.data[i] > 0.5 { values.append(d.data[i]) }
-                values.sort()
-                tau = values.isEmpty ? 0 : values[min(values.count - 1, Int(Float(values.count) * spec.quantile))]
-            }
-            return visibleWhere(visible) { d.data[$0] <= tau }
-        }
-    }
-
-    /// Mean end-point error over the masked pixels: Σ ‖pred − target‖₂ · m / Σ m.
-    /// pred, target: (B, 2, H, W); mask: (B, 1, H, W) → [1]
-    public static func endPointError(_ pred: Tensor, _ target: Tensor, mask: Tensor) -> Tensor {
-        let m = mask.detached()
-        let d = pred - target.detached()
-        // The small constant keeps the gradient finite where the error is exactly zero.
-        let e = ((d * d).sum(dims: [1], keepDims: true) + 1e-6).pow(0.5)
-        return (e * m).mean() * Float(1 / (m.meanValue() + 1e-7))
+        ReliableMask.compute(image1: image1, image2: image2, forward: forward, backward: backward,
+                             occlusion: spec.occlusion == .range ? .rangeMap : .forwardBackward(alpha1: spec.occAlpha1, alpha2: spec.occAlpha2),
+                             rule: spec.confidence == .quantile ? .quantile(spec.quantile) : .threshold(spec.tau))
     }
 
     /// A supervised step on ground truth, the frames and the flow under the stage's augmentation
@@ -198,31 +129,18 @@ public enum StageLosses {
                 // Level predictions are in pixels of their own grid; compare in full-resolution pixels.
                 let factor = Float(w) / Float(ws)
                 let (t, m) = Tape.noGrad {
-                    s == 0 ? (target, mask) : (target.resizeArea(height: hs, width: ws) * (1 / factor), downsampleMask(mask, height: hs, width: ws))
+                    s == 0 ? (target, mask) : (target.resizeArea(height: hs, width: ws) * (1 / factor), Supervision.downsampleValid(mask, height: hs, width: ws))
                 }
-                let l = endPointError(pred, t, mask: m) * (spec.scaleWeights[s] * factor)
+                let l = Supervision.endPointError(pred, t, mask: m) * (spec.scaleWeights[s] * factor)
                 if s == 0 { terms["epe"] = l.item / spec.scaleWeights[s] }
                 loss = loss.map { $0 + l } ?? l
             }
         } else {
-            let count = preds.count
-            for (i, p) in preds.enumerated() {
-                let wt = Float(Foundation.pow(Double(spec.sequenceGamma), Double(count - 1 - i)))
-                let l = robust(p, target, mask: mask, eps: 0, q: 1) * wt
-                loss = loss.map { $0 + l } ?? l
-            }
-            terms["epe"] = endPointError(preds[count - 1].detached(), target, mask: mask).item
+            loss = Supervision.sequence(preds, target, mask: mask, gamma: spec.sequenceGamma, eps: 0, q: 1)
+            terms["epe"] = Supervision.endPointError(preds[preds.count - 1].detached(), target, mask: mask).item
         }
         terms["valid"] = Float(mask.meanValue())
         return StepLoss(total: loss ?? Tensor.zeros([1]), terms: terms)
-    }
-
-    /// A validity mask averaged to a coarser grid: 1 where every fine pixel under the cell is valid.
-    /// (B, 1, H, W) → (B, 1, h, w)
-    static func downsampleMask(_ m: Tensor, height h: Int, width w: Int) -> Tensor {
-        let r = m.resizeArea(height: h, width: w)
-        for i in 0..<r.count { r.data[i] = r.data[i] > 0.999 ? 1 : 0 }
-        return r
     }
 
     /// Stage 2: the frozen teacher's flows, filtered by the reliable mask, supervise the student
@@ -247,12 +165,8 @@ public enum StageLosses {
             let aug = SelfAugmentation(stage.selfAugment, image1: frames[k].0, image2: frames[k].1, rng: &rng)
             let (t, tm) = aug.target(flow: f, mask: m)
             let preds = student.trainForward(aug.image1, aug.image2)
-            let count = preds.count
-            for (i, p) in preds.enumerated() {
-                let w = Float(Foundation.pow(Double(spec.sequenceGamma), Double(count - 1 - i)))
-                let l = robust(p, t, mask: tm, eps: spec.robustEps, q: spec.robustQ) * w
-                loss = loss.map { $0 + l } ?? l
-            }
+            let l = Supervision.sequence(preds, t, mask: tm, gamma: spec.sequenceGamma, eps: spec.robustEps, q: spec.robustQ)
+            loss = loss.map { $0 + l } ?? l
         }
         let total = loss! * (1 / Float(targets.count))
         return StepLoss(total: total, terms: ["distill": total.item, "reliable": fraction])

@@ -39,8 +39,8 @@ import FlowNets
         for k in 0..<2 {
             let (i1, i2, f, visible) = pair(k)
             let zero = Tensor.zeros(f.shape)
-            let (right, fr) = StageLosses.studentIsBetter(image1: i1, image2: i2, student: f, teacher: zero, visible: visible)
-            let (wrong, fw) = StageLosses.studentIsBetter(image1: i1, image2: i2, student: zero, teacher: f, visible: visible)
+            let (right, fr) = ReliableMask.studentIsBetter(image1: i1, image2: i2, student: f, teacher: zero, visible: visible)
+            let (wrong, fw) = ReliableMask.studentIsBetter(image1: i1, image2: i2, student: zero, teacher: f, visible: visible)
             let vis = Float(visible.meanValue())
             #expect(fr > 0.6 * vis && fw < 0.25 * vis, "pair \(k): kept \(fr) with the true student, \(fw) with the zero student (visible \(vis))")
             for i in 0..<visible.count where visible.data[i] == 0 { #expect(right.data[i] == 0 && wrong.data[i] == 0) }
