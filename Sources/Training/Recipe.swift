@@ -470,6 +470,9 @@ extension Recipe {
             if !(n.correlationGain >= 0 && n.correlationGain.isFinite) { throw fail("\(key).correlationGain", "must be a finite number ≥ 0, got \(n.correlationGain)") }
             if checkPaths && !n.weights.isEmpty && !FileManager.default.fileExists(atPath: n.weights) { throw fail("\(key).weights", "weights file '\(n.weights)' does not exist") }
         }
+        if !data.val.hasGroundTruth {
+            throw fail("data.val.kind", "validation needs ground truth; '\(data.val.kind.rawValue)' has none")
+        }
         if teacher.arch != .fastflownet { throw fail("teacher.arch", "the teacher (the deployed net) must be fastflownet") }
         if stages.isEmpty { throw fail("stages", "at least one stage is needed") }
         for (i, s) in stages.enumerated() {

@@ -29,7 +29,7 @@ public final class Trainer {
     public private(set) var state = TrainState()
     let stages: [StageSpec]
     let train: FlowDataset
-    let val: FlowDataset?
+    let val: FlowDataset
     let log: (String) -> Void
     let metricsHandle: FileHandle
     /// The same scalars for TensorBoard, in RUN/tensorboard/.
@@ -96,7 +96,8 @@ public final class Trainer {
         }
 
         train = try DatasetFactory.open(recipe.data.train, log: log)
-        val = try? DatasetFactory.open(recipe.data.val, log: log)
+        do { val = try DatasetFactory.open(recipe.data.val, log: log) }
+        catch { throw TrainingError("data.val: \(error) (validation needs labelled pairs; point data.val at them)") }
         teacher = try NetFactory.teacher(recipe.teacher, seed: recipe.seed)
         student = try NetFactory.student(recipe.student, seed: recipe.seed &+ 1)
         if let folder = resumeFolder {
@@ -205,7 +206,47 @@ public final class Trainer {
 
     func stageSeed(_ k: Int) -> UInt64 { recipe.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(k + 1) &* 1_000_003 }
 
+    /// What one stage's steps share: its optimizer, schedule, loader, the net it trains and the
+    /// clock behind pairs/s and the ETA.
+    final class StageRun {
+        let index: Int
+        let spec: StageSpec
+        let title: String
+        let optimizer: Adam
+        let schedule: LRSchedule
+        let loader: DataLoader
+        let net: TrainableFlowNet
+        let params: [Tensor]
+        /// Start of the timed steps (validation time is added back to keep it out of the rate).
+        var t0 = Timing.now()
+        var lastLog: Double
+        let startStep: Int
+        init(index: Int, spec: StageSpec, title: String, optimizer: Adam, schedule: LRSchedule, loader: DataLoader,
+             net: TrainableFlowNet, startStep: Int) {
+            self.index = index; self.spec = spec; self.title = title; self.optimizer = optimizer; self.schedule = schedule
+            self.loader = loader; self.net = net; self.startStep = startStep
+            params = net.module.namedParameters().map(\.1)
+            lastLog = t0
+        }
+    }
+
+    /// Runs (or continues) stage `k` to its last step.
     func runStage(_ k: Int, _ stage: StageSpec, stepsThisProcess: inout Int) throws {
+        let run = try startStage(k, stage)
+        defer { run.loader.stop() }
+        while state.stageStep < stage.steps {
+            let (loss, gradNorm) = try step(run)
+            stepsThisProcess += 1
+            try record(run, loss: loss, gradNorm: gradNorm)
+            if let kill = killAfterSteps, stepsThisProcess >= kill { throw TrainingError("killed (test hook) after \(kill) steps") }
+            let interrupted = stopSignal != 0 || (stopAfterSteps.map { stepsThisProcess >= $0 } ?? false)
+            try checkpointOrValidate(run, interrupted: interrupted)
+        }
+    }
+
+    /// The stage's optimizer (resumed from the checkpoint when the stage is under way), data
+    /// loader and net, with the stage's opening log line.
+    func startStage(_ k: Int, _ stage: StageSpec) throws -> StageRun {
         let opt = makeOptimizer(stage)
         if state.stageStep > 0 {
             guard let folder = resumeFolder else { throw TrainingError("\(runDir.path): stage \(k + 1) is under way but no checkpoint was resumed") }
@@ -215,98 +256,106 @@ public final class Trainer {
             state.rng = RandomGenerator(seed: stageSeed(k))
         }
         optimizer = opt
-        let sched = schedule(stage)
         var pair = stage.pairAugment
         pair.crop = stage.crop
         var data = try stage.train.map { try DatasetFactory.open($0, log: log) } ?? train
         if stage.kind == .supervised { data = ForwardFlowOnly(data) }
         let loader = try DataLoader(dataset: data, config: loaderConfig(stage), augmentation: AugmentationConfig(pair: pair),
                                     seed: stageSeed(k) ^ 0x5A5A, resumeFrom: state.loader)
-        defer { loader.stop() }
-        let net = trainedNet(stage)
         teacher.net.setTraining(true)
         student.net.setTraining(stage.trains == .student)
-        let params = net.module.namedParameters().map(\.1)
         let title = "stage \(k + 1)/\(stages.count) \(stage.name)"
         log("\(title): \(data.name), \(data.pairs.count) pairs; \(stage.steps) steps, batch \(stage.batch), crop \(stage.crop[0])×\(stage.crop[1]), \(stage.optimizer.kind.rawValue) lr \(stage.optimizer.lr) (\(stage.optimizer.schedule.rawValue))")
-        var t0 = Timing.now()
-        let startStep = state.stageStep
-        var lastLog = t0
-        while state.stageStep < stage.steps {
-            let step = state.stageStep
-            let batch = try loader.next()
-            for s in batch.skipped { log("skipped \(s)") }
-            opt.lr = sched.lr(at: step)
-            var rng = state.rng
-            let loss = computeLoss(stage, step: step, batch: batch, rng: &rng)
-            var finite = loss.total.isFinite
-            var gradNorm: Float = 0
-            if finite {
-                Tape.backward(loss.total)
-                gradNorm = clipGradNorm(params, maxNorm: stage.optimizer.clip > 0 ? stage.optimizer.clip : .infinity)
-                finite = gradNorm.isFinite
-                if !finite {
-                    // Name where it went wrong: the parameters whose gradients hold NaN or ±inf.
-                    let bad = net.module.namedParameters().compactMap { name, t -> String? in
-                        guard let g = t.gradStorage else { return nil }
-                        let n = (0..<t.count).reduce(0) { $0 + (g.pointer[$1].isFinite ? 0 : 1) }
-                        return n > 0 ? "\(name) (\(n)/\(t.count))" : nil
-                    }
-                    log("\(title): step \(step + 1): " + (bad.isEmpty ? "the gradient norm overflowed"
-                        : "non-finite gradients in " + bad.prefix(4).joined(separator: ", ")
-                          + (bad.count > 4 ? " and \(bad.count - 4) more parameters" : "")))
-                }
-            } else {
-                Tape.clear()
-            }
-            if finite {
-                opt.update()
-                state.nonFiniteStreak = 0
-            } else {
-                state.skippedSteps += 1
-                state.nonFiniteStreak += 1
-                log("\(title): step \(step + 1): non-finite \(loss.total.isFinite ? "gradient" : "loss"); step skipped, weights untouched (\(state.nonFiniteStreak) in a row)")
-            }
-            for p in params { p.freeGrad() }
-            if state.nonFiniteStreak >= maxNonFinite {
-                throw TrainingError("\(title): \(state.nonFiniteStreak) non-finite steps in a row at step \(step + 1); stopping (the latest checkpoint in \(runDir.path) is intact)")
-            }
-            state.rng = rng
-            state.loader = batch.end
-            state.stageStep += 1
-            state.globalStep += 1
-            state.optimizerStep = opt.step
-            stepsThisProcess += 1
+        return StageRun(index: k, spec: stage, title: title, optimizer: opt, schedule: schedule(stage), loader: loader,
+                        net: trainedNet(stage), startStep: state.stageStep)
+    }
 
-            let now = Timing.now()
-            let done = state.stageStep - startStep
-            let rate = Double(done * stage.batch) / max(now - t0, 1e-9)
-            var record: [String: Any] = ["type": "train", "stage": k + 1, "stage_name": stage.name, "step": state.stageStep,
-                                         "global_step": state.globalStep, "loss": Double(loss.total.item), "lr": opt.lr,
-                                         "grad_norm": Double(gradNorm), "pairs_per_s": rate, "rss_mb": Timing.residentMB(),
-                                         "heap_mb": Double(StorageMemory.heapInUse) / 1_048_576,
-                                         "tensors_mb": Double(StorageMemory.usage.live) / 1_048_576]
-            for (key, v) in loss.terms { record[key] = Double(v) }
-            try writeMetrics(record)
-            if state.stageStep % recipe.logEvery == 0 || state.stageStep == stage.steps || now - lastLog > 30 {
-                lastLog = now
-                let eta = Double(stage.steps - state.stageStep) * (now - t0) / Double(max(done, 1))
-                let terms = loss.terms.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4g", $0.value))" }.joined(separator: " ")
-                log("\(title) step \(state.stageStep)/\(stage.steps)  loss \(String(format: "%.4f", loss.total.item))  \(terms)  lr \(String(format: "%.2e", opt.lr))  \(String(format: "%.1f", rate)) pairs/s  ETA \(Trainer.duration(eta))")
-                // After this step's rss_mb was recorded: the record shows what the steps since the last trim regrew.
-                StorageMemory.releaseFreePages()
+    /// One optimizer step: the stage's loss on the next batch, its gradient (clipped), the update —
+    /// or, when the loss or gradient is not finite, no update and a count towards `maxNonFinite`.
+    /// Advances the run state. Returns the loss and the gradient norm before clipping.
+    func step(_ run: StageRun) throws -> (StepLoss, Float) {
+        let stage = run.spec, opt = run.optimizer
+        let step = state.stageStep
+        let batch = try run.loader.next()
+        for s in batch.skipped { log("skipped \(s)") }
+        opt.lr = run.schedule.lr(at: step)
+        var rng = state.rng
+        let loss = computeLoss(stage, step: step, batch: batch, rng: &rng)
+        var finite = loss.total.isFinite
+        var gradNorm: Float = 0
+        if finite {
+            Tape.backward(loss.total)
+            gradNorm = clipGradNorm(run.params, maxNorm: stage.optimizer.clip > 0 ? stage.optimizer.clip : .infinity)
+            finite = gradNorm.isFinite
+            if !finite {
+                // Name where it went wrong: the parameters whose gradients hold NaN or ±inf.
+                let bad = run.net.module.namedParameters().compactMap { name, t -> String? in
+                    guard let g = t.gradStorage else { return nil }
+                    let n = (0..<t.count).reduce(0) { $0 + (g.pointer[$1].isFinite ? 0 : 1) }
+                    return n > 0 ? "\(name) (\(n)/\(t.count))" : nil
+                }
+                log("\(run.title): step \(step + 1): " + (bad.isEmpty ? "the gradient norm overflowed"
+                    : "non-finite gradients in " + bad.prefix(4).joined(separator: ", ")
+                      + (bad.count > 4 ? " and \(bad.count - 4) more parameters" : "")))
             }
-            if let kill = killAfterSteps, stepsThisProcess >= kill { throw TrainingError("killed (test hook) after \(kill) steps") }
-            let interrupted = stopSignal != 0 || (stopAfterSteps.map { stepsThisProcess >= $0 } ?? false)
-            if interrupted || (recipe.checkpoint.every > 0 && state.stageStep % recipe.checkpoint.every == 0 && state.stageStep < stage.steps) {
-                let name = try save()
-                if interrupted { throw TrainingInterrupted(checkpoint: runDir.appendingPathComponent(name).path) }
-            }
-            if recipe.validation.every > 0 && state.stageStep % recipe.validation.every == 0 && state.stageStep < stage.steps {
-                let v0 = Timing.now()
-                _ = try validate(k, stage, final: false)
-                t0 += Timing.now() - v0          // keep validation out of pairs/s and the ETA
-            }
+        } else {
+            Tape.clear()
+        }
+        if finite {
+            opt.update()
+            state.nonFiniteStreak = 0
+        } else {
+            state.skippedSteps += 1
+            state.nonFiniteStreak += 1
+            log("\(run.title): step \(step + 1): non-finite \(loss.total.isFinite ? "gradient" : "loss"); step skipped, weights untouched (\(state.nonFiniteStreak) in a row)")
+        }
+        for p in run.params { p.freeGrad() }
+        if state.nonFiniteStreak >= maxNonFinite {
+            throw TrainingError("\(run.title): \(state.nonFiniteStreak) non-finite steps in a row at step \(step + 1); stopping (the latest checkpoint in \(runDir.path) is intact)")
+        }
+        state.rng = rng
+        state.loader = batch.end
+        state.stageStep += 1
+        state.globalStep += 1
+        state.optimizerStep = opt.step
+        return (loss, gradNorm)
+    }
+
+    /// The step's metrics line, and every `logEvery` steps (or 30 s) a progress line with the ETA.
+    func record(_ run: StageRun, loss: StepLoss, gradNorm: Float) throws {
+        let stage = run.spec
+        let now = Timing.now()
+        let done = state.stageStep - run.startStep
+        let rate = Double(done * stage.batch) / max(now - run.t0, 1e-9)
+        var record: [String: Any] = ["type": "train", "stage": run.index + 1, "stage_name": stage.name, "step": state.stageStep,
+                                     "global_step": state.globalStep, "loss": Double(loss.total.item), "lr": run.optimizer.lr,
+                                     "grad_norm": Double(gradNorm), "pairs_per_s": rate, "rss_mb": Timing.residentMB(),
+                                     "heap_mb": Double(StorageMemory.heapInUse) / 1_048_576,
+                                     "tensors_mb": Double(StorageMemory.usage.live) / 1_048_576]
+        for (key, v) in loss.terms { record[key] = Double(v) }
+        try writeMetrics(record)
+        if state.stageStep % recipe.logEvery == 0 || state.stageStep == stage.steps || now - run.lastLog > 30 {
+            run.lastLog = now
+            let eta = Double(stage.steps - state.stageStep) * (now - run.t0) / Double(max(done, 1))
+            let terms = loss.terms.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4g", $0.value))" }.joined(separator: " ")
+            log("\(run.title) step \(state.stageStep)/\(stage.steps)  loss \(String(format: "%.4f", loss.total.item))  \(terms)  lr \(String(format: "%.2e", run.optimizer.lr))  \(String(format: "%.1f", rate)) pairs/s  ETA \(Trainer.duration(eta))")
+            // After this step's rss_mb was recorded: the record shows what the steps since the last trim regrew.
+            StorageMemory.releaseFreePages()
+        }
+    }
+
+    /// A step checkpoint every `checkpoint.every` steps (and at once when interrupted, which then
+    /// stops the run), and a mid-stage validation every `validation.every` steps.
+    func checkpointOrValidate(_ run: StageRun, interrupted: Bool) throws {
+        let stage = run.spec
+        if interrupted || (recipe.checkpoint.every > 0 && state.stageStep % recipe.checkpoint.every == 0 && state.stageStep < stage.steps) {
+            let name = try save()
+            if interrupted { throw TrainingInterrupted(checkpoint: runDir.appendingPathComponent(name).path) }
+        }
+        if recipe.validation.every > 0 && state.stageStep % recipe.validation.every == 0 && state.stageStep < stage.steps {
+            let v0 = Timing.now()
+            _ = try validate(run.index, stage, final: false)
+            run.t0 += Timing.now() - v0          // keep validation out of pairs/s and the ETA
         }
     }
 
@@ -377,7 +426,6 @@ public final class Trainer {
     }
 
     func validate(_ k: Int, _ stage: StageSpec, final: Bool) throws -> (Double, Double?) {
-        guard let val else { return (.nan, nil) }
         let mt = try Evaluation.run(teacher, on: val, maxPairs: recipe.validation.maxPairs)
         var ms: FlowMetrics? = nil
         // The student is worth validating once a stage has trained it or learned from it.
@@ -401,7 +449,7 @@ public final class Trainer {
     /// val/student_flow once the student is validated; val/ground_truth at the first validation.
     /// Leaves both nets in inference mode, as validation does.
     func addFlowImages(studentToo: Bool) throws {
-        guard let pair = val?.pairs.first else { return }
+        guard let pair = val.pairs.first else { return }
         let sample = try pair.load()
         let (h, w) = (sample.height, sample.width)
         let a = Tensor(shape: [1, 3, h, w], values: sample.image1.pixels), b = Tensor(shape: [1, 3, h, w], values: sample.image2.pixels)
@@ -447,12 +495,12 @@ public final class Trainer {
     }
 
     func printSummary() {
-        var s = "\nteacher validation EPE after each stage (\(val?.name ?? "no validation set")):\n"
+        var s = "\nteacher validation EPE after each stage (\(val.name)):\n"
         s += "| # | stage | teacher EPE | student EPE |\n|---|---|---|---|\n"
         for r in state.history {
             s += "| \(r.stage + 1) | \(r.name) | \(String(format: "%.3f", r.teacherEPE)) | \(r.studentEPE.map { String(format: "%.3f", $0) } ?? "–") |\n"
         }
-        if let val, let zero = try? Evaluation.zeroFlow(on: val, maxPairs: recipe.validation.maxPairs) {
+        if let zero = try? Evaluation.zeroFlow(on: val, maxPairs: recipe.validation.maxPairs) {
             s += "zero flow (a net that learned nothing) scores EPE \(String(format: "%.3f", zero.epe)) on the same pairs\n"
         }
         log(s)

@@ -53,6 +53,20 @@ import TestSupport
         #expect(saved["pconv1_1.0.weight"]?.shape == [16, 3, 3, 3])
     }
 
+    /// A validation set that cannot be opened stops the run before training, naming data.val
+    /// (it used to mean silently no validation).
+    @Test func anUnreadableValidationSetIsAnError() throws {
+        let dir = tempRun("bad-val")
+        let empty = FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-empty-val-\(getpid())")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        defer { for d in [dir, empty] { try? FileManager.default.removeItem(at: d) } }
+        var message = ""
+        do { _ = try Trainer(recipe: try recipe(["data.val.kind=middlebury", "data.val.root=\(empty.path)"]), runDir: dir, resume: false, log: { _ in }) }
+        catch { message = "\(error)" }
+        #expect(message.hasPrefix("data.val: ") && message.contains(empty.path), "\(message)")
+        #expect(throws: RecipeError.self) { try recipe(["data.val.kind=frames"]) }
+    }
+
     /// `restore:` starts a stage from another run's stage checkpoint: a 0-step stage restored
     /// from run A's stage 1 ends with exactly A's stage-1 nets.
     @Test func aStageRestoresItsNetsFromAnotherRunsStageCheckpoint() throws {
