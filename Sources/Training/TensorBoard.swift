@@ -103,34 +103,3 @@ public final class TensorBoardWriter {
         return c
     }
 }
-
-/// The protocol-buffer wire format, for the few field kinds an Event needs.
-struct ProtoWriter {
-    var bytes: [UInt8] = []
-
-    mutating func rawVarint(_ v: UInt64) {
-        var v = v
-        while v >= 0x80 { bytes.append(UInt8(v & 0x7F) | 0x80); v >>= 7 }
-        bytes.append(UInt8(v))
-    }
-
-    mutating func key(_ field: Int, _ wireType: UInt64) { rawVarint(UInt64(field) << 3 | wireType) }
-
-    mutating func varint(_ field: Int, _ v: UInt64) { key(field, 0); rawVarint(v) }
-
-    mutating func double(_ field: Int, _ v: Double) {
-        key(field, 1)
-        withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
-    }
-
-    mutating func float(_ field: Int, _ v: Float) {
-        key(field, 5)
-        withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
-    }
-
-    mutating func bytes(_ field: Int, _ v: [UInt8]) {
-        key(field, 2)
-        rawVarint(UInt64(v.count))
-        bytes.append(contentsOf: v)
-    }
-}
