@@ -23,22 +23,9 @@ public final class FlowPredictor {
         self.weights = weights
         self.iters = iters
         self.convention = convention
-        try Checkpoint.verifyFile(weights)
-        let state = try WeightsFile.read(URL(fileURLWithPath: weights))
-        switch arch {
-        case .fastflownet:
-            let model = FastFlowNet()
-            try model.load(state, source: weights)
-            model.setTraining(false)
-            fastFlowNet = model
-            raft = nil
-        case .raft, .raftSmall:
-            let model = RAFT(small: arch == .raftSmall)
-            try model.load(state, source: weights)
-            model.setTraining(false)
-            raft = model
-            fastFlowNet = nil
-        }
+        let net = try NetFactory.trained(arch, weights: weights, iters: iters)
+        fastFlowNet = (net as? TeacherNet)?.net
+        raft = (net as? StudentNet)?.net
     }
 
     /// The flow from `image1` to `image2` (same size), every pixel valid. `names` name the frames

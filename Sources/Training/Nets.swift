@@ -57,12 +57,13 @@ public final class StudentNet: TrainableFlowNet {
     }
 }
 
+/// Where every command gets its nets: the trainer, `evaluate`, `infer` and `export`.
 public enum NetFactory {
     /// The teacher, seeded or loaded from `spec.weights`.
     public static func teacher(_ spec: NetSpec, seed: UInt64) throws -> TeacherNet {
         let net = FastFlowNet()
         net.initialize(seed: seed, correlationGain: spec.correlationGain)
-        if !spec.weights.isEmpty { try net.load(try NN.WeightsFile.read(URL(fileURLWithPath: spec.weights)), source: spec.weights) }
+        if !spec.weights.isEmpty { try load(spec.weights, into: net) }
         return TeacherNet(net)
     }
 
@@ -70,7 +71,24 @@ public enum NetFactory {
     public static func student(_ spec: NetSpec, seed: UInt64) throws -> StudentNet {
         let net = RAFT(small: spec.arch == .raftSmall)
         net.initialize(seed: seed)
-        if !spec.weights.isEmpty { try net.load(try NN.WeightsFile.read(URL(fileURLWithPath: spec.weights)), source: spec.weights) }
+        if !spec.weights.isEmpty { try load(spec.weights, into: net) }
         return StudentNet(net, trainIters: spec.iters, evalIters: spec.evalIters)
+    }
+
+    /// The net of `arch` with the weights of `file`, for inference (eval mode).
+    public static func trained(_ arch: NetArch, weights file: String, iters: Int = 12) throws -> TrainableFlowNet {
+        var spec = NetSpec(arch: arch)
+        spec.weights = file
+        spec.evalIters = iters
+        let net: TrainableFlowNet = arch == .fastflownet ? try teacher(spec, seed: 0) : try student(spec, seed: 0)
+        net.module.setTraining(false)
+        return net
+    }
+
+    /// Loads a weights file (.safetensors, or a PyTorch .pth in zip or legacy format) strictly into
+    /// `module`, first checking it against a checkpoint manifest beside it, if there is one.
+    public static func load(_ file: String, into module: any Module) throws {
+        try Checkpoint.verifyFile(file)
+        try module.load(try NN.WeightsFile.read(URL(fileURLWithPath: file)), source: file)
     }
 }

@@ -85,27 +85,15 @@ struct Evaluate: ParsableCommand {
             var netSpec = isTeacher ? saved.teacher : saved.student
             if folder == nil && !isTeacher { netSpec.arch = arch }
             if let iters { netSpec.evalIters = iters }
-            netSpec.weights = ""
-            let file = try folder.map { $0.appendingPathComponent("\(net).safetensors").path } ?? weights ?? arch.shippedWeights()
-            // A checkpoint folder was verified whole by `resolve`; a lone file is checked here.
-            if folder == nil { try Checkpoint.verifyFile(file) }
-            let state = try WeightsFile.read(URL(fileURLWithPath: file))
+            // A lone file is checked against a manifest beside it (a checkpoint folder already was, whole).
+            netSpec.weights = try folder.map { $0.appendingPathComponent("\(net).safetensors").path } ?? weights ?? arch.shippedWeights()
             let d = try DatasetFactory.open(spec)
-            let model: TrainableFlowNet
-            if isTeacher {
-                let t = try NetFactory.teacher(netSpec, seed: 0)
-                try t.net.load(state, source: file)
-                model = t
-            } else {
-                let s = try NetFactory.student(netSpec, seed: 0)
-                try s.net.load(state, source: file)
-                model = s
-            }
+            let model: TrainableFlowNet = isTeacher ? try NetFactory.teacher(netSpec, seed: 0) : try NetFactory.student(netSpec, seed: 0)
             let m = try Evaluation.run(model, on: d, maxPairs: maxPairs, visualize: vis) { i, n in
                 if i % 20 == 0 || i == n { FileHandle.standardError.write("\r  \(i)/\(n) pairs".data(using: .utf8)!) }
             }
             FileHandle.standardError.write("\n".data(using: .utf8)!)
-            print("\(isTeacher ? "teacher" : "student") \(file) on \(d.name) (\(m.images) pairs):")
+            print("\(isTeacher ? "teacher" : "student") \(netSpec.weights) on \(d.name) (\(m.images) pairs):")
             print(String(format: "  EPE all %.3f   noc %@   occ %@   (mean over images)", m.epe,
                          m.epeNoc.map { String(format: "%.3f", $0) } ?? "–", m.epeOcc.map { String(format: "%.3f", $0) } ?? "–"))
             print(String(format: "  EPE all pooled over pixels %.3f", m.epePixel))

@@ -63,9 +63,9 @@ struct Export: ParsableCommand {
     func run() throws {
         let (h, w) = try parseSize()
         let path = try weights ?? net.shippedWeights()
-        try Checkpoint.verifyFile(path)
-        let model = FastFlowNet()
-        try model.load(try WeightsFile.read(URL(fileURLWithPath: path)), source: path)
+        var spec = NetSpec(arch: .fastflownet)
+        spec.weights = path
+        let model = try NetFactory.teacher(spec, seed: 0).net
         let graph = try FastFlowNetONNX.model(model, height: h, width: w, opset: opset,
                                               source: (path as NSString).lastPathComponent)
         try FastFlowNetONNX.write(graph, to: onnx)
