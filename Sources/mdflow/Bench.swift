@@ -31,6 +31,11 @@ struct Bench: ParsableCommand {
         min_ms, cpu_median_ms (process CPU time per run, all threads; a virtual machine leaves \
         out the time stolen by its host, so at one thread it is the steadier figure) and \
         peak_rss_mb.
+
+        Examples:
+          mdflow bench fastflownet-infer --threads 2 --size 448x1024
+          mdflow bench raft-train --small --threads 1 --batch 2 --size 256x320 --json
+          mdflow bench conv --threads 1,2 --layers pconv1_1
         """)
 
     @Argument(help: "Workload: conv, loader, fastflownet-infer, fastflownet-train, raft-infer, raft-train.")
@@ -57,7 +62,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print one JSON line.")
     var json = false
 
-    @Option(help: "conv: only the layers whose name contains one of these comma-separated words (e.g. pconv1_1,s2).")
+    @Option(help: "conv: only the layers whose name contains one of these comma-separated words (e.g. pconv1_1,s2; default: every layer).")
     var layers: String?
 
     func run() throws {

@@ -5,6 +5,7 @@ import Training
 extension NetArch: ExpressibleByArgument {}
 extension DatasetSpec.Split: ExpressibleByArgument {}
 extension FlowFormat: ExpressibleByArgument {}
+extension TrainedNet: ExpressibleByArgument {}
 
 extension NetArch {
     /// The weights shipped in Models/ for this net.

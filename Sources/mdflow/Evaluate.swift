@@ -21,11 +21,11 @@ struct Evaluate: ParsableCommand {
                           --dataset synthetic:Datasets/synthetic --split val
         """)
 
-    @Option(help: ArgumentHelp("A run directory (its latest checkpoint) or a checkpoint folder.", valueName: "DIR"))
+    @Option(help: ArgumentHelp("A run directory (its latest checkpoint) or a checkpoint folder (default: none; --weights or the shipped weights).", valueName: "DIR"))
     var checkpoint: String?
 
     @Option(help: "With --checkpoint: which net, teacher or student.")
-    var net: String = "teacher"
+    var net: TrainedNet = .teacher
 
     @Option(help: ArgumentHelp("A weights file (.safetensors or .pth) instead of a checkpoint; default: the shipped Models/ weights of --arch.", valueName: "FILE"))
     var weights: String?
@@ -36,10 +36,10 @@ struct Evaluate: ParsableCommand {
     @Option(help: "RAFT iterations (default: the recipe's evalIters, 12 without a recipe).")
     var iters: Int?
 
-    @Option(help: ArgumentHelp("Take the validation dataset from this recipe.", valueName: "RECIPE"))
+    @Option(help: ArgumentHelp("Take the validation dataset from this recipe (default: none; give it or --dataset).", valueName: "RECIPE"))
     var recipe: String?
 
-    @Option(help: ArgumentHelp("A dataset as KIND:ROOT (kinds with ground truth: synthetic, layered, chairs, sintel, kitti2015, kitti2012, middlebury).", valueName: "KIND:ROOT"))
+    @Option(help: ArgumentHelp("A dataset as KIND:ROOT (kinds with ground truth: synthetic, layered, chairs, sintel, kitti2015, kitti2012, middlebury; default: none, give it or --recipe).", valueName: "KIND:ROOT"))
     var dataset: String?
 
     @Option(help: "Split: train, val or all.")
@@ -48,15 +48,14 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Evaluate at most this many pairs (0: all).")
     var maxPairs: Int = 0
 
-    @Option(help: ArgumentHelp("Write the metrics as JSON here.", valueName: "FILE"))
+    @Option(help: ArgumentHelp("Write the metrics as JSON here (default: none).", valueName: "FILE"))
     var json: String?
 
-    @Option(help: ArgumentHelp("Write flow visualizations (PNG) into this folder.", valueName: "DIR"))
+    @Option(help: ArgumentHelp("Write flow visualizations (PNG) into this folder (default: none).", valueName: "DIR"))
     var vis: String?
 
     func run() throws {
         do {
-            guard net == "teacher" || net == "student" else { throw ValidationError("--net must be teacher or student") }
             if checkpoint != nil && weights != nil { throw ValidationError("give --checkpoint or --weights, not both") }
             if let iters, iters < 1 { throw ValidationError("--iters must be at least 1") }
             let folder = try checkpoint.map { try Checkpoint.resolve($0) }
@@ -81,12 +80,12 @@ struct Evaluate: ParsableCommand {
                 throw ValidationError("give --recipe R or --dataset KIND:ROOT")
             }
             // What to load: a checkpoint's teacher or student, or a weights file of --arch.
-            let isTeacher = folder != nil ? net == "teacher" : arch == .fastflownet
+            let isTeacher = folder != nil ? net == .teacher : arch == .fastflownet
             var netSpec = isTeacher ? saved.teacher : saved.student
             if folder == nil && !isTeacher { netSpec.arch = arch }
             if let iters { netSpec.evalIters = iters }
             // A lone file is checked against a manifest beside it (a checkpoint folder already was, whole).
-            netSpec.weights = try folder.map { $0.appendingPathComponent("\(net).safetensors").path } ?? weights ?? arch.shippedWeights()
+            netSpec.weights = try folder.map { $0.appendingPathComponent("\(net.rawValue).safetensors").path } ?? weights ?? arch.shippedWeights()
             let d = try DatasetFactory.open(spec)
             let model: TrainableFlowNet = isTeacher ? try NetFactory.teacher(netSpec, seed: 0) : try NetFactory.student(netSpec, seed: 0)
             let m = try Evaluation.run(model, on: d, maxPairs: maxPairs, visualize: vis) { i, n in

@@ -32,7 +32,7 @@ struct Export: ParsableCommand {
     @Option(help: "Weights: .safetensors or .pth (default: the shipped teacher, Models/fastflownet.safetensors).")
     var weights: String?
 
-    @Option(help: ArgumentHelp("Output ONNX file.", valueName: "OUT.onnx"))
+    @Option(help: ArgumentHelp("Output ONNX file (required).", valueName: "OUT.onnx"))
     var onnx: String
 
     @Option(help: ArgumentHelp("Input size HEIGHTxWIDTH, fixed in the graph.", valueName: "HxW"))

@@ -33,12 +33,16 @@ struct GenerateDataset: ParsableCommand {
           DIR/data/NNNNN_occ_bw.png   the same for frame 2 (layered only)
           DIR/split.txt            one line per pair: 1 = train, 2 = validation
           DIR/layered.json or synthetic.json   the settings used
+
+        Examples:
+          mdflow generate-dataset --out Datasets/layered-extra --pairs 2000 --seed 7
+          mdflow generate-dataset --kind basic --out Datasets/small --pairs 200 --size 128x192
         """)
 
     @Option(name: .long, help: "Scene generator: layered or basic.")
     var kind: SceneKind = .layered
 
-    @Option(name: .long, help: ArgumentHelp("Output folder (created if missing).", valueName: "DIR"))
+    @Option(name: .long, help: ArgumentHelp("Output folder, created if missing (required).", valueName: "DIR"))
     var out: String
 
     @Option(name: .long, help: "Number of image pairs.")

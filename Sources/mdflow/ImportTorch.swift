@@ -12,12 +12,15 @@ struct ImportTorch: ParsableCommand {
         The pickle is read by a restricted reader that executes nothing and refuses anything but \
         tensors, containers and plain values. Every tensor is written as float32 under its original \
         key; a failed run writes nothing.
+
+        Example:
+          mdflow import-torch raft-small.pth --out raft-small.safetensors --strip-module-prefix
         """)
 
     @Argument(help: "The .pth file.")
     var input: String
 
-    @Option(help: "Output .safetensors file.")
+    @Option(help: "Output .safetensors file (required).")
     var out: String
 
     @Flag(help: "Drop a leading 'module.' (DataParallel) from every key.")

@@ -58,10 +58,10 @@ struct Infer: ParsableCommand {
     @Argument(help: "Second frame (only with a first frame).")
     var frame2: String?
 
-    @Option(help: "Output: the flow file (.flo or .png) for two frames; a folder otherwise.")
+    @Option(help: "Output (required): the flow file (.flo or .png) for two frames; a folder otherwise.")
     var out: String
 
-    @Option(help: "Also write colour visualizations: a .png for two frames; otherwise a folder of PNGs, or a video (.mp4, .mkv, …) made by ffmpeg.")
+    @Option(help: "Also write colour visualizations: a .png for two frames; otherwise a folder of PNGs, or a video (.mp4, .mkv, …) made by ffmpeg (default: none).")
     var vis: String?
 
     @Flag(help: "--vis shows the flow's colours alone (default: the first frame beside them, with the colour wheel and its scale).")

@@ -24,10 +24,10 @@ struct Train: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Run directory (default: Checkpoints/<recipe name>-<date>).", valueName: "DIR"))
     var runDir: String?
 
-    @Option(name: .long, help: ArgumentHelp("Continue the run in DIR from its latest checkpoint.", valueName: "DIR"))
+    @Option(name: .long, help: ArgumentHelp("Continue the run in DIR from its latest checkpoint (default: none; a new run).", valueName: "DIR"))
     var resume: String?
 
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override a recipe key, e.g. --set stages.0.steps=100 (repeatable).", valueName: "key.path=value"))
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a recipe key, e.g. --set stages.0.steps=100 (repeatable; default: none).", valueName: "key.path=value"))
     var overrides: [String] = []
 
     @Flag(help: "Resume even if the recipe differs from the run's.")
