@@ -15,6 +15,9 @@ public final class FlowPredictor {
     let raft: RAFT?
     let iters: Int
     let convention: FastFlowNetInputConvention
+    /// FastFlowNet only: estimate on the frames resized by this factor (finer motions and detail
+    /// become larger, at scale² the cost), the flow brought back to the frames' size.
+    public var scale = 1.0
 
     /// Loads `weights` (.safetensors or a PyTorch .pth) into a net of `arch`; checks the file
     /// against a checkpoint manifest beside it, if there is one.
@@ -38,7 +41,7 @@ public final class FlowPredictor {
         let b = Tensor(shape: [1, 3, image2.height, image2.width], values: image2.pixels)
         let flow: Tensor
         if let fastFlowNet {
-            flow = fastFlowNet.predict(a, b, convention: convention)
+            flow = fastFlowNet.predict(a, b, convention: convention, scale: scale)
         } else {
             guard image1.width >= 57 && image1.height >= 57 else {
                 throw TrainingError("\(names.0): \(image1.width)×\(image1.height) is too small for RAFT's 4-level correlation pyramid (at least 57×57)")

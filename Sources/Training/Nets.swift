@@ -17,6 +17,8 @@ public protocol TrainableFlowNet: AnyObject {
 public final class TeacherNet: TrainableFlowNet {
     public let net: FastFlowNet
     public var module: any Module { net }
+    /// Inference runs on the frames resized by this factor (`FastFlowNet.predict`); 1 in training.
+    public var inferenceScale = 1.0
     public init(_ net: FastFlowNet) { self.net = net }
 
     public func trainForward(_ image1: Tensor, _ image2: Tensor) -> [Tensor] {
@@ -33,7 +35,7 @@ public final class TeacherNet: TrainableFlowNet {
 
     public func infer(_ image1: Tensor, _ image2: Tensor) -> Tensor {
         net.setTraining(false)
-        return net.predict(image1, image2, convention: .mdflow)
+        return net.predict(image1, image2, convention: .mdflow, scale: inferenceScale)
     }
 }
 

@@ -45,6 +45,9 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Split: train, val or all.")
     var split: DatasetSpec.Split = .val
 
+    @Option(help: "Teacher: estimate on the frames resized by this factor, flow returned at their size.")
+    var scale: Double = 1
+
     @Option(help: "Evaluate at most this many pairs (0: all).")
     var maxPairs: Int = 0
 
@@ -87,7 +90,16 @@ struct Evaluate: ParsableCommand {
             // A lone file is checked against a manifest beside it (a checkpoint folder already was, whole).
             netSpec.weights = try folder.map { $0.appendingPathComponent("\(net.rawValue).safetensors").path } ?? weights ?? arch.shippedWeights()
             let d = try DatasetFactory.open(spec)
-            let model: TrainableFlowNet = isTeacher ? try NetFactory.teacher(netSpec, seed: 0) : try NetFactory.student(netSpec, seed: 0)
+            guard scale > 0 && scale <= 8 else { throw ValidationError("--scale must be in (0, 8], got \(scale)") }
+            guard scale == 1 || isTeacher else { throw ValidationError("--scale applies to the teacher (fastflownet) only") }
+            let model: TrainableFlowNet
+            if isTeacher {
+                let t = try NetFactory.teacher(netSpec, seed: 0)
+                t.inferenceScale = scale
+                model = t
+            } else {
+                model = try NetFactory.student(netSpec, seed: 0)
+            }
             let m = try Evaluation.run(model, on: d, maxPairs: maxPairs, visualize: vis) { i, n in
                 if i % 20 == 0 || i == n { FileHandle.standardError.write("\r  \(i)/\(n) pairs".data(using: .utf8)!) }
             }

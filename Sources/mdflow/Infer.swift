@@ -52,6 +52,9 @@ struct Infer: ParsableCommand {
     @Option(help: "FastFlowNet input convention: mdflow (default) or supervised.")
     var convention: String = "mdflow"
 
+    @Option(help: "FastFlowNet: estimate on the frames resized by this factor, flow returned at their size (scale² the cost; docs/accuracy.md).")
+    var scale: Double = 1
+
     @Argument(help: "First frame (PNG, JPEG or PPM), or a folder of frames, or a video file.")
     var source: String
 
@@ -86,6 +89,8 @@ struct Infer: ParsableCommand {
         guard iters >= 1 else { throw ValidationError("--iters must be at least 1") }
         guard FastFlowNetInputConvention(rawValue: convention) != nil else { throw ValidationError("--convention must be mdflow or supervised, got '\(convention)'") }
         guard step >= 1 else { throw ValidationError("--step must be at least 1") }
+        guard scale > 0 && scale <= 8 else { throw ValidationError("--scale must be in (0, 8], got \(scale)") }
+        guard scale == 1 || net == .fastflownet else { throw ValidationError("--scale applies to fastflownet only") }
         guard maxFrames >= 0 else { throw ValidationError("--max-frames must be 0 (all) or more") }
         guard fps >= 1 else { throw ValidationError("--fps must be at least 1") }
         if frame2 != nil {
@@ -100,6 +105,7 @@ struct Infer: ParsableCommand {
     func run() throws {
         let predictor = try FlowPredictor(arch: net, weights: try weights ?? net.shippedWeights(), iters: iters,
                                           convention: FastFlowNetInputConvention(rawValue: convention)!)
+        predictor.scale = scale
         guard let frame2 else {
             var job = SequenceInference(source: source)
             job.step = step

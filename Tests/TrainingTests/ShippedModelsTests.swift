@@ -47,6 +47,14 @@ private func innerMeanFlow(_ flow: Tensor) -> (Double, Double) {
         #expect(flow.isFinite)
         let (u, v) = innerMeanFlow(flow)
         #expect(abs(u - 3) < 0.5 && abs(v + 2) < 0.5, "mean flow (\(u), \(v)) for a (3, −2) translation")
+        // At 1.5× the frames' size the input is 192×320 (multiples of 64 at or above), and the flow
+        // comes back at the frames' size in their pixels.
+        let i1 = Tensor(shape: [1, 3, 128, 192], values: a.pixels), i2 = Tensor(shape: [1, 3, 128, 192], values: b.pixels)
+        #expect(Tape.noGrad { FastFlowNet.preprocess(i1, i2, scale: 1.5) }.shape == [1, 6, 192, 320])
+        let scaled = Tape.noGrad { net.predict(i1, i2, scale: 1.5) }
+        #expect(scaled.shape == [1, 2, 128, 192])
+        let (su, sv) = innerMeanFlow(scaled)
+        #expect(abs(su - 3) < 0.5 && abs(sv + 2) < 0.5, "mean flow (\(su), \(sv)) at scale 1.5")
     }
 
     /// The shipped student is the public RAFT-small (its authors' weights, converted to

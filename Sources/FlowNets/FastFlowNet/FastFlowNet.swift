@@ -129,13 +129,17 @@ public enum FastFlowNetInputConvention: String, Sendable, Codable, CaseIterable 
 extension FastFlowNet {
     /// Builds the network input from two RGB frames in [0, 1] of any size: centralizes them as
     /// `convention` says (statistics per sample, over both original frames), then resizes both
-    /// bilinearly (align_corners false) to the next multiples of 64.
+    /// bilinearly (align_corners false) to the multiples of 64 at or above `scale` × their size.
     /// image1, image2: (N, 3, h, w) → (N, 6, H, W)
-    public static func preprocess(_ image1: Tensor, _ image2: Tensor, convention: FastFlowNetInputConvention = .mdflow) -> Tensor {
+    public static func preprocess(_ image1: Tensor, _ image2: Tensor, convention: FastFlowNetInputConvention = .mdflow,
+                                  scale: Double = 1) -> Tensor {
         require(image1.rank == 4 && image1.shape[1] == 3 && image1.shape == image2.shape, "FastFlowNet.preprocess",
                 "frames \(describe(image1.shape)) and \(describe(image2.shape)) must be equal (N, 3, h, w)")
+        require(scale > 0 && scale.isFinite, "FastFlowNet.preprocess", "scale \(scale) must be positive")
         let h = image1.shape[2], w = image1.shape[3]
-        let hh = (h + sizeDivisor - 1) / sizeDivisor * sizeDivisor, ww = (w + sizeDivisor - 1) / sizeDivisor * sizeDivisor
+        func target(_ n: Int) -> Int { max(1, Int((Double(n) * scale / Double(sizeDivisor)).rounded(.up))) * sizeDivisor }
+        let hh = scale == 1 ? (h + sizeDivisor - 1) / sizeDivisor * sizeDivisor : target(h)
+        let ww = scale == 1 ? (w + sizeDivisor - 1) / sizeDivisor * sizeDivisor : target(w)
         var a = image1, b = image2
         switch convention {
         case .mdflow:
@@ -166,11 +170,13 @@ extension FastFlowNet {
     }
 
     /// Full inference on two RGB frames in [0, 1] of any size, without recording gradients:
-    /// preprocess, forward, 20 × upsampling of flow2, resize back to the frames' size.
+    /// preprocess (at `scale` × the frames' size, rounded up to multiples of 64), forward, 20 ×
+    /// upsampling of flow2, resize back to the frames' size.
     /// image1, image2: (N, 3, h, w) → flow in pixels (N, 2, h, w)
-    public func predict(_ image1: Tensor, _ image2: Tensor, convention: FastFlowNetInputConvention = .mdflow) -> Tensor {
+    public func predict(_ image1: Tensor, _ image2: Tensor, convention: FastFlowNetInputConvention = .mdflow,
+                        scale: Double = 1) -> Tensor {
         Tape.noGrad {
-            let input = Self.preprocess(image1, image2, convention: convention)
+            let input = Self.preprocess(image1, image2, convention: convention, scale: scale)
             let flow = inferFlow(input)
             return Self.resizeFlow(flow, height: image1.shape[2], width: image1.shape[3])
         }
