@@ -1,7 +1,7 @@
 // The transforms of Winograd's F(4, 5) along one axis, for 1×5 and 5×1 stride-1 convolutions (see
 // CKernels.h): each run of 4 outputs along the kernel's axis is Aᵀ[(G g) ⊙ (Bᵀ d)] of the 8 inputs d
 // under it, eight products per four outputs instead of twenty. Interpolation points 0, ±1, ±2, ±½, ∞;
-// Bᵀ's rows are scaled to integers and G (applied once to the weights, in Winograd.swift) carries the
+// Bᵀ's rows are scaled to integers and G (applied once to the weights, in WeightPacking.swift) carries the
 // factors:
 //   Bᵀ = [4 0 −21 0 21 0 −4 0;  0 −4 −4 17 17 −4 −4 0;  0 4 −4 −17 17 4 −4 0;  0 2 1 −10 −5 8 4 0;
 //         0 −2 1 10 −5 −8 4 0;  0 4 8 −5 −10 1 2 0;  0 −4 8 5 −10 −1 2 0;  0 −4 0 21 0 −21 0 4]

@@ -3,7 +3,7 @@
 // per sixteen outputs instead of a hundred and forty-four. Interpolation points 0, ±1, ±2, ∞, with
 //   Bᵀ = [4 0 −5 0 1 0;  0 −4 −4 1 1 0;  0 4 −4 −1 1 0;  0 −2 −1 2 1 0;  0 2 −1 −2 1 0;  0 4 0 −5 0 1]
 //   Aᵀ = [1 1 1 1 1 0;  0 1 −1 2 −2 0;  0 1 1 4 4 0;  0 1 −1 8 −8 1]
-// and G (applied once to the weights, in Winograd.swift) = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙; 1⁄24 1⁄12 ⅙;
+// and G (applied once to the weights, in WeightPacking.swift) = [¼ 0 0; −⅙ −⅙ −⅙; −⅙ ⅙ −⅙; 1⁄24 1⁄12 ⅙;
 // 1⁄24 −1⁄12 ⅙; 0 0 1]. The products over the input channels run on mdf_igemm; these loops only
 // transform, over a row of tiles with unit-stride loads and stores so that the compiler vectorizes
 // them; the AVX2 entry points compile the same bodies for 8-wide registers.
