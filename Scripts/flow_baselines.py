@@ -39,24 +39,13 @@ import time
 import cv2
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from flo import read_flo  # noqa: E402
+
 SEQUENCES = ["Dimetrodon", "Grove2", "Grove3", "Hydrangea",
              "RubberWhale", "Urban2", "Urban3", "Venus"]
-FLO_MAGIC = 202021.25
 INVALID = 1e9
 TIMING_RUNS = 3
-
-
-def read_flo(path):
-    """Read a Middlebury .flo file into an (H, W, 2) float32 array."""
-    with open(path, "rb") as f:
-        magic = np.fromfile(f, np.float32, 1)
-        if magic.size != 1 or magic[0] != FLO_MAGIC:
-            raise ValueError(f"{path}: bad .flo magic")
-        width, height = (int(x) for x in np.fromfile(f, np.int32, 2))
-        data = np.fromfile(f, np.float32, width * height * 2)
-    if data.size != width * height * 2:
-        raise ValueError(f"{path}: truncated .flo ({width}x{height})")
-    return data.reshape(height, width, 2)
 
 
 def dis_method(preset):

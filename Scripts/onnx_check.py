@@ -27,24 +27,13 @@ import subprocess
 import sys
 
 import numpy as np
+
 import onnx
 import onnxruntime as ort
 from PIL import Image
 
-FLO_MAGIC = 202021.25
-
-
-def read_flo(path):
-    """Reads a Middlebury .flo file into an (H, W, 2) float32 array."""
-    with open(path, "rb") as f:
-        magic = np.fromfile(f, np.float32, 1)
-        if magic.size != 1 or magic[0] != FLO_MAGIC:
-            raise ValueError(f"{path}: not a .flo file (magic {magic})")
-        w, h = np.fromfile(f, np.int32, 2)
-        data = np.fromfile(f, np.float32, 2 * w * h)
-    if data.size != 2 * w * h:
-        raise ValueError(f"{path}: truncated ({data.size} of {2 * w * h} values)")
-    return data.reshape(h, w, 2)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from flo import read_flo  # noqa: E402
 
 
 def read_rgb(path):

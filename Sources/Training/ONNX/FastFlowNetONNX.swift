@@ -181,21 +181,20 @@ private struct Emitter {
     }
 
     mutating func conv(_ x: String, _ c: Conv2d, key: String) -> String {
-        let g = c.geometry
-        var inputs = [x, weight(key + ".weight", c.weight)]
-        if let bias = c.bias { inputs.append(weight(key + ".bias", bias)) }
-        return b.node("Conv", inputs, [("kernel_shape", .ints([g.kh, g.kw])), ("strides", .ints([g.sh, g.sw])),
-                                       ("pads", .ints([g.padTop, g.padLeft, g.padBottom, g.padRight])),
-                                       ("dilations", .ints([g.dh, g.dw])), ("group", .int(g.groups))], name: key)
+        convNode("Conv", x, weight: c.weight, bias: c.bias, geometry: c.geometry, key: key)
     }
 
     mutating func convTranspose(_ x: String, _ c: ConvTranspose2d, key: String) -> String {
-        let g = c.geometry
-        var inputs = [x, weight(key + ".weight", c.weight)]
-        if let bias = c.bias { inputs.append(weight(key + ".bias", bias)) }
-        return b.node("ConvTranspose", inputs, [("kernel_shape", .ints([g.kh, g.kw])), ("strides", .ints([g.sh, g.sw])),
-                                                ("pads", .ints([g.padTop, g.padLeft, g.padBottom, g.padRight])),
-                                                ("dilations", .ints([g.dh, g.dw])), ("group", .int(g.groups))], name: key)
+        convNode("ConvTranspose", x, weight: c.weight, bias: c.bias, geometry: c.geometry, key: key)
+    }
+
+    /// A Conv or ConvTranspose node with the layer's weights as initializers under `key`.
+    mutating func convNode(_ op: String, _ x: String, weight w: Tensor, bias: Tensor?, geometry g: ConvGeometry, key: String) -> String {
+        var inputs = [x, weight(key + ".weight", w)]
+        if let bias { inputs.append(weight(key + ".bias", bias)) }
+        return b.node(op, inputs, [("kernel_shape", .ints([g.kh, g.kw])), ("strides", .ints([g.sh, g.sw])),
+                                   ("pads", .ints([g.padTop, g.padLeft, g.padBottom, g.padRight])),
+                                   ("dilations", .ints([g.dh, g.dw])), ("group", .int(g.groups))], name: key)
     }
 
     /// The shuffle-block decoder on the concatenated cost volume, features and flow.
