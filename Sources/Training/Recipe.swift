@@ -324,6 +324,7 @@ extension Recipe {
         var template = StageSpec()
         template.train = DatasetSpec()
         try checkKnown(shared, against: try encodeNode(template), path: ["stageDefaults"], file: file)
+        if let given = top["stages"], given.sequence == nil { throw RecipeError(file: file, path: "stages", "must be a list of stages") }
         let listed = top["stages"]?.sequence.map(Array.init)
             ?? StageSpec.cycleKinds.map { Node.mapping([Node("kind"): Node($0.rawValue)]) }
         var stages: [Node] = []

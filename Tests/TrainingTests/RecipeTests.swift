@@ -84,6 +84,7 @@ import TestSupport
         #expect(refusal("stageDefaults: {crp: [64, 64]}\n")?.contains("stageDefaults.crp") == true)
         #expect(refusal("stageDefaults: {kind: supervised}\n")?.contains("stageDefaults.kind") == true)
         #expect(refusal("stageDefaults: 3\n")?.contains("must be a mapping") == true)
+        #expect(refusal("stageDefaults: {batch: 2}\nstages: 3\n")?.contains("must be a list") == true)
     }
 
     @Test func aRestoreFolderWithoutNetsIsRefused() throws {
