@@ -34,8 +34,8 @@ size_t mdf_heap_in_use(void) {
 /* Returns the heaps' free pages to the system (malloc_trim): with trimming off (above), an arena
    otherwise keeps every page it ever touched, and fragmentation lets that creep up over thousands of
    training steps (+7% resident set between steps 1,000 and 4,000 of a 64x128 stage, with the heap in
-   use flat). The pages the next step needs fault back in; called once per progress line, that costs
-   well under 1% of a step. */
+   use flat). The pages the next step needs fault back in, so the trainer calls it only once per
+   progress line (every logEvery steps, or 30 s). */
 void mdf_release_free_memory(void) {
 #if defined(__GLIBC__)
     malloc_trim(0);
