@@ -19,7 +19,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // C only: PNG/JPEG decode and encode behind setjmp, malloc tuning, CRC-32 (zlib).
         .target(name: "CSupport", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("jpeg"), .linkedLibrary("z")]),
-        // C only: the AVX2 micro-kernel of the direct convolution (portable fallback inside).
+        // C only: the convolution, Winograd, correlation, warp and activation kernels (AVX-512 / AVX2
+        // with portable loops beside them), the worker pool, glibc heap policy.
         .target(name: "CKernels", linkerSettings: [.linkedLibrary("m")]),
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CKernels"]),
         .target(name: "NN", dependencies: ["Tensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),

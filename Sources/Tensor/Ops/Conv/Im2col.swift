@@ -88,10 +88,10 @@ public func col2im(_ x: UnsafeMutablePointer<Float>, _ col: UnsafePointer<Float>
     max(1, min(oh, limit / max(1, k * ow)))
 }
 
-/// How conv2d cuts its work: per image and group, the output rows in tiles whose column matrix
-/// (kg × rows·ow floats) fits in a core's L2 cache, so im2col writes and the GEMM reads it there
-/// rather than from memory. Tiles are whole tasks for one thread (serial im2col + serial GEMM),
-/// so a convolution costs one or two thread hand-offs instead of one per im2col and per GEMM.
+/// How the col2im input gradient (the fallback for padding wider than the dilated kernel) cuts
+/// its work: per image and group, the output rows in tiles whose column matrix (kg × rows·ow
+/// floats) fits in a core's L2 cache, so the GEMM writes and col2im reads it there rather than
+/// from memory. Tiles are whole tasks for one thread.
 struct ConvTiling {
     let n, groups, oh, ow, kg: Int
     let rows: Int
