@@ -366,8 +366,7 @@ public final class Trainer {
         for (name, module) in [("teacher", teacher.module), ("student", student.module)] {
             let path = folder + "/\(name).safetensors"
             guard FileManager.default.fileExists(atPath: path) else { continue }
-            try Checkpoint.verifyFile(path)
-            try module.load(SafeTensors.read(URL(fileURLWithPath: path)).tensors, source: path)
+            try NetFactory.load(path, into: module)
             restored.append(name)
         }
         guard !restored.isEmpty else { throw TrainingError("\(folder): holds neither teacher.safetensors nor student.safetensors (restore)") }

@@ -17,3 +17,9 @@ extension NetArch {
         }
     }
 }
+
+/// `--scale` of `infer` and `evaluate`: a positive factor up to 8, for the teacher only.
+func checkInferenceScale(_ scale: Double, teacher: Bool) throws {
+    guard scale > 0 && scale <= 8 else { throw ValidationError("--scale must be in (0, 8], got \(scale)") }
+    guard scale == 1 || teacher else { throw ValidationError("--scale applies to the teacher (fastflownet) only") }
+}

@@ -90,8 +90,7 @@ struct Evaluate: ParsableCommand {
             // A lone file is checked against a manifest beside it (a checkpoint folder already was, whole).
             netSpec.weights = try folder.map { $0.appendingPathComponent("\(net.rawValue).safetensors").path } ?? weights ?? arch.shippedWeights()
             let d = try DatasetFactory.open(spec)
-            guard scale > 0 && scale <= 8 else { throw ValidationError("--scale must be in (0, 8], got \(scale)") }
-            guard scale == 1 || isTeacher else { throw ValidationError("--scale applies to the teacher (fastflownet) only") }
+            try checkInferenceScale(scale, teacher: isTeacher)
             let model: TrainableFlowNet
             if isTeacher {
                 let t = try NetFactory.teacher(netSpec, seed: 0)

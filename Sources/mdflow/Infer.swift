@@ -89,8 +89,7 @@ struct Infer: ParsableCommand {
         guard iters >= 1 else { throw ValidationError("--iters must be at least 1") }
         guard FastFlowNetInputConvention(rawValue: convention) != nil else { throw ValidationError("--convention must be mdflow or supervised, got '\(convention)'") }
         guard step >= 1 else { throw ValidationError("--step must be at least 1") }
-        guard scale > 0 && scale <= 8 else { throw ValidationError("--scale must be in (0, 8], got \(scale)") }
-        guard scale == 1 || net == .fastflownet else { throw ValidationError("--scale applies to fastflownet only") }
+        try checkInferenceScale(scale, teacher: net == .fastflownet)
         guard maxFrames >= 0 else { throw ValidationError("--max-frames must be 0 (all) or more") }
         guard fps >= 1 else { throw ValidationError("--fps must be at least 1") }
         if frame2 != nil {
