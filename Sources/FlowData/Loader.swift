@@ -5,7 +5,7 @@ import CSupport
 import Foundation
 import Tensor
 
-/// How the loader batches and prefetches. Missing keys take these defaults.
+/// How the loader batches and prefetches (`DefaultConfig`: missing keys take these defaults).
 public struct LoaderConfig: Codable, Sendable, Equatable {
     public var batchSize: Int = 8
     /// Shuffle the pair order every epoch (from the seed).
@@ -19,20 +19,9 @@ public struct LoaderConfig: Codable, Sendable, Equatable {
     /// Decode ground-truth files (flow, masks) when the dataset has them.
     public var loadGroundTruth: Bool = true
 
-    public init(batchSize: Int = 8) { self.batchSize = batchSize }
+    public init() {}
+    public init(batchSize: Int) { self.batchSize = batchSize }
 
-    enum CodingKeys: String, CodingKey { case batchSize, shuffle, prefetchBatches, workers, skipBadFiles, loadGroundTruth }
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = Self()
-        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? d.batchSize
-        shuffle = try c.decodeIfPresent(Bool.self, forKey: .shuffle) ?? d.shuffle
-        prefetchBatches = try c.decodeIfPresent(Int.self, forKey: .prefetchBatches) ?? d.prefetchBatches
-        workers = try c.decodeIfPresent(Int.self, forKey: .workers) ?? d.workers
-        skipBadFiles = try c.decodeIfPresent(Bool.self, forKey: .skipBadFiles) ?? d.skipBadFiles
-        loadGroundTruth = try c.decodeIfPresent(Bool.self, forKey: .loadGroundTruth) ?? d.loadGroundTruth
-    }
 }
 
 /// Where the loader is: the next batch starts at `index` of epoch `epoch`'s order, and

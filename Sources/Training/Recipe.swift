@@ -14,7 +14,7 @@ public struct RecipeError: Error, CustomStringConvertible {
 // MARK: - The recipe model. Every key has a documented default (Recipes/README.md).
 
 /// A dataset: which adapter reads `root`, and which split.
-public struct DatasetSpec: Codable, Equatable, Sendable {
+public struct DatasetSpec: DefaultConfig, Equatable, Sendable {
     public var kind = DatasetKind.synthetic
     public var root = "Datasets/synthetic"
     public var split = Split.train
@@ -36,28 +36,10 @@ public struct DatasetSpec: Codable, Equatable, Sendable {
     public var include: [DatasetSpec] = []
     public init() {}
 
-    enum CodingKeys: String, CodingKey { case kind, root, split, pass, maxPairs, generate, layered, video, flows, include }
-
     /// Whether its pairs (and those of every included dataset) carry flow labels (what a
     /// supervised stage needs).
     public var hasGroundTruth: Bool {
         (kind.hasGroundTruth || (kind == .frames && !flows.isEmpty)) && include.allSatisfy(\.hasGroundTruth)
-    }
-
-    /// Missing keys take their defaults, so a stage's own dataset may name only what differs.
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = DatasetSpec()
-        kind = try c.decodeIfPresent(DatasetKind.self, forKey: .kind) ?? d.kind
-        root = try c.decodeIfPresent(String.self, forKey: .root) ?? d.root
-        split = try c.decodeIfPresent(Split.self, forKey: .split) ?? d.split
-        pass = try c.decodeIfPresent(Pass.self, forKey: .pass) ?? d.pass
-        maxPairs = try c.decodeIfPresent(Int.self, forKey: .maxPairs) ?? d.maxPairs
-        generate = try c.decodeIfPresent(SyntheticConfig.self, forKey: .generate) ?? d.generate
-        layered = try c.decodeIfPresent(LayeredConfig.self, forKey: .layered) ?? d.layered
-        video = try c.decodeIfPresent(VideoOptions.self, forKey: .video) ?? d.video
-        flows = try c.decodeIfPresent(String.self, forKey: .flows) ?? d.flows
-        include = try c.decodeIfPresent([DatasetSpec].self, forKey: .include) ?? d.include
     }
 }
 
@@ -224,6 +206,19 @@ public struct StageSpec: Codable, Equatable, Sendable {
     static let cycleKinds = StageKind.allCases.filter { $0 != .supervised }
 }
 
+extension StageSpec: DefaultsFromUser {
+    /// A stage a user writes starts from the defaults of its `kind` (unsupervised when absent).
+    static func defaults(under user: Node, path: [String], file: String) throws -> Any {
+        guard user.mapping != nil else { throw RecipeError(file: file, path: path.joined(separator: "."), "a stage must be a mapping") }
+        let name = user.mapping?["kind"]?.string ?? StageKind.unsupervised.rawValue
+        guard let kind = StageKind(rawValue: name) else {
+            let allowed = StageKind.allCases.map(\.rawValue).joined(separator: ", ")
+            throw RecipeError(file: file, path: (path + ["kind"]).joined(separator: "."), "unknown stage kind '\(name)'; expected one of \(allowed)")
+        }
+        return defaults(kind: kind)
+    }
+}
+
 public struct CheckpointSpec: Codable, Equatable, Sendable {
     /// Save every N steps (0: only at stage ends and on interruption).
     public var every = 200
@@ -295,22 +290,18 @@ extension Recipe {
         for o in overrides { user = try applyOverride(o, to: user, file: file) }
         user = try applyStageDefaults(user, file: file)
 
-        let merged = try overlay(user, on: try encodeNode(Recipe()), path: [], file: file)
+        let merged = try ConfigDecoding.overlay(user, on: Recipe(), path: [], file: file)
         let recipe: Recipe
         do { recipe = try YAMLDecoder().decode(Recipe.self, from: merged) }
         catch let e as DecodingError { throw RecipeError(file: file, path: keyPath(of: e), describe(e)) }
         // Strictness: every key the user wrote must exist in the decoded, re-encoded recipe.
-        try checkKnown(user, against: try encodeNode(recipe), path: [], file: file)
+        try ConfigDecoding.checkKnown(user, against: recipe, path: [], file: file)
         try recipe.validate(file: file, checkPaths: checkPaths)
         return recipe
     }
 
     /// The recipe with defaults filled in, as YAML (written next to the checkpoints).
     public func resolvedYAML() throws -> String { try YAMLEncoder().encode(self) }
-
-    static func encodeNode<T: Encodable>(_ v: T) throws -> Node {
-        try Yams.compose(yaml: try YAMLEncoder().encode(v)) ?? Node.mapping([:])
-    }
 
     /// `stageDefaults` (stage keys: crop, batch, optimizer, …) laid under every stage the user
     /// lists (or the default cycle's stages): a stage's own keys win, nested mappings merge key by
@@ -323,59 +314,18 @@ extension Recipe {
         }
         var template = StageSpec()
         template.train = DatasetSpec()
-        try checkKnown(shared, against: try encodeNode(template), path: ["stageDefaults"], file: file)
+        try ConfigDecoding.checkKnown(shared, against: template, path: ["stageDefaults"], file: file)
         if let given = top["stages"], given.sequence == nil { throw RecipeError(file: file, path: "stages", "must be a list of stages") }
         let listed = top["stages"]?.sequence.map(Array.init)
             ?? StageSpec.cycleKinds.map { Node.mapping([Node("kind"): Node($0.rawValue)]) }
         var stages: [Node] = []
         for (i, stage) in listed.enumerated() {
             guard stage.mapping != nil else { throw RecipeError(file: file, path: "stages.\(i)", "a stage must be a mapping") }
-            stages.append(try overlay(stage, on: shared, path: ["stageDefaults"], file: file))
+            stages.append(ConfigDecoding.merge(stage, over: shared))
         }
         top["stageDefaults"] = nil
         top["stages"] = Node.sequence(Node.Sequence(stages))
         return Node.mapping(top)
-    }
-
-    /// `user` laid over `defaults`: mappings merge key by key; `stages` entries merge over the
-    /// defaults of their kind; anything else is the user's.
-    static func overlay(_ user: Node, on defaults: Node, path: [String], file: String) throws -> Node {
-        if path == ["stages"], let seq = user.sequence {
-            var items: [Node] = []
-            for (i, item) in seq.enumerated() {
-                guard let m = item.mapping else { throw RecipeError(file: file, path: "stages.\(i)", "a stage must be a mapping") }
-                let name = m["kind"]?.string ?? StageKind.unsupervised.rawValue
-                guard let kind = StageKind(rawValue: name) else {
-                    let allowed = StageKind.allCases.map(\.rawValue).joined(separator: ", ")
-                    throw RecipeError(file: file, path: "stages.\(i).kind", "unknown stage kind '\(name)'; expected one of \(allowed)")
-                }
-                items.append(try overlay(item, on: try encodeNode(StageSpec.defaults(kind: kind)), path: ["stages", "\(i)"], file: file))
-            }
-            return Node.sequence(Node.Sequence(items))
-        }
-        guard let um = user.mapping, let dm = defaults.mapping else { return user }
-        var out = dm
-        for (k, v) in um {
-            guard let key = k.string else { throw RecipeError(file: file, path: path.joined(separator: "."), "keys must be strings") }
-            if let d = dm[key] { out[key] = try overlay(v, on: d, path: path + [key], file: file) } else { out[key] = v }
-        }
-        return Node.mapping(out)
-    }
-
-    static func checkKnown(_ user: Node, against resolved: Node, path: [String], file: String) throws {
-        if let um = user.mapping {
-            guard let rm = resolved.mapping else { return }
-            for (k, v) in um {
-                let key = k.string ?? "?"
-                guard let r = rm[key] else {
-                    let known = rm.keys.compactMap(\.string).sorted().joined(separator: ", ")
-                    throw RecipeError(file: file, path: (path + [key]).joined(separator: "."), "unknown key (known here: \(known))")
-                }
-                try checkKnown(v, against: r, path: path + [key], file: file)
-            }
-        } else if let us = user.sequence, let rs = resolved.sequence {
-            for (i, v) in us.enumerated() where i < rs.count { try checkKnown(v, against: rs[i], path: path + ["\(i)"], file: file) }
-        }
     }
 
     /// `a.b.0.c=value`: sets that key in the user's tree (creating mappings on the way).
@@ -397,7 +347,7 @@ extension Recipe {
             }
             if Int(k) != nil && keys.first == "stages" && rest.count == keys.count - 1 {
                 // stages.N.… on a recipe that lists no stages: index into the default stages.
-                let defaults = try encodeNode(Recipe())
+                let defaults = try ConfigDecoding.encodeNode(Recipe())
                 if let seq = defaults.mapping?["stages"] { return try set(seq, rest) }
             }
             var m = node.mapping ?? Node.Mapping([])

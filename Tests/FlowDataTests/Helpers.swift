@@ -39,7 +39,8 @@ func testImage(width: Int, height: Int, seed: UInt64 = 1, quantized: Bool = true
 }
 
 func writeBytes(_ path: String, _ bytes: [UInt8]) {
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    let written = FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    precondition(written, "cannot write the test file \(path)")
 }
 
 func fileBytes(_ path: String) -> [UInt8] { [UInt8](FileManager.default.contents(atPath: path) ?? Data()) }

@@ -1,5 +1,5 @@
 // The augmentation settings of a recipe: pair transforms, spatial transform, photometric, eraser,
-// each a Codable struct whose missing keys take the documented defaults, and
+// each a `DefaultConfig` whose missing keys take the documented defaults, and
 // `AugmentationConfig.apply`, which runs the stages in order with the `RandomGenerator` passed in.
 import Foundation
 import Tensor
@@ -16,17 +16,6 @@ public struct ScaleJitterConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey { case probability, minScale, maxScale, stretch, stretchProbability }
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = Self()
-        probability = try c.decodeIfPresent(Double.self, forKey: .probability) ?? d.probability
-        minScale = try c.decodeIfPresent(Double.self, forKey: .minScale) ?? d.minScale
-        maxScale = try c.decodeIfPresent(Double.self, forKey: .maxScale) ?? d.maxScale
-        stretch = try c.decodeIfPresent(Double.self, forKey: .stretch) ?? d.stretch
-        stretchProbability = try c.decodeIfPresent(Double.self, forKey: .stretchProbability) ?? d.stretchProbability
-    }
 }
 
 /// Pair-level ("co-") transforms, applied in this order: resize, scale jitter, crop, flips, swap.
@@ -45,18 +34,6 @@ public struct PairAugmentConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey { case resize, scale, crop, hflip, vflip, swap }
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = Self()
-        resize = try c.decodeIfPresent([Int].self, forKey: .resize)
-        scale = try c.decodeIfPresent(ScaleJitterConfig.self, forKey: .scale)
-        crop = try c.decodeIfPresent([Int].self, forKey: .crop)
-        hflip = try c.decodeIfPresent(Double.self, forKey: .hflip) ?? d.hflip
-        vflip = try c.decodeIfPresent(Double.self, forKey: .vflip) ?? d.vflip
-        swap = try c.decodeIfPresent(Double.self, forKey: .swap) ?? d.swap
-    }
 }
 
 /// ARFlow's spatial transform for the self-supervision pass, in normalized
@@ -90,20 +67,6 @@ public struct SpatialTransformConfig: Codable, Sendable, Equatable {
         c.rotate = [-0.01, 0.01, -0.01, 0.01]
         c.vflip = false
         return c
-    }
-
-    enum CodingKeys: String, CodingKey { case translate, zoom, squeeze, rotate, hflip, vflip, maxTries }
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = Self()
-        translate = try c.decodeIfPresent([Double].self, forKey: .translate) ?? d.translate
-        zoom = try c.decodeIfPresent([Double].self, forKey: .zoom) ?? d.zoom
-        squeeze = try c.decodeIfPresent([Double].self, forKey: .squeeze) ?? d.squeeze
-        rotate = try c.decodeIfPresent([Double].self, forKey: .rotate) ?? d.rotate
-        hflip = try c.decodeIfPresent(Bool.self, forKey: .hflip) ?? d.hflip
-        vflip = try c.decodeIfPresent(Bool.self, forKey: .vflip) ?? d.vflip
-        maxTries = try c.decodeIfPresent(Int.self, forKey: .maxTries) ?? d.maxTries
     }
 
     /// "key: reason" lines for impossible values (empty when usable).
@@ -157,23 +120,6 @@ public struct PhotometricConfig: Codable, Sendable, Equatable {
         return c
     }
 
-    enum CodingKeys: String, CodingKey {
-        case brightness, contrast, saturation, hue, gamma, blurProbability, blurRadius, noiseStd, asymmetricProbability
-    }
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = Self()
-        brightness = try c.decodeIfPresent(Double.self, forKey: .brightness) ?? d.brightness
-        contrast = try c.decodeIfPresent(Double.self, forKey: .contrast) ?? d.contrast
-        saturation = try c.decodeIfPresent(Double.self, forKey: .saturation) ?? d.saturation
-        hue = try c.decodeIfPresent(Double.self, forKey: .hue) ?? d.hue
-        gamma = c.contains(.gamma) ? try c.decodeIfPresent([Double].self, forKey: .gamma) : d.gamma
-        blurProbability = try c.decodeIfPresent(Double.self, forKey: .blurProbability) ?? d.blurProbability
-        blurRadius = try c.decodeIfPresent(Double.self, forKey: .blurRadius) ?? d.blurRadius
-        noiseStd = try c.decodeIfPresent(Double.self, forKey: .noiseStd) ?? d.noiseStd
-        asymmetricProbability = try c.decodeIfPresent(Double.self, forKey: .asymmetricProbability) ?? d.asymmetricProbability
-    }
 }
 
 /// RAFT's occlusion eraser: with `probability`, 1…`maxCount` rectangles with sides
@@ -186,16 +132,6 @@ public struct EraserConfig: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey { case probability, minSize, maxSize, maxCount }
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = Self()
-        probability = try c.decodeIfPresent(Double.self, forKey: .probability) ?? d.probability
-        minSize = try c.decodeIfPresent(Int.self, forKey: .minSize) ?? d.minSize
-        maxSize = try c.decodeIfPresent(Int.self, forKey: .maxSize) ?? d.maxSize
-        maxCount = try c.decodeIfPresent(Int.self, forKey: .maxCount) ?? d.maxCount
-    }
 }
 
 /// Everything the loader applies to one sample, in this order: pair transforms, spatial
@@ -205,6 +141,8 @@ public struct AugmentationConfig: Codable, Sendable, Equatable {
     public var spatial: SpatialTransformConfig? = nil
     public var photometric: PhotometricConfig? = nil
     public var eraser: EraserConfig? = nil
+
+    public init() {}
 
     public init(pair: PairAugmentConfig = PairAugmentConfig(), spatial: SpatialTransformConfig? = nil,
                 photometric: PhotometricConfig? = nil, eraser: EraserConfig? = nil) {
@@ -220,16 +158,6 @@ public struct AugmentationConfig: Codable, Sendable, Equatable {
         c.pair.hflip = 0
         c.pair.swap = 0
         return c
-    }
-
-    enum CodingKeys: String, CodingKey { case pair, spatial, photometric, eraser }
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        pair = try c.decodeIfPresent(PairAugmentConfig.self, forKey: .pair) ?? PairAugmentConfig()
-        spatial = try c.decodeIfPresent(SpatialTransformConfig.self, forKey: .spatial)
-        photometric = try c.decodeIfPresent(PhotometricConfig.self, forKey: .photometric)
-        eraser = try c.decodeIfPresent(EraserConfig.self, forKey: .eraser)
     }
 
     /// Applies every configured stage to `sample`.

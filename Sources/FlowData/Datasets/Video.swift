@@ -18,18 +18,6 @@ public struct VideoOptions: Codable, Sendable, Equatable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey { case step, resize, maxFrames, cache }
-
-    /// Missing keys take their defaults.
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = VideoOptions()
-        step = try c.decodeIfPresent(Int.self, forKey: .step) ?? d.step
-        resize = try c.decodeIfPresent([Int].self, forKey: .resize) ?? d.resize
-        maxFrames = try c.decodeIfPresent(Int.self, forKey: .maxFrames) ?? d.maxFrames
-        cache = try c.decodeIfPresent(String.self, forKey: .cache) ?? d.cache
-    }
-
     /// Problems with the values, as "key: reason" lines (empty when usable).
     public func problems() -> [String] {
         var p: [String] = []

@@ -24,29 +24,13 @@ public struct SyntheticConfig: Codable, Sendable, Equatable, GeneratedPairsConfi
     /// zlib level of the PNGs (1: fast, about 10% larger than 6).
     public var compression: Int = 1
 
+    public init() {}
+
     public init(pairs: Int = 2000, height: Int = 256, width: Int = 320, seed: UInt64 = 0) {
         self.pairs = pairs
         self.height = height
         self.width = width
         self.seed = seed
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case pairs, height, width, seed, maxDisplacement, minLayers, maxLayers, validationEvery, compression
-    }
-
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = SyntheticConfig()
-        pairs = try c.decodeIfPresent(Int.self, forKey: .pairs) ?? d.pairs
-        height = try c.decodeIfPresent(Int.self, forKey: .height) ?? d.height
-        width = try c.decodeIfPresent(Int.self, forKey: .width) ?? d.width
-        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
-        maxDisplacement = try c.decodeIfPresent(Double.self, forKey: .maxDisplacement) ?? d.maxDisplacement
-        minLayers = try c.decodeIfPresent(Int.self, forKey: .minLayers) ?? d.minLayers
-        maxLayers = try c.decodeIfPresent(Int.self, forKey: .maxLayers) ?? d.maxLayers
-        validationEvery = try c.decodeIfPresent(Int.self, forKey: .validationEvery) ?? d.validationEvery
-        compression = try c.decodeIfPresent(Int.self, forKey: .compression) ?? d.compression
     }
 
     /// Problems with the values, as "key: reason" lines (empty when usable).

@@ -41,33 +41,13 @@ public struct LayeredConfig: Codable, Sendable, Equatable, GeneratedPairsConfig 
     /// zlib level of the PNGs.
     public var compression = 1
 
+    public init() {}
+
     public init(pairs: Int = 2000, height: Int = 320, width: Int = 448, seed: UInt64 = 0) {
         self.pairs = pairs
         self.height = height
         self.width = width
         self.seed = seed
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case pairs, height, width, seed, minLayers, maxLayers, maxShift, cameraShift, cameraRotation, cameraZoom,
-             layerRotation, layerZoom, photometric, maxNoise, maxBlur, supersample, validationEvery, compression
-    }
-
-    /// Missing keys take their defaults.
-    public init(from decoder: Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        func value<T: Decodable>(_ key: CodingKeys, _ fallback: T) throws -> T { try c.decodeIfPresent(T.self, forKey: key) ?? fallback }
-        let d = LayeredConfig()
-        pairs = try value(.pairs, d.pairs); height = try value(.height, d.height); width = try value(.width, d.width)
-        seed = try value(.seed, d.seed)
-        minLayers = try value(.minLayers, d.minLayers); maxLayers = try value(.maxLayers, d.maxLayers)
-        maxShift = try value(.maxShift, d.maxShift)
-        cameraShift = try value(.cameraShift, d.cameraShift); cameraRotation = try value(.cameraRotation, d.cameraRotation)
-        cameraZoom = try value(.cameraZoom, d.cameraZoom)
-        layerRotation = try value(.layerRotation, d.layerRotation); layerZoom = try value(.layerZoom, d.layerZoom)
-        photometric = try value(.photometric, d.photometric); maxNoise = try value(.maxNoise, d.maxNoise)
-        maxBlur = try value(.maxBlur, d.maxBlur); supersample = try value(.supersample, d.supersample)
-        validationEvery = try value(.validationEvery, d.validationEvery); compression = try value(.compression, d.compression)
     }
 
     /// Problems with the values, as "key: reason" lines (empty when usable).
