@@ -106,7 +106,7 @@ def main():
             sessions[(h, w)] = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
         flow_onnx = sessions[(h, w)].run(["flow"], {"image1": a, "image2": b})[0][0].transpose(1, 2, 0)
         flo = os.path.join(args.work, f"pair-{k}.flo")
-        run([args.mdflow, "infer", frame1, frame2, "--out", flo] + weights)
+        run([args.mdflow, "infer", frame1, frame2, "--out", flo, "--scale", "1"] + weights)
         flow_mdflow = read_flo(flo)
         if flow_mdflow.shape != flow_onnx.shape:
             sys.exit(f"{name}: mdflow flow {flow_mdflow.shape}, onnxruntime {flow_onnx.shape}")

@@ -15,9 +15,9 @@ public final class FlowPredictor {
     let raft: RAFT?
     let iters: Int
     let convention: FastFlowNetInputConvention
-    /// FastFlowNet only: estimate on the frames resized by this factor (finer motions and detail
-    /// become larger, at scale² the cost), the flow brought back to the frames' size.
-    public var scale = 1.0
+    /// FastFlowNet only: the size it estimates at (`InferenceScale`), the flow brought back to the
+    /// frames' size.
+    public var scale = InferenceScale.fixed(1)
 
     /// Loads `weights` (.safetensors or a PyTorch .pth) into a net of `arch`; checks the file
     /// against a checkpoint manifest beside it, if there is one.

@@ -17,8 +17,8 @@ public protocol TrainableFlowNet: AnyObject {
 public final class TeacherNet: TrainableFlowNet {
     public let net: FastFlowNet
     public var module: any Module { net }
-    /// Inference runs on the frames resized by this factor (`FastFlowNet.predict`); 1 in training.
-    public var inferenceScale = 1.0
+    /// The size inference runs at (`FastFlowNet.predict`); 1× in training and validation.
+    public var inferenceScale = InferenceScale.fixed(1)
     public init(_ net: FastFlowNet) { self.net = net }
 
     public func trainForward(_ image1: Tensor, _ image2: Tensor) -> [Tensor] {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Training
+import FlowNets
 
 /// Recipe choices taken as command-line options, spelled as in a recipe.
 extension NetArch: ExpressibleByArgument {}
@@ -18,8 +19,20 @@ extension NetArch {
     }
 }
 
-/// `--scale` of `infer` and `evaluate`: a positive factor up to 8, for the teacher only.
-func checkInferenceScale(_ scale: Double, teacher: Bool) throws {
-    guard scale > 0 && scale <= 8 else { throw ValidationError("--scale must be in (0, 8], got \(scale)") }
-    guard scale == 1 || teacher else { throw ValidationError("--scale applies to the teacher (fastflownet) only") }
+extension InferenceScale: ExpressibleByArgument {}
+
+/// The help of `--scale` (`infer` and `evaluate`).
+let inferenceScaleHelp = ArgumentHelp(
+    "FastFlowNet: auto (estimate at 1×, and again at \(InferenceScale.magnification)× where the motion is small: 95% of it "
+        + "under \(Int(InferenceScale.smallMotion)) px), or a factor in (0, 8] to resize the frames by; the flow comes back at "
+        + "their size (default: auto; docs/accuracy.md).",
+    valueName: "auto|S")
+
+/// `--scale` of `infer` and `evaluate`: for the teacher only; the teacher's default is auto.
+func inferenceScale(_ scale: InferenceScale?, teacher: Bool) throws -> InferenceScale {
+    guard teacher else {
+        if scale != nil { throw ValidationError("--scale applies to the teacher (fastflownet) only") }
+        return .fixed(1)
+    }
+    return scale ?? .auto
 }

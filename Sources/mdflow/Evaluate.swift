@@ -3,6 +3,7 @@ import Foundation
 import Tensor
 import NN
 import FlowData
+import FlowNets
 import Training
 
 struct Evaluate: ParsableCommand {
@@ -45,8 +46,8 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Split: train, val or all.")
     var split: DatasetSpec.Split = .val
 
-    @Option(help: "Teacher: estimate on the frames resized by this factor, flow returned at their size.")
-    var scale: Double = 1
+    @Option(help: inferenceScaleHelp)
+    var scale: InferenceScale?
 
     @Option(help: "Evaluate at most this many pairs (0: all).")
     var maxPairs: Int = 0
@@ -90,11 +91,11 @@ struct Evaluate: ParsableCommand {
             // A lone file is checked against a manifest beside it (a checkpoint folder already was, whole).
             netSpec.weights = try folder.map { $0.appendingPathComponent("\(net.rawValue).safetensors").path } ?? weights ?? arch.shippedWeights()
             let d = try DatasetFactory.open(spec)
-            try checkInferenceScale(scale, teacher: isTeacher)
+            let size = try inferenceScale(scale, teacher: isTeacher)
             let model: TrainableFlowNet
             if isTeacher {
                 let t = try NetFactory.teacher(netSpec, seed: 0)
-                t.inferenceScale = scale
+                t.inferenceScale = size
                 model = t
             } else {
                 model = try NetFactory.student(netSpec, seed: 0)

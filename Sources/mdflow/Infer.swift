@@ -52,8 +52,8 @@ struct Infer: ParsableCommand {
     @Option(help: "FastFlowNet input convention: mdflow (default) or supervised.")
     var convention: String = "mdflow"
 
-    @Option(help: "FastFlowNet: estimate on the frames resized by this factor, flow returned at their size (scale² the cost; docs/accuracy.md).")
-    var scale: Double = 1
+    @Option(help: inferenceScaleHelp)
+    var scale: InferenceScale?
 
     @Argument(help: "First frame (PNG, JPEG or PPM), or a folder of frames, or a video file.")
     var source: String
@@ -89,7 +89,7 @@ struct Infer: ParsableCommand {
         guard iters >= 1 else { throw ValidationError("--iters must be at least 1") }
         guard FastFlowNetInputConvention(rawValue: convention) != nil else { throw ValidationError("--convention must be mdflow or supervised, got '\(convention)'") }
         guard step >= 1 else { throw ValidationError("--step must be at least 1") }
-        try checkInferenceScale(scale, teacher: net == .fastflownet)
+        _ = try inferenceScale(scale, teacher: net == .fastflownet)
         guard maxFrames >= 0 else { throw ValidationError("--max-frames must be 0 (all) or more") }
         guard fps >= 1 else { throw ValidationError("--fps must be at least 1") }
         if frame2 != nil {
@@ -104,7 +104,7 @@ struct Infer: ParsableCommand {
     func run() throws {
         let predictor = try FlowPredictor(arch: net, weights: try weights ?? net.shippedWeights(), iters: iters,
                                           convention: FastFlowNetInputConvention(rawValue: convention)!)
-        predictor.scale = scale
+        predictor.scale = try inferenceScale(scale, teacher: net == .fastflownet)
         guard let frame2 else {
             var job = SequenceInference(source: source)
             job.step = step

@@ -9,20 +9,21 @@ import TestSupport
 
 let modelsDir = Fixtures.packageRoot.appendingPathComponent("Models")
 
-/// A textured pair whose second frame is the first moved by (3, −2) pixels.
-func translatedPair(height h: Int, width w: Int) -> (RGBImage, RGBImage) {
+/// A textured pair whose second frame is the first moved by (dx, dy) pixels (default (3, −2)).
+func translatedPair(height h: Int, width w: Int, dx: Int = 3, dy: Int = -2) -> (RGBImage, RGBImage) {
     var rng = RandomGenerator(seed: 21)
-    let config = LayeredConfig(pairs: 1, height: h + 8, width: w + 8, seed: rng.next())
+    let m = max(4, abs(dx), abs(dy))
+    let config = LayeredConfig(pairs: 1, height: h + 2 * m, width: w + 2 * m, seed: rng.next())
     let big = LayeredDataset.renderPair(config, index: 0).rgbImage1()
-    func window(_ dx: Int, _ dy: Int) -> RGBImage {
+    func window(_ ox: Int, _ oy: Int) -> RGBImage {
         var out = RGBImage(width: w, height: h)
         for c in 0..<3 { for y in 0..<h { for x in 0..<w {
-            out.pixels[(c * h + y) * w + x] = big.pixels[(c * (h + 8) + y + 4 + dy) * (w + 8) + x + 4 + dx]
+            out.pixels[(c * h + y) * w + x] = big.pixels[(c * (h + 2 * m) + y + m + oy) * (w + 2 * m) + x + m + ox]
         } } }
         return out
     }
-    // Frame 2 at x shows frame 1 at x − (3, −2): the content moved by (3, −2).
-    return (window(0, 0), window(-3, 2))
+    // Frame 2 at x shows frame 1 at x − (dx, dy): the content moved by (dx, dy).
+    return (window(0, 0), window(-dx, -dy))
 }
 
 /// Mean (u, v) of a (1, 2, 128, 192) flow over its inner region (borders see content that left
@@ -108,10 +109,35 @@ private func innerMeanFlow(_ flow: Tensor) -> (Double, Double) {
         try net.load(SafeTensors.read(URL(fileURLWithPath: path)).tensors, source: path)
         net.setTraining(false)
         let ra = try ImageFile.read(f1), rb = try ImageFile.read(f2)
-        let flow = Tape.noGrad {
-            net.predict(Tensor(shape: [1, 3, 96, 128], values: ra.pixels), Tensor(shape: [1, 3, 96, 128], values: rb.pixels))
-        }
+        // `infer`'s default size is auto.
+        let flow = net.predict(Tensor(shape: [1, 3, 96, 128], values: ra.pixels), Tensor(shape: [1, 3, 96, 128], values: rb.pixels),
+                               scale: .auto)
         let worst = zip(written.uv, flow.toArray()).map { abs($0 - $1) }.max() ?? .infinity
         #expect(worst < 1e-3, "largest difference from the library's flow \(worst)")
+    }
+
+    /// `auto` estimates again at 1.5× the pairs whose motion is small and keeps 1× for the others,
+    /// sample by sample in a batch.
+    @Test func autoScaleMagnifiesOnlyTheSmallMotions() throws {
+        let path = modelsDir.appendingPathComponent(ShippedModels.teacherFile).path
+        try #require(FileManager.default.fileExists(atPath: path), "Models/\(ShippedModels.teacherFile) ships with the repository")
+        let net = FastFlowNet()
+        try net.load(SafeTensors.read(URL(fileURLWithPath: path)).tensors, source: path)
+        net.setTraining(false)
+        let (a, b) = translatedPair(height: 128, width: 192)
+        let (c, d) = translatedPair(height: 128, width: 192, dx: 28, dy: 12)
+        let shape = [1, 3, 128, 192]
+        let i1 = Tensor.concat([Tensor(shape: shape, values: a.pixels), Tensor(shape: shape, values: c.pixels)], dim: 0)
+        let i2 = Tensor.concat([Tensor(shape: shape, values: b.pixels), Tensor(shape: shape, values: d.pixels)], dim: 0)
+        let atOne = net.predict(i1, i2, scale: .fixed(1))
+        let p95 = InferenceScale.motionPercentile95(atOne)
+        #expect(p95[0] < InferenceScale.smallMotion && p95[1] > InferenceScale.smallMotion, "95th percentiles \(p95)")
+        let auto = net.predict(i1, i2, scale: .auto)
+        let magnified = net.predict(i1.slice(dim: 0, start: 0, length: 1), i2.slice(dim: 0, start: 0, length: 1),
+                                    scale: .fixed(InferenceScale.magnification))
+        #expect(auto.slice(dim: 0, start: 0, length: 1).toArray() == magnified.toArray())
+        #expect(auto.slice(dim: 0, start: 1, length: 1).toArray() == atOne.slice(dim: 0, start: 1, length: 1).toArray())
+        #expect(InferenceScale(argument: "auto") == .auto && InferenceScale(argument: "1.5") == .fixed(1.5))
+        #expect(InferenceScale(argument: "0") == nil && InferenceScale(argument: "9") == nil && InferenceScale(argument: "big") == nil)
     }
 }
