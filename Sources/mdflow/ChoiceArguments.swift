@@ -23,9 +23,9 @@ extension InferenceScale: ExpressibleByArgument {}
 
 /// The help of `--scale` (`infer` and `evaluate`).
 let inferenceScaleHelp = ArgumentHelp(
-    "FastFlowNet: auto (estimate at 1×, and again at \(InferenceScale.magnification)× where the motion is small: 95% of it "
-        + "under \(Int(InferenceScale.smallMotion)) px), or a factor in (0, 8] to resize the frames by; the flow comes back at "
-        + "their size (default: auto; docs/accuracy.md).",
+    "FastFlowNet: auto (estimate at 1×, then where the motion is small again at 2× or 1.5×, the largest that keeps "
+        + "95% of the enlarged motion under \(Int(InferenceScale.motionLimit)) px), or a factor in (0, 8] to resize the "
+        + "frames by; the flow comes back at their size (default: auto; docs/accuracy.md).",
     valueName: "auto|S")
 
 /// `--scale` of `infer` and `evaluate`: for the teacher only; the teacher's default is auto.

@@ -34,13 +34,19 @@ private func innerMeanFlow(_ flow: Tensor) -> (Double, Double) {
     return (u / n, v / n)
 }
 
+/// The shipped teacher, loaded strictly, in inference mode.
+private func shippedTeacher() throws -> FastFlowNet {
+    let path = modelsDir.appendingPathComponent(ShippedModels.teacherFile).path
+    try #require(FileManager.default.fileExists(atPath: path), "Models/\(ShippedModels.teacherFile) ships with the repository")
+    let net = FastFlowNet()
+    try net.load(SafeTensors.read(URL(fileURLWithPath: path)).tensors, source: path)
+    net.setTraining(false)
+    return net
+}
+
 @Suite struct ShippedModelsTests {
     @Test func shippedTeacherLoadsStrictlyAndFollowsATranslation() throws {
-        let path = modelsDir.appendingPathComponent(ShippedModels.teacherFile).path
-        try #require(FileManager.default.fileExists(atPath: path), "Models/\(ShippedModels.teacherFile) ships with the repository")
-        let net = FastFlowNet()
-        try net.load(SafeTensors.read(URL(fileURLWithPath: path)).tensors, source: path)
-        net.setTraining(false)
+        let net = try shippedTeacher()
         let (a, b) = translatedPair(height: 128, width: 192)
         let flow = Tape.noGrad {
             net.predict(Tensor(shape: [1, 3, 128, 192], values: a.pixels), Tensor(shape: [1, 3, 128, 192], values: b.pixels))
@@ -104,10 +110,7 @@ private func innerMeanFlow(_ flow: Tensor) -> (Double, Double) {
         #expect(p.terminationStatus == 0)
         let written = try FlowFile.read(out)
         // The same flow as the library gives with the shipped weights on the decoded frames.
-        let path = modelsDir.appendingPathComponent(ShippedModels.teacherFile).path
-        let net = FastFlowNet()
-        try net.load(SafeTensors.read(URL(fileURLWithPath: path)).tensors, source: path)
-        net.setTraining(false)
+        let net = try shippedTeacher()
         let ra = try ImageFile.read(f1), rb = try ImageFile.read(f2)
         // `infer`'s default size is auto.
         let flow = net.predict(Tensor(shape: [1, 3, 96, 128], values: ra.pixels), Tensor(shape: [1, 3, 96, 128], values: rb.pixels),
@@ -116,27 +119,25 @@ private func innerMeanFlow(_ flow: Tensor) -> (Double, Double) {
         #expect(worst < 1e-3, "largest difference from the library's flow \(worst)")
     }
 
-    /// `auto` estimates again at 1.5× the pairs whose motion is small and keeps 1× for the others,
-    /// sample by sample in a batch.
-    @Test func autoScaleMagnifiesOnlyTheSmallMotions() throws {
-        let path = modelsDir.appendingPathComponent(ShippedModels.teacherFile).path
-        try #require(FileManager.default.fileExists(atPath: path), "Models/\(ShippedModels.teacherFile) ships with the repository")
-        let net = FastFlowNet()
-        try net.load(SafeTensors.read(URL(fileURLWithPath: path)).tensors, source: path)
-        net.setTraining(false)
-        let (a, b) = translatedPair(height: 128, width: 192)
-        let (c, d) = translatedPair(height: 128, width: 192, dx: 28, dy: 12)
+    /// `auto` estimates again, enlarged, the pairs whose motion is small and keeps 1× for the
+    /// others, sample by sample in a batch.
+    @Test func autoScaleEnlargesOnlyTheSmallMotions() throws {
+        let net = try shippedTeacher()
         let shape = [1, 3, 128, 192]
-        let i1 = Tensor.concat([Tensor(shape: shape, values: a.pixels), Tensor(shape: shape, values: c.pixels)], dim: 0)
-        let i2 = Tensor.concat([Tensor(shape: shape, values: b.pixels), Tensor(shape: shape, values: d.pixels)], dim: 0)
+        let pairs = [translatedPair(height: 128, width: 192), translatedPair(height: 128, width: 192, dx: 16, dy: 6),
+                     translatedPair(height: 128, width: 192, dx: 28, dy: 12)]
+        let i1 = Tensor.concat(pairs.map { Tensor(shape: shape, values: $0.0.pixels) }, dim: 0)
+        let i2 = Tensor.concat(pairs.map { Tensor(shape: shape, values: $0.1.pixels) }, dim: 0)
         let atOne = net.predict(i1, i2, scale: .fixed(1))
-        let p95 = InferenceScale.motionPercentile95(atOne)
-        #expect(p95[0] < InferenceScale.smallMotion && p95[1] > InferenceScale.smallMotion, "95th percentiles \(p95)")
+        let factors = InferenceScale.motionPercentile95(atOne).map { InferenceScale.autoFactor(p95: $0) }
+        #expect(factors == [2, 1.5, 1], "factors \(factors) for motions of 3.6, 17 and 30 px")
         let auto = net.predict(i1, i2, scale: .auto)
-        let magnified = net.predict(i1.slice(dim: 0, start: 0, length: 1), i2.slice(dim: 0, start: 0, length: 1),
-                                    scale: .fixed(InferenceScale.magnification))
-        #expect(auto.slice(dim: 0, start: 0, length: 1).toArray() == magnified.toArray())
-        #expect(auto.slice(dim: 0, start: 1, length: 1).toArray() == atOne.slice(dim: 0, start: 1, length: 1).toArray())
+        for (s, f) in factors.enumerated() {
+            let one = { (x: Tensor) in x.slice(dim: 0, start: s, length: 1) }
+            let expected = f == 1 ? one(atOne) : net.predict(one(i1), one(i2), scale: .fixed(f))
+            #expect(one(auto).toArray() == expected.toArray(), "sample \(s) at \(f)×")
+        }
+        #expect(InferenceScale.autoFactor(p95: 0) == 2 && InferenceScale.autoFactor(p95: 16) == 1.5 && InferenceScale.autoFactor(p95: 25) == 1)
         #expect(InferenceScale(argument: "auto") == .auto && InferenceScale(argument: "1.5") == .fixed(1.5))
         #expect(InferenceScale(argument: "0") == nil && InferenceScale(argument: "9") == nil && InferenceScale(argument: "big") == nil)
     }
