@@ -68,67 +68,65 @@ public enum PhotometricAugment {
     /// pixels: (3, H, W), modified in place.
     static func applyPlanes(_ p: Params, _ pixels: UnsafeMutablePointer<Float>, height h: Int, width w: Int) {
         let n = h * w
-        do {
-            let r = pixels, g = r + n, b = r + 2 * n
-            for op in p.order {
-                switch op {
-                case 0 where p.brightness != 1:
-                    let f = Float(p.brightness)
-                    for i in 0..<3 * n { r[i] = min(max(r[i] * f, 0), 1) }
-                case 1 where p.contrast != 1:
-                    var mean: Double = 0
-                    for i in 0..<n { mean += Double(0.299 * r[i] + 0.587 * g[i] + 0.114 * b[i]) }
-                    let m = Float(mean / Double(n)), f = Float(p.contrast)
-                    for i in 0..<3 * n { r[i] = min(max(f * r[i] + (1 - f) * m, 0), 1) }
-                case 2 where p.saturation != 1:
-                    let f = Float(p.saturation)
-                    for i in 0..<n {
-                        let gray = 0.299 * r[i] + 0.587 * g[i] + 0.114 * b[i]
-                        r[i] = min(max(f * r[i] + (1 - f) * gray, 0), 1)
-                        g[i] = min(max(f * g[i] + (1 - f) * gray, 0), 1)
-                        b[i] = min(max(f * b[i] + (1 - f) * gray, 0), 1)
-                    }
-                case 3 where p.hue != 0:
-                    shiftHue(r, g, b, count: n, turns: Float(p.hue))
-                default: break
+        let r = pixels, g = r + n, b = r + 2 * n
+        for op in p.order {
+            switch op {
+            case 0 where p.brightness != 1:
+                let f = Float(p.brightness)
+                for i in 0..<3 * n { r[i] = min(max(r[i] * f, 0), 1) }
+            case 1 where p.contrast != 1:
+                var mean: Double = 0
+                for i in 0..<n { mean += Double(0.299 * r[i] + 0.587 * g[i] + 0.114 * b[i]) }
+                let m = Float(mean / Double(n)), f = Float(p.contrast)
+                for i in 0..<3 * n { r[i] = min(max(f * r[i] + (1 - f) * m, 0), 1) }
+            case 2 where p.saturation != 1:
+                let f = Float(p.saturation)
+                for i in 0..<n {
+                    let gray = 0.299 * r[i] + 0.587 * g[i] + 0.114 * b[i]
+                    r[i] = min(max(f * r[i] + (1 - f) * gray, 0), 1)
+                    g[i] = min(max(f * g[i] + (1 - f) * gray, 0), 1)
+                    b[i] = min(max(f * b[i] + (1 - f) * gray, 0), 1)
+                }
+            case 3 where p.hue != 0:
+                shiftHue(r, g, b, count: n, turns: Float(p.hue))
+            default: break
+            }
+        }
+        if let gamma = p.gamma {
+            // x^γ through a 4097-entry table with linear interpolation (error < 1e-3; powf
+            // per value would dominate the photometric cost).
+            let table = (0...4096).map { powf(Float($0) / 4096, Float(gamma)) }
+            table.withUnsafeBufferPointer { tb in
+                let t = tb.baseAddress!
+                for i in 0..<3 * n {
+                    let f = min(max(r[i], 0), 1) * 4096
+                    let k = min(Int(f), 4095)
+                    let a = f - Float(k)
+                    r[i] = t[k] + (t[k + 1] - t[k]) * a
                 }
             }
-            if let gamma = p.gamma {
-                // x^γ through a 4097-entry table with linear interpolation (error < 1e-3; powf
-                // per value would dominate the photometric cost).
-                let table = (0...4096).map { powf(Float($0) / 4096, Float(gamma)) }
-                table.withUnsafeBufferPointer { tb in
-                    let t = tb.baseAddress!
-                    for i in 0..<3 * n {
-                        let f = min(max(r[i], 0), 1) * 4096
-                        let k = min(Int(f), 4095)
-                        let a = f - Float(k)
-                        r[i] = t[k] + (t[k + 1] - t[k]) * a
-                    }
-                }
+        }
+        if let sigma = p.blurSigma, sigma > 0.05 {
+            gaussianBlur(r, channels: 3, height: h, width: w, sigma: Float(sigma))
+        }
+        if p.noiseStd > 0 {
+            // Marsaglia's polar method (two normals per accepted draw, no trigonometry) on a
+            // local xorshift stream seeded from the generator.
+            var state = p.noiseSeed | 1
+            @inline(__always) func uniform() -> Float {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17
+                return Float(state >> 40) * 0x1p-23 - 1
             }
-            if let sigma = p.blurSigma, sigma > 0.05 {
-                gaussianBlur(r, channels: 3, height: h, width: w, sigma: Float(sigma))
-            }
-            if p.noiseStd > 0 {
-                // Marsaglia's polar method (two normals per accepted draw, no trigonometry) on a
-                // local xorshift stream seeded from the generator.
-                var state = p.noiseSeed | 1
-                @inline(__always) func uniform() -> Float {
-                    state ^= state << 13; state ^= state >> 7; state ^= state << 17
-                    return Float(state >> 40) * 0x1p-23 - 1
-                }
-                let std = Float(p.noiseStd), total = 3 * n
-                var i = 0
-                while i < total {
-                    let u = uniform(), v = uniform()
-                    let q = u * u + v * v
-                    if q >= 1 || q == 0 { continue }
-                    let scale = (-2 * logf(q) / q).squareRoot() * std
-                    r[i] = min(max(r[i] + u * scale, 0), 1)
-                    if i + 1 < total { r[i + 1] = min(max(r[i + 1] + v * scale, 0), 1) }
-                    i += 2
-                }
+            let std = Float(p.noiseStd), total = 3 * n
+            var i = 0
+            while i < total {
+                let u = uniform(), v = uniform()
+                let q = u * u + v * v
+                if q >= 1 || q == 0 { continue }
+                let scale = (-2 * logf(q) / q).squareRoot() * std
+                r[i] = min(max(r[i] + u * scale, 0), 1)
+                if i + 1 < total { r[i + 1] = min(max(r[i + 1] + v * scale, 0), 1) }
+                i += 2
             }
         }
     }

@@ -3,11 +3,11 @@
 import Foundation
 
 /// Sets every value to 1 where it is at least 0.5, else 0 (resampled masks).
-func threshold(_ a: inout [Float]) {
-    a.withUnsafeMutableBufferPointer { p in
-        for i in p.indices { p[i] = p[i] >= 0.5 ? 1 : 0 }
-    }
+func threshold(_ p: UnsafeMutableBufferPointer<Float>) {
+    for i in p.indices { p[i] = p[i] >= 0.5 ? 1 : 0 }
 }
+
+func threshold(_ a: inout [Float]) { a.withUnsafeMutableBufferPointer { threshold($0) } }
 
 /// Bilinear resize of (channels, inH, inW) to (channels, outH, outW), half-pixel centres
 /// (align_corners=False), borders clamped.

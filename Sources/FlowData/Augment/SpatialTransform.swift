@@ -107,7 +107,7 @@ public enum SpatialAugment {
     /// Applies `t` to images, flows and the occlusion mask of `sample`.
     public static func apply(_ t: ARTransform, to s: FlowSample) -> FlowSample {
         precondition(t.width == s.width && t.height == s.height, "ARTransform for \(t.width)×\(t.height) applied to \(s.width)×\(s.height)")
-        let w = s.width, h = s.height, n = w * h
+        let w = s.width, h = s.height
         var out = s
         out.image1.pixels = warp(s.image1.pixels, channels: 3, width: w, height: h, outputToSource: t.first.inverse)
         out.image2.pixels = warp(s.image2.pixels, channels: 3, width: w, height: h, outputToSource: t.second.inverse)
@@ -118,7 +118,6 @@ public enum SpatialAugment {
             threshold(&warped)
             return warped
         }
-        _ = n
         return out
     }
 
@@ -187,8 +186,7 @@ public enum SpatialAugment {
     /// A mask batch (B, 1, H, W) of frame `frame`, resampled and thresholded at 0.5.
     public static func warpMask(_ mask: Tensor, _ transforms: [ARTransform], frame: Int = 1) -> Tensor {
         let out = warpImages(mask, transforms, frame: frame)
-        let p = out.data
-        for i in 0..<out.count { p[i] = p[i] >= 0.5 ? 1 : 0 }
+        threshold(UnsafeMutableBufferPointer(start: out.data, count: out.count))
         return out
     }
 }
