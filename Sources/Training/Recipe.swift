@@ -294,7 +294,7 @@ extension Recipe {
         let recipe: Recipe
         do { recipe = try YAMLDecoder().decode(Recipe.self, from: merged) }
         catch let e as DecodingError { throw RecipeError(file: file, path: keyPath(of: e), describe(e)) }
-        // Strictness: every key the user wrote must exist in the decoded, re-encoded recipe.
+        // Strictness: every key the user wrote must be a property of the decoded recipe.
         try ConfigDecoding.checkKnown(user, against: recipe, path: [], file: file)
         try recipe.validate(file: file, checkPaths: checkPaths)
         return recipe
