@@ -31,7 +31,8 @@ public enum ConfigDecoding {
     /// `user` laid over `defaults` (a configuration value): mappings merge key by key, a user's
     /// list replaces the default list with each element laid over its element type's defaults,
     /// anything else is the user's.
-    static func overlay(_ user: Node, on defaults: Any, path: [String], file: String) throws -> Node {
+    /// `encoded`: `defaults` already encoded (a child's part of its parent's tree), if known.
+    static func overlay(_ user: Node, on defaults: Any, encoded: Node? = nil, path: [String], file: String) throws -> Node {
         if let seq = user.sequence, let element = (type(of: defaults) as? ElementDefaults.Type)?.elementType {
             var items: [Node] = []
             for (i, item) in seq.enumerated() {
@@ -45,14 +46,15 @@ public enum ConfigDecoding {
             return Node.sequence(Node.Sequence(items))
         }
         guard let um = user.mapping, let encodable = defaults as? Encodable,
-              let dm = try encodeNode(encodable).mapping else { return user }
+              let dm = try (encoded ?? encodeNode(encodable)).mapping else { return user }
         let children = Dictionary(Mirror(reflecting: defaults).children.compactMap { c in c.label.map { ($0, c.value) } },
                                   uniquingKeysWith: { a, _ in a })
         var out = dm
         for (k, v) in um {
             guard let key = k.string else { throw RecipeError(file: file, path: path.joined(separator: "."), "keys must be strings") }
             if let child = children[key], let base = try unwrapped(child, under: v, path: path + [key], file: file) {
-                out[key] = try overlay(v, on: base, path: path + [key], file: file)
+                // A present value's encoding is its part of this tree; a nil optional's defaults are encoded anew.
+                out[key] = try overlay(v, on: base, encoded: dm[key], path: path + [key], file: file)
             } else if let d = dm[key] {
                 out[key] = merge(v, over: d)
             } else {
