@@ -21,7 +21,6 @@ public struct LoaderConfig: Codable, Sendable, Equatable {
 
     public init() {}
     public init(batchSize: Int) { self.batchSize = batchSize }
-
 }
 
 /// Where the loader is: the next batch starts at `index` of epoch `epoch`'s order, and

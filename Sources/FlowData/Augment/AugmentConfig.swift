@@ -15,7 +15,6 @@ public struct ScaleJitterConfig: Codable, Sendable, Equatable {
     public var stretchProbability: Double = 0.8
 
     public init() {}
-
 }
 
 /// Pair-level ("co-") transforms, applied in this order: resize, scale jitter, crop, flips, swap.
@@ -33,7 +32,6 @@ public struct PairAugmentConfig: Codable, Sendable, Equatable {
     public var swap: Double = 0.5
 
     public init() {}
-
 }
 
 /// ARFlow's spatial transform for the self-supervision pass, in normalized
@@ -119,7 +117,6 @@ public struct PhotometricConfig: Codable, Sendable, Equatable {
         c.gamma = nil; c.blurProbability = 0; c.noiseStd = 0; c.asymmetricProbability = 0.2
         return c
     }
-
 }
 
 /// RAFT's occlusion eraser: with `probability`, 1…`maxCount` rectangles with sides
@@ -131,7 +128,6 @@ public struct EraserConfig: Codable, Sendable, Equatable {
     public var maxCount: Int = 2
 
     public init() {}
-
 }
 
 /// Everything the loader applies to one sample, in this order: pair transforms, spatial
