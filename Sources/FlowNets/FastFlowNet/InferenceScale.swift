@@ -72,6 +72,7 @@ extension FastFlowNet {
     private func predictAuto(_ image1: Tensor, _ image2: Tensor, convention: FastFlowNetInputConvention) -> Tensor {
         let first = predict(image1, image2, convention: convention, scale: 1)
         let factors = InferenceScale.motionPercentile95(first).map { InferenceScale.autoFactor(p95: $0) }
+        if factors.allSatisfy({ $0 == 1 }) { return first }
         var rows = (0..<first.shape[0]).map { first.slice(dim: 0, start: $0, length: 1) }
         for f in Set(factors) where f != 1 {
             let group = factors.indices.filter { factors[$0] == f }
