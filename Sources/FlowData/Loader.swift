@@ -80,11 +80,22 @@ struct EpochPlan {
     }
 }
 
-/// Produces batches in order from a position; pure given the dataset, config and position.
+/// Which part of every batch this process loads in data-parallel training: the samples
+/// `rank·B/count ..< (rank+1)·B/count` of each global batch of B.
+public struct DataShard: Sendable, Equatable {
+    public let rank: Int, count: Int
+    public init(rank: Int, count: Int) { self.rank = rank; self.count = count }
+    public static let whole = DataShard(rank: 0, count: 1)
+    /// This shard's range of a batch of `batch` samples (`batch` divisible by `count`).
+    public func range(of batch: Int) -> Range<Int> { (rank * batch / count)..<((rank + 1) * batch / count) }
+}
+
+/// Produces batches in order from a position; pure given the dataset, config, shard and position.
 struct BatchMaker: Sendable {
     let pairs: [FlowPair]
     let config: LoaderConfig
     let augmentation: AugmentationConfig
+    let shard: DataShard
 
     func loadSample(_ pair: FlowPair, rng: RandomGenerator) throws -> FlowSample {
         var p = pair
@@ -95,42 +106,42 @@ struct BatchMaker: Sendable {
         return sample
     }
 
-    /// The batch starting at `position`, and where the next begins.
+    /// The batch starting at `position` (this shard's part of it), and where the next begins.
+    /// The sample at each position of an epoch is defined on its own: its pair in the epoch's
+    /// order, augmented from the position's generator; with `skipBadFiles`, a pair that does not
+    /// load is replaced by the next readable one in the order (same generator). So a batch holds
+    /// the same samples however it is split over processes.
     func make(at position: LoaderPosition) throws -> Batch {
         let b = config.batchSize
         var pos = position
         var plan = EpochPlan(pos.generator, count: pairs.count, shuffle: config.shuffle)
+        if pairs.count - pos.index < b {
+            // Not enough left in this epoch: the partial batch is dropped, the next epoch starts.
+            pos = LoaderPosition(epoch: pos.epoch + 1, index: 0, generator: plan.next, pairCount: pairs.count)
+            plan = EpochPlan(pos.generator, count: pairs.count, shuffle: config.shuffle)
+        }
+        let start = pos
+        let positions = shard.range(of: b).map { pos.index + $0 }
+        let results = loadParallel(positions.map { (pairs[plan.order[$0]], plan.generator(at: $0)) })
         var samples: [FlowSample] = []
         var skipped: [DataError] = []
-        var start = pos
-        var epochAdvances = 0
-        while samples.count < b {
-            if pairs.count - pos.index < b - samples.count {
-                // Not enough left in this epoch: the partial batch is dropped, the next epoch starts.
-                epochAdvances += 1
-                if epochAdvances > 2 {
-                    throw DataError(path: pairs.first?.image1 ?? "dataset", reason: "no readable batch of \(b) pairs in a whole epoch")
+        for (k, r) in results.enumerated() {
+            var result = r
+            var offset = 0
+            while case .failure(let e) = result {
+                let error = e as? DataError ?? DataError(path: "?", reason: "\(e)")
+                if !config.skipBadFiles { throw error }
+                skipped.append(error)
+                offset += 1
+                if offset >= pairs.count {
+                    throw DataError(path: pairs.first?.image1 ?? "dataset", reason: "no readable pair in the whole dataset")
                 }
-                pos = LoaderPosition(epoch: pos.epoch + 1, index: 0, generator: plan.next, pairCount: pairs.count)
-                plan = EpochPlan(pos.generator, count: pairs.count, shuffle: config.shuffle)
-                samples = []
-                start = pos
-                continue
+                let p = positions[k]
+                result = Result { try loadSample(pairs[plan.order[(p + offset) % pairs.count]], rng: plan.generator(at: p)) }
             }
-            let need = b - samples.count
-            let indices = Array(pos.index..<(pos.index + need))
-            let results = loadParallel(indices.map { (pairs[plan.order[$0]], plan.generator(at: $0)) })
-            for r in results {
-                switch r {
-                case .success(let s): samples.append(s)
-                case .failure(let e):
-                    let error = e as? DataError ?? DataError(path: "?", reason: "\(e)")
-                    if !config.skipBadFiles { throw error }
-                    skipped.append(error)
-                }
-            }
-            pos.index += need
+            if case .success(let s) = result { samples.append(s) }
         }
+        pos.index += b
         if pairs.count - pos.index < b {
             // The rest of this epoch cannot fill a batch: the next batch starts the next epoch.
             pos = LoaderPosition(epoch: pos.epoch + 1, index: 0, generator: plan.next, pairCount: pairs.count)
@@ -203,8 +214,9 @@ public final class DataLoader: @unchecked Sendable {
     private var failed: Error?
 
     /// `resumeFrom`: a position saved earlier (nil: the start of epoch 0 for `seed`).
+    /// `shard`: the part of every batch this process loads (data-parallel training).
     public init(dataset: FlowDataset, config: LoaderConfig, augmentation: AugmentationConfig, seed: UInt64,
-                resumeFrom: LoaderPosition? = nil) throws {
+                resumeFrom: LoaderPosition? = nil, shard: DataShard = .whole) throws {
         let pairs = dataset.pairs
         guard config.batchSize >= 1 else { throw DataError(path: dataset.name, reason: "batchSize must be at least 1, got \(config.batchSize)") }
         guard pairs.count >= config.batchSize else {
@@ -213,6 +225,9 @@ public final class DataLoader: @unchecked Sendable {
         if let spatial = augmentation.spatial, !spatial.problems().isEmpty {
             throw DataError(path: dataset.name, reason: "augmentation.spatial: " + spatial.problems().joined(separator: "; "))
         }
+        guard shard.count >= 1, shard.rank >= 0, shard.rank < shard.count, config.batchSize % shard.count == 0 else {
+            throw DataError(path: dataset.name, reason: "a batch of \(config.batchSize) does not split into \(shard.count) equal parts")
+        }
         let start = resumeFrom ?? .start(seed: seed, pairCount: pairs.count)
         guard start.pairCount == pairs.count, start.index >= 0, start.index <= pairs.count else {
             throw DataError(path: dataset.name, reason: "saved loader position is for \(start.pairCount) pairs (index \(start.index)), the dataset has \(pairs.count)")
@@ -220,7 +235,7 @@ public final class DataLoader: @unchecked Sendable {
         datasetName = dataset.name
         self.config = config
         position = start
-        let maker = BatchMaker(pairs: pairs, config: config, augmentation: augmentation)
+        let maker = BatchMaker(pairs: pairs, config: config, augmentation: augmentation, shard: shard)
         let queue = self.queue
         let depth = max(1, config.prefetchBatches)
         let thread = Thread {

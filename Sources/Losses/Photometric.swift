@@ -58,17 +58,18 @@ public enum Photometric {
     /// ARFlow's masked photometric loss at one scale:
     /// (w_l1·mean(|I1 − R|·m) + w_ssim·mean(SSIM(R·m, I1·m)) + w_census·mean(census(R·m, I1·m))) / mean(m).
     /// im1, recon: (B, 3, H, W); mask: (B, 1, H, W) non-occlusion (not differentiated) → scalar [1].
-    public static func loss(_ im1: Tensor, _ recon: Tensor, mask: Tensor, weights: Weights) -> Tensor {
+    /// `share`: this process's part of a data-parallel batch.
+    public static func loss(_ im1: Tensor, _ recon: Tensor, mask: Tensor, weights: Weights, share: BatchShare = .whole) -> Tensor {
         let m = mask.detached()
         var total: Tensor? = nil
         func add(_ t: Tensor) { total = total.map { $0 + t } ?? t }
-        if weights.l1 != 0 { add(((im1 - recon).abs() * m).mean() * weights.l1) }
+        if weights.l1 != 0 { add(share.mean((im1 - recon).abs() * m) * weights.l1) }
         if weights.ssim != 0 || weights.census != 0 {
             let rm = recon * m, im = im1 * m
-            if weights.ssim != 0 { add(ssim(rm, im).mean() * weights.ssim) }
-            if weights.census != 0 { add(census(rm, im).mean() * weights.census) }
+            if weights.ssim != 0 { add(share.mean(ssim(rm, im)) * weights.ssim) }
+            if weights.census != 0 { add(share.mean(census(rm, im)) * weights.census) }
         }
-        let denom = Swift.max(m.meanValue(), 1e-7)
+        let denom = Swift.max(share.meanValue(m), 1e-7)
         return (total ?? Tensor.zeros([1])) * Float(1 / denom)
     }
 }

@@ -20,24 +20,24 @@ public enum Smoothness {
 
     /// First order: mean(w_x·|∂x F|)/2 + mean(w_y·|∂y F|)/2 (the reference fixture's form; ARFlow's
     /// code has one more factor ½, which recipes fold into the smoothness weight).
-    /// flow: (B, 2, H, W); image: (B, 3, H, W) → scalar [1]
-    public static func firstOrder(_ flow: Tensor, _ image: Tensor, alpha: Float = 10) -> Tensor {
+    /// flow: (B, 2, H, W); image: (B, 3, H, W) → scalar [1]; `share`: this process's part of the batch
+    public static func firstOrder(_ flow: Tensor, _ image: Tensor, alpha: Float = 10, share: BatchShare = .whole) -> Tensor {
         check(flow, image)
         let (wx, wy) = edgeWeights(image, alpha: alpha)
         let (dx, dy) = gradients(flow)
-        return (wx * dx.abs()).mean() * 0.5 + (wy * dy.abs()).mean() * 0.5
+        return share.mean(wx * dx.abs()) * 0.5 + share.mean(wy * dy.abs()) * 0.5
     }
 
     /// Second order: mean(w_x·|∂xx F|)/2 + mean(w_y·|∂yy F|)/2, weights shifted by one pixel to
     /// sit on the second differences.   → scalar [1]
-    public static func secondOrder(_ flow: Tensor, _ image: Tensor, alpha: Float = 10) -> Tensor {
+    public static func secondOrder(_ flow: Tensor, _ image: Tensor, alpha: Float = 10, share: BatchShare = .whole) -> Tensor {
         check(flow, image)
         let (wx, wy) = edgeWeights(image, alpha: alpha)
         let (dx, dy) = gradients(flow)
         let dxx = gradients(dx).dx, dyy = gradients(dy).dy
         let w = flow.shape[3], h = flow.shape[2]
         let wxs = wx.slice(dim: 3, start: 1, length: w - 2), wys = wy.slice(dim: 2, start: 1, length: h - 2)
-        return (wxs * dxx.abs()).mean() * 0.5 + (wys * dyy.abs()).mean() * 0.5
+        return share.mean(wxs * dxx.abs()) * 0.5 + share.mean(wys * dyy.abs()) * 0.5
     }
 
     static func check(_ flow: Tensor, _ image: Tensor) {

@@ -6,22 +6,23 @@ import Tensor
 public enum Supervision {
     /// Robust masked loss (ARFlow): mean((|pred − target| + ε)^q · m) / (mean(m) + 1e-7); with
     /// ε = 0 and q = 1 the masked L1 of RAFT.  pred, target: (B, 2, H, W); mask: (B, 1, H, W) → [1]
-    public static func robust(_ pred: Tensor, _ target: Tensor, mask: Tensor, eps: Float, q: Float) -> Tensor {
+    public static func robust(_ pred: Tensor, _ target: Tensor, mask: Tensor, eps: Float, q: Float, share: BatchShare = .whole) -> Tensor {
         let m = mask.detached()
-        let mean = m.meanValue()
+        let mean = share.meanValue(m)
         let d = (pred - target.detached()).abs()
         let r = q == 1 && eps == 0 ? d : (d + eps).pow(q)
-        return (r * m).mean() * Float(1 / (mean + 1e-7))
+        return share.mean(r * m) * Float(1 / (mean + 1e-7))
     }
 
     /// RAFT's sequence loss: Σᵢ γ^(N−1−i) · robust(predᵢ, target), later iterations weighing more.
     /// preds: N × (B, 2, H, W); mask: (B, 1, H, W) → [1]
-    public static func sequence(_ preds: [Tensor], _ target: Tensor, mask: Tensor, gamma: Float, eps: Float, q: Float) -> Tensor {
+    public static func sequence(_ preds: [Tensor], _ target: Tensor, mask: Tensor, gamma: Float, eps: Float, q: Float,
+                                share: BatchShare = .whole) -> Tensor {
         precondition(!preds.isEmpty, "Supervision.sequence: no predictions")
         var loss: Tensor? = nil
         for (i, p) in preds.enumerated() {
             let w = Float(Foundation.pow(Double(gamma), Double(preds.count - 1 - i)))
-            let l = robust(p, target, mask: mask, eps: eps, q: q) * w
+            let l = robust(p, target, mask: mask, eps: eps, q: q, share: share) * w
             loss = loss.map { $0 + l } ?? l
         }
         return loss!
@@ -29,12 +30,12 @@ public enum Supervision {
 
     /// Mean end-point error over the masked pixels: Σ ‖pred − target‖₂ · m / Σ m.
     /// pred, target: (B, 2, H, W); mask: (B, 1, H, W) → [1]
-    public static func endPointError(_ pred: Tensor, _ target: Tensor, mask: Tensor) -> Tensor {
+    public static func endPointError(_ pred: Tensor, _ target: Tensor, mask: Tensor, share: BatchShare = .whole) -> Tensor {
         let m = mask.detached()
         let d = pred - target.detached()
         // The small constant keeps the gradient finite where the error is exactly zero.
         let e = ((d * d).sum(dims: [1], keepDims: true) + 1e-6).pow(0.5)
-        return (e * m).mean() * Float(1 / (m.meanValue() + 1e-7))
+        return share.mean(e * m) * Float(1 / (share.meanValue(m) + 1e-7))
     }
 
     /// Nearest downsampling of a mask (F.interpolate(mode='nearest')).  (B, C, H, W) → (B, C, h, w)

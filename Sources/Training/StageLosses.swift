@@ -14,7 +14,7 @@ public enum StageLosses {
     /// Photometric + smoothness on a bidirectional FastFlowNet forward (ARFlow's unFlowLoss).
     /// `flows`: the teacher's outputs on ([I1; I2], [I2; I1]) (batch 2B). Returns the loss, the
     /// visibility masks (2B, 1, H, W) and terms.
-    static func unsupervised(flows: [Tensor], a: Tensor, b: Tensor, spec: LossSpec, warmup: Bool) -> (Tensor, Tensor, [String: Float]) {
+    static func unsupervised(flows: [Tensor], a: Tensor, b: Tensor, spec: LossSpec, warmup: Bool, share: BatchShare) -> (Tensor, Tensor, [String: Float]) {
         let full = flows[0]
         let n2 = full.shape[0], n = n2 / 2, h = full.shape[2], w = full.shape[3]
         let ff = full.slice(dim: 0, start: 0, length: n), fb = full.slice(dim: 0, start: n, length: n)
@@ -33,42 +33,43 @@ public enum StageLosses {
             let hs = flow.shape[2], ws = flow.shape[3]
             let (i1, i2) = Tape.noGrad { s == 0 ? (a, b) : (a.resizeArea(height: hs, width: ws), b.resizeArea(height: hs, width: ws)) }
             let recon = warp(i2, by: flow, padding: .border)
-            let l = Photometric.loss(i1, recon, mask: Supervision.nearest(visible, height: hs, width: ws), weights: weights) * spec.scaleWeights[s]
+            let l = Photometric.loss(i1, recon, mask: Supervision.nearest(visible, height: hs, width: ws), weights: weights, share: share) * spec.scaleWeights[s]
             photo += l.item
             loss = loss.map { $0 + l } ?? l
         }
         var terms: [String: Float] = ["photo": photo]
         if spec.smoothWeight > 0 {
             let scaled = full * (1 / Float(min(h, w)))
-            let sm = spec.smoothOrder == 1 ? Smoothness.firstOrder(scaled, a, alpha: spec.smoothAlpha)
-                                           : Smoothness.secondOrder(scaled, a, alpha: spec.smoothAlpha)
+            let sm = spec.smoothOrder == 1 ? Smoothness.firstOrder(scaled, a, alpha: spec.smoothAlpha, share: share)
+                                           : Smoothness.secondOrder(scaled, a, alpha: spec.smoothAlpha, share: share)
             let l = sm * spec.smoothWeight
             terms["smooth"] = l.item
             loss = loss.map { $0 + l } ?? l
         }
-        terms["visible"] = Float(visible.meanValue())
+        terms["visible"] = share.part(Float(visible.meanValue()))
         return (loss ?? Tensor.zeros([1]), visible, terms)
     }
 
     /// Stage 1 (and the teacher's own term in stage 3): unsupervised loss of the teacher, plus
     /// self-supervision on A(I) against A(F detached) masked by A(O), plus (stage 3) distillation
-    /// from the student's flow on the same augmented pass masked by A(O_T).
+    /// from the student's flow on the same augmented pass masked by A(O_T). Terms are this
+    /// process's shares (`share`), added up over processes by the trainer.
     public static func teacherStep(teacher: TrainableFlowNet, image1: Tensor, image2: Tensor, stage: StageSpec, step: Int,
-                                   studentFlow: Tensor?, rng: inout RandomGenerator) -> StepLoss {
+                                   studentFlow: Tensor?, random: StepRandomness, share: BatchShare = .whole) -> StepLoss {
         let spec = stage.loss
         let n = image1.shape[0]
         let a = Tensor.concat([image1, image2], dim: 0), b = Tensor.concat([image2, image1], dim: 0)
         let flows = teacher.trainForward(a, b)
-        var (loss, visible, terms) = unsupervised(flows: flows, a: a, b: b, spec: spec, warmup: step < spec.warmupSteps)
+        var (loss, visible, terms) = unsupervised(flows: flows, a: a, b: b, spec: spec, warmup: step < spec.warmupSteps, share: share)
         let wSelf = spec.selfSupWeight, wDistill = studentFlow == nil ? 0 : spec.distillWeight
         if wSelf > 0 || wDistill > 0 {
-            let aug = SelfAugmentation(stage.selfAugment, image1: image1, image2: image2, rng: &rng)
+            let aug = SelfAugmentation(stage.selfAugment, image1: image1, image2: image2, rngs: random.generators(stream: 0))
             let pred = teacher.trainForward(aug.image1, aug.image2)[0]
             let visF = visible.slice(dim: 0, start: 0, length: n)
             if wSelf > 0 {
                 let ff = flows[0].slice(dim: 0, start: 0, length: n)
                 let (t, m) = aug.target(flow: ff.detached(), mask: visF)
-                let l = Supervision.robust(pred, t, mask: m, eps: spec.robustEps, q: spec.robustQ) * wSelf
+                let l = Supervision.robust(pred, t, mask: m, eps: spec.robustEps, q: spec.robustQ, share: share) * wSelf
                 terms["selfsup"] = l.item
                 loss = loss + l
             }
@@ -76,9 +77,9 @@ public enum StageLosses {
                 let own = flows[0].slice(dim: 0, start: 0, length: n)
                 let (mask, fraction) = distillationMask(spec.distillMask, image1: image1, image2: image2, student: studentFlow,
                                                         teacher: own, visible: visF)
-                if let fraction { terms["better"] = fraction }
+                if let fraction { terms["better"] = share.part(fraction) }
                 let (t, m) = aug.target(flow: studentFlow, mask: mask)
-                let l = Supervision.robust(pred, t, mask: m, eps: spec.robustEps, q: spec.robustQ) * wDistill
+                let l = Supervision.robust(pred, t, mask: m, eps: spec.robustEps, q: spec.robustQ, share: share) * wDistill
                 terms["distill"] = l.item
                 loss = loss + l
             }
@@ -115,9 +116,9 @@ public enum StageLosses {
     /// its sequence loss (L1, weights γ^(N−i)).
     /// flow: (B, 2, H, W) ground truth; valid: (B, 1, H, W)
     public static func supervisedStep(net: TrainableFlowNet, image1: Tensor, image2: Tensor, flow: Tensor, valid: Tensor,
-                                      stage: StageSpec, rng: inout RandomGenerator) -> StepLoss {
+                                      stage: StageSpec, random: StepRandomness, share: BatchShare = .whole) -> StepLoss {
         let spec = stage.loss
-        let aug = SelfAugmentation(stage.selfAugment, image1: image1, image2: image2, rng: &rng)
+        let aug = SelfAugmentation(stage.selfAugment, image1: image1, image2: image2, rngs: random.generators(stream: 0))
         let (target, mask) = aug.target(flow: flow, mask: valid)
         let preds = net.trainForward(aug.image1, aug.image2)
         var loss: Tensor? = nil
@@ -131,22 +132,22 @@ public enum StageLosses {
                 let (t, m) = Tape.noGrad {
                     s == 0 ? (target, mask) : (target.resizeArea(height: hs, width: ws) * (1 / factor), Supervision.downsampleValid(mask, height: hs, width: ws))
                 }
-                let l = Supervision.endPointError(pred, t, mask: m) * (spec.scaleWeights[s] * factor)
+                let l = Supervision.endPointError(pred, t, mask: m, share: share) * (spec.scaleWeights[s] * factor)
                 if s == 0 { terms["epe"] = l.item / spec.scaleWeights[s] }
                 loss = loss.map { $0 + l } ?? l
             }
         } else {
-            loss = Supervision.sequence(preds, target, mask: mask, gamma: spec.sequenceGamma, eps: 0, q: 1)
-            terms["epe"] = Supervision.endPointError(preds[preds.count - 1].detached(), target, mask: mask).item
+            loss = Supervision.sequence(preds, target, mask: mask, gamma: spec.sequenceGamma, eps: 0, q: 1, share: share)
+            terms["epe"] = Supervision.endPointError(preds[preds.count - 1].detached(), target, mask: mask, share: share).item
         }
-        terms["valid"] = Float(mask.meanValue())
+        terms["valid"] = share.part(Float(mask.meanValue()))
         return StepLoss(total: loss ?? Tensor.zeros([1]), terms: terms)
     }
 
     /// Stage 2: the frozen teacher's flows, filtered by the reliable mask, supervise the student
     /// on A(I) with RAFT's sequence weighting γ^(N−i).
     public static func studentStep(teacher: TrainableFlowNet, student: TrainableFlowNet, image1: Tensor, image2: Tensor,
-                                   stage: StageSpec, rng: inout RandomGenerator) -> StepLoss {
+                                   stage: StageSpec, random: StepRandomness, share: BatchShare = .whole) -> StepLoss {
         let spec = stage.loss
         let n = image1.shape[0]
         let both = teacher.infer(Tensor.concat([image1, image2], dim: 0), Tensor.concat([image2, image1], dim: 0))
@@ -162,13 +163,13 @@ public enum StageLosses {
         }
         var loss: Tensor? = nil
         for (k, (f, m)) in targets.enumerated() {
-            let aug = SelfAugmentation(stage.selfAugment, image1: frames[k].0, image2: frames[k].1, rng: &rng)
+            let aug = SelfAugmentation(stage.selfAugment, image1: frames[k].0, image2: frames[k].1, rngs: random.generators(stream: k))
             let (t, tm) = aug.target(flow: f, mask: m)
             let preds = student.trainForward(aug.image1, aug.image2)
-            let l = Supervision.sequence(preds, t, mask: tm, gamma: spec.sequenceGamma, eps: spec.robustEps, q: spec.robustQ)
+            let l = Supervision.sequence(preds, t, mask: tm, gamma: spec.sequenceGamma, eps: spec.robustEps, q: spec.robustQ, share: share)
             loss = loss.map { $0 + l } ?? l
         }
         let total = loss! * (1 / Float(targets.count))
-        return StepLoss(total: total, terms: ["distill": total.item, "reliable": fraction])
+        return StepLoss(total: total, terms: ["distill": total.item, "reliable": share.part(fraction)])
     }
 }

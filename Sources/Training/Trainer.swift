@@ -27,13 +27,16 @@ public final class Trainer {
     public let teacher: TeacherNet
     public let student: StudentNet
     public private(set) var state = TrainState()
+    /// The processes of a data-parallel run (one process: `SingleProcess`); rank 0 alone writes.
+    public let communicator: Communicator
     let stages: [StageSpec]
     let train: FlowDataset
     let val: FlowDataset
     let log: (String) -> Void
-    let metricsHandle: FileHandle
-    /// The same scalars for TensorBoard, in RUN/tensorboard/.
-    let tensorboard: TensorBoardWriter
+    /// Rank 0's metrics.jsonl (nil on the other ranks).
+    let metricsHandle: FileHandle?
+    /// The same scalars for TensorBoard, in RUN/tensorboard/ (rank 0).
+    let tensorboard: TensorBoardWriter?
     var groundTruthShown = false
     var optimizer: Adam?
     /// The checkpoint this process resumed from (its optimizer state is read when its stage starts).
@@ -49,18 +52,72 @@ public final class Trainer {
     public var killAfterSteps: Int? = nil
 
     /// Prepares a run in `runDir`: a new one, or (with `resume`) the continuation of the run whose
-    /// latest checkpoint `resume` names. A different recipe is refused unless `force`.
-    public init(recipe: Recipe, runDir: URL, resume: Bool, force: Bool = false, log: @escaping (String) -> Void = { print($0) }) throws {
+    /// latest checkpoint `resume` names. A different recipe is refused unless `force`. With a
+    /// `communicator` of several processes, each trains on its part of every batch; rank 0 alone
+    /// writes into `runDir`, the others read its checkpoint when resuming.
+    public init(recipe: Recipe, runDir: URL, resume: Bool, force: Bool = false, communicator: Communicator = SingleProcess(),
+                log: @escaping (String) -> Void = { print($0) }) throws {
         self.recipe = recipe
         self.runDir = runDir
         self.log = log
+        self.communicator = communicator
         self.stages = recipe.expandedStages
+        for (k, stage) in stages.enumerated() where stage.batch % communicator.size != 0 {
+            throw TrainingError("stages.\(k).batch: \(stage.batch) does not split over \(communicator.size) processes; make each stage's batch a multiple of \(communicator.size) (it is the global batch)")
+        }
         StorageMemory.keepLargeBlocks()
         if recipe.threads > 0 { Runtime.setThreads(recipe.threads) }
 
-        let fm = FileManager.default
         let resolved = try recipe.resolvedYAML()
+        // Rank 0 checks and prepares the run directory (and generates missing data) before the
+        // other ranks read them.
+        let prepared = try communicator.rootFirst { () throws -> (TrainState, URL?, RunLock?) in
+            if communicator.isRoot {
+                return try Trainer.prepareRunDirectory(runDir, resolved: resolved, resume: resume, force: force, log: log)
+            }
+            var state = TrainState()
+            state.recipeHash = Trainer.hash(resolved)
+            guard resume && Checkpoint.holdsAnyCheckpoint(runDir) else { return (state, nil, nil) }
+            let (folder, saved) = try Checkpoint.resolveForResume(runDir, log: { _ in })
+            return (saved, folder, nil)
+        }
+        (state, resumeFolder, lock) = prepared
+        (train, val) = try communicator.rootFirst {
+            let train = try DatasetFactory.open(recipe.data.train, log: log)
+            do { return (train, try DatasetFactory.open(recipe.data.val, log: log)) }
+            catch { throw TrainingError("data.val: \(error) (validation needs labelled pairs; point data.val at them)") }
+        }
+        teacher = try NetFactory.teacher(recipe.teacher, seed: recipe.seed)
+        student = try NetFactory.student(recipe.student, seed: recipe.seed &+ 1)
+        if let folder = resumeFolder {
+            try teacher.net.load(SafeTensors.read(folder.appendingPathComponent("teacher.safetensors")).tensors, source: folder.path + "/teacher.safetensors")
+            try student.net.load(SafeTensors.read(folder.appendingPathComponent("student.safetensors")).tensors, source: folder.path + "/student.safetensors")
+            log("resuming \(runDir.path) at stage \(state.stageIndex + 1)/\(stages.count), step \(state.stageStep) (from \(folder.lastPathComponent))")
+        }
+        guard communicator.isRoot else {
+            metricsHandle = nil
+            tensorboard = nil
+            return
+        }
+        let metricsURL = runDir.appendingPathComponent("metrics.jsonl")
+        if !FileManager.default.fileExists(atPath: metricsURL.path) && !FileManager.default.createFile(atPath: metricsURL.path, contents: nil) {
+            throw TrainingError("\(metricsURL.path): cannot create the metrics file (is the disk full or read-only?)")
+        }
+        guard let h = try? FileHandle(forWritingTo: metricsURL) else { throw TrainingError("\(metricsURL.path): cannot open for appending") }
+        h.seekToEndOfFile()
+        metricsHandle = h
+        tensorboard = try TensorBoardWriter(directory: runDir.appendingPathComponent("tensorboard").path)
+    }
+
+    /// Checks and prepares the run directory (rank 0): a new run's folder and recipe.yaml, or the
+    /// checkpoint to resume from, with its state; takes the run lock.
+    static func prepareRunDirectory(_ runDir: URL, resolved: String, resume: Bool, force: Bool,
+                                    log: (String) -> Void) throws -> (TrainState, URL?, RunLock) {
+        let fm = FileManager.default
         let hash = Trainer.hash(resolved)
+        var state = TrainState()
+        let lock: RunLock
+        var resumeFolder: URL? = nil
         if resume {
             guard fm.fileExists(atPath: runDir.path) else { throw CheckpointError("\(runDir.path): no such run directory") }
             lock = try RunLock(runDir)
@@ -94,28 +151,10 @@ public final class Trainer {
             try Checkpoint.writeAtomically(Data(resolved.utf8), to: runDir.appendingPathComponent("recipe.yaml"))
             state.recipeHash = hash
         }
-
-        train = try DatasetFactory.open(recipe.data.train, log: log)
-        do { val = try DatasetFactory.open(recipe.data.val, log: log) }
-        catch { throw TrainingError("data.val: \(error) (validation needs labelled pairs; point data.val at them)") }
-        teacher = try NetFactory.teacher(recipe.teacher, seed: recipe.seed)
-        student = try NetFactory.student(recipe.student, seed: recipe.seed &+ 1)
-        if let folder = resumeFolder {
-            try teacher.net.load(SafeTensors.read(folder.appendingPathComponent("teacher.safetensors")).tensors, source: folder.path + "/teacher.safetensors")
-            try student.net.load(SafeTensors.read(folder.appendingPathComponent("student.safetensors")).tensors, source: folder.path + "/student.safetensors")
-            log("resuming \(runDir.path) at stage \(state.stageIndex + 1)/\(stages.count), step \(state.stageStep) (from \(folder.lastPathComponent))")
-        }
-        let metricsURL = runDir.appendingPathComponent("metrics.jsonl")
-        if !fm.fileExists(atPath: metricsURL.path) && !fm.createFile(atPath: metricsURL.path, contents: nil) {
-            throw TrainingError("\(metricsURL.path): cannot create the metrics file (is the disk full or read-only?)")
-        }
-        guard let h = try? FileHandle(forWritingTo: metricsURL) else { throw TrainingError("\(metricsURL.path): cannot open for appending") }
-        h.seekToEndOfFile()
-        metricsHandle = h
-        tensorboard = try TensorBoardWriter(directory: runDir.appendingPathComponent("tensorboard").path)
+        return (state, resumeFolder, lock)
     }
 
-    deinit { try? metricsHandle.close() }
+    deinit { try? metricsHandle?.close() }
 
     /// Drops the lines of a metrics file whose `global_step` is past `step` (rewritten atomically;
     /// a missing file is left alone, lines that do not parse are kept).
@@ -235,11 +274,11 @@ public final class Trainer {
         let run = try startStage(k, stage)
         defer { run.loader.stop() }
         while state.stageStep < stage.steps {
-            let (loss, gradNorm) = try step(run)
+            let result = try step(run)
             stepsThisProcess += 1
-            try record(run, loss: loss, gradNorm: gradNorm)
+            try record(run, result)
             if let kill = killAfterSteps, stepsThisProcess >= kill { throw TrainingError("killed (test hook) after \(kill) steps") }
-            let interrupted = stopSignal != 0 || (stopAfterSteps.map { stepsThisProcess >= $0 } ?? false)
+            let interrupted = result.stop || (stopAfterSteps.map { stepsThisProcess >= $0 } ?? false)
             try checkpointOrValidate(run, interrupted: interrupted)
         }
     }
@@ -258,10 +297,11 @@ public final class Trainer {
         optimizer = opt
         var pair = stage.pairAugment
         pair.crop = stage.crop
-        var data = try stage.train.map { try DatasetFactory.open($0, log: log) } ?? train
+        var data = try communicator.rootFirst { try stage.train.map { try DatasetFactory.open($0, log: log) } } ?? train
         if stage.kind == .supervised { data = ForwardFlowOnly(data) }
         let loader = try DataLoader(dataset: data, config: loaderConfig(stage), augmentation: AugmentationConfig(pair: pair),
-                                    seed: stageSeed(k) ^ 0x5A5A, resumeFrom: state.loader)
+                                    seed: stageSeed(k) ^ 0x5A5A, resumeFrom: state.loader,
+                                    shard: DataShard(rank: communicator.rank, count: communicator.size))
         teacher.net.setTraining(true)
         student.net.setTraining(stage.trains == .student)
         let title = "stage \(k + 1)/\(stages.count) \(stage.name)"
@@ -270,21 +310,44 @@ public final class Trainer {
                         net: trainedNet(stage), startStep: state.stageStep)
     }
 
+    /// What one step reports: the loss and its terms over the whole batch, the gradient norm before
+    /// clipping, and whether any process was asked to stop (SIGINT/SIGTERM).
+    struct StepResult {
+        var loss: Float
+        var terms: [String: Float]
+        var gradNorm: Float
+        var stop: Bool
+        /// Seconds this process spent adding gradients up over processes.
+        var allreduceSeconds: Double
+    }
+
     /// One optimizer step: the stage's loss on the next batch, its gradient (clipped), the update —
     /// or, when the loss or gradient is not finite, no update and a count towards `maxNonFinite`.
-    /// Advances the run state. Returns the loss and the gradient norm before clipping.
-    func step(_ run: StageRun) throws -> (StepLoss, Float) {
+    /// Over several processes each computes its share of the batch's loss; the loss, its terms and
+    /// then the gradients are added up over processes before any decision, so every process
+    /// takes the same one. Advances the run state.
+    func step(_ run: StageRun) throws -> StepResult {
         let stage = run.spec, opt = run.optimizer
         let step = state.stageStep
         let batch = try run.loader.next()
         for s in batch.skipped { log("skipped \(s)") }
         opt.lr = run.schedule.lr(at: step)
         var rng = state.rng
-        let loss = computeLoss(stage, step: step, batch: batch, rng: &rng)
-        var finite = loss.total.isFinite
+        let local = communicator.size == 1 ? stage.batch : stage.batch / communicator.size
+        let random = StepRandomness(seed: rng.next(), first: communicator.rank * local, count: local)
+        let share = communicator.batchShare
+        let loss = computeLoss(stage, step: step, batch: batch, random: random, share: share)
+        let keys = loss.terms.keys.sorted()
+        let totals = communicator.sum([Double(loss.total.item)] + keys.map { Double(loss.terms[$0]!) } + [stopSignal != 0 ? 1 : 0])
+        var result = StepResult(loss: Float(totals[0]), terms: [:], gradNorm: 0, stop: totals[totals.count - 1] > 0, allreduceSeconds: 0)
+        for (i, key) in keys.enumerated() { result.terms[key] = Float(totals[i + 1]) }
+        var finite = result.loss.isFinite
         var gradNorm: Float = 0
         if finite {
             Tape.backward(loss.total)
+            let t0 = Timing.now()
+            communicator.sumGradients(run.params)
+            result.allreduceSeconds = Timing.now() - t0
             gradNorm = clipGradNorm(run.params, maxNorm: stage.optimizer.clip > 0 ? stage.optimizer.clip : .infinity)
             finite = gradNorm.isFinite
             if !finite {
@@ -307,7 +370,7 @@ public final class Trainer {
         } else {
             state.skippedSteps += 1
             state.nonFiniteStreak += 1
-            log("\(run.title): step \(step + 1): non-finite \(loss.total.isFinite ? "gradient" : "loss"); step skipped, weights untouched (\(state.nonFiniteStreak) in a row)")
+            log("\(run.title): step \(step + 1): non-finite \(result.loss.isFinite ? "gradient" : "loss"); step skipped, weights untouched (\(state.nonFiniteStreak) in a row)")
         }
         for p in run.params { p.freeGrad() }
         if state.nonFiniteStreak >= maxNonFinite {
@@ -318,27 +381,29 @@ public final class Trainer {
         state.stageStep += 1
         state.globalStep += 1
         state.optimizerStep = opt.step
-        return (loss, gradNorm)
+        result.gradNorm = gradNorm
+        return result
     }
 
     /// The step's metrics line, and every `logEvery` steps (or 30 s) a progress line with the ETA.
-    func record(_ run: StageRun, loss: StepLoss, gradNorm: Float) throws {
+    func record(_ run: StageRun, _ result: StepResult) throws {
         let stage = run.spec
         let now = Timing.now()
         let done = state.stageStep - run.startStep
         let rate = Double(done * stage.batch) / max(now - run.t0, 1e-9)
         var record: [String: Any] = ["type": "train", "stage": run.index + 1, "stage_name": stage.name, "step": state.stageStep,
-                                     "global_step": state.globalStep, "loss": Double(loss.total.item), "lr": run.optimizer.lr,
-                                     "grad_norm": Double(gradNorm), "pairs_per_s": rate, "rss_mb": Timing.residentMB(),
+                                     "global_step": state.globalStep, "loss": Double(result.loss), "lr": run.optimizer.lr,
+                                     "grad_norm": Double(result.gradNorm), "pairs_per_s": rate, "rss_mb": Timing.residentMB(),
                                      "heap_mb": Double(StorageMemory.heapInUse) / 1_048_576,
                                      "tensors_mb": Double(StorageMemory.usage.live) / 1_048_576]
-        for (key, v) in loss.terms { record[key] = Double(v) }
+        for (key, v) in result.terms { record[key] = Double(v) }
+        if communicator.size > 1 { record["allreduce_ms"] = result.allreduceSeconds * 1000 }
         try writeMetrics(record)
         if state.stageStep % recipe.logEvery == 0 || state.stageStep == stage.steps || now - run.lastLog > 30 {
             run.lastLog = now
             let eta = Double(stage.steps - state.stageStep) * (now - run.t0) / Double(max(done, 1))
-            let terms = loss.terms.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4g", $0.value))" }.joined(separator: " ")
-            log("\(run.title) step \(state.stageStep)/\(stage.steps)  loss \(String(format: "%.4f", loss.total.item))  \(terms)  lr \(String(format: "%.2e", run.optimizer.lr))  \(String(format: "%.1f", rate)) pairs/s  ETA \(Trainer.duration(eta))")
+            let terms = result.terms.sorted { $0.key < $1.key }.map { "\($0.key) \(String(format: "%.4g", $0.value))" }.joined(separator: " ")
+            log("\(run.title) step \(state.stageStep)/\(stage.steps)  loss \(String(format: "%.4f", result.loss))  \(terms)  lr \(String(format: "%.2e", run.optimizer.lr))  \(String(format: "%.1f", rate)) pairs/s  ETA \(Trainer.duration(eta))")
             // After this step's rss_mb was recorded: the record shows what the steps since the last trim regrew.
             StorageMemory.releaseFreePages()
         }
@@ -381,28 +446,34 @@ public final class Trainer {
         return c
     }
 
-    func computeLoss(_ stage: StageSpec, step: Int, batch: Batch, rng: inout RandomGenerator) -> StepLoss {
+    func computeLoss(_ stage: StageSpec, step: Int, batch: Batch, random: StepRandomness, share: BatchShare) -> StepLoss {
         switch stage.kind {
         case .supervised:
             return StageLosses.supervisedStep(net: trainedNet(stage), image1: batch.image1, image2: batch.image2,
-                                              flow: batch.flow!, valid: batch.valid!, stage: stage, rng: &rng)
+                                              flow: batch.flow!, valid: batch.valid!, stage: stage, random: random, share: share)
         case .distillToStudent:
-            return StageLosses.studentStep(teacher: teacher, student: student, image1: batch.image1, image2: batch.image2, stage: stage, rng: &rng)
+            return StageLosses.studentStep(teacher: teacher, student: student, image1: batch.image1, image2: batch.image2, stage: stage,
+                                           random: random, share: share)
         case .distillToTeacher:
             let fs = student.infer(batch.image1, batch.image2)
             teacher.net.setTraining(true)
             return StageLosses.teacherStep(teacher: teacher, image1: batch.image1, image2: batch.image2, stage: stage, step: step,
-                                           studentFlow: fs, rng: &rng)
+                                           studentFlow: fs, random: random, share: share)
         case .unsupervised:
             return StageLosses.teacherStep(teacher: teacher, image1: batch.image1, image2: batch.image2, stage: stage, step: step,
-                                           studentFlow: nil, rng: &rng)
+                                           studentFlow: nil, random: random, share: share)
         }
     }
 
-    /// Writes a step checkpoint and moves `latest`; returns its folder name.
+    /// Writes a step checkpoint and moves `latest` (rank 0); returns its folder name. Over several
+    /// processes, first checks that every process holds the same weights.
     @discardableResult
     func save(extraFolder: String? = nil) throws -> String {
         let name = String(format: "step-%07d", state.globalStep)
+        guard communicator.sameEverywhere(teacher.module.namedParameters().map(\.1) + student.module.namedParameters().map(\.1)) else {
+            throw TrainingError("step \(state.globalStep): the processes' weights differ (the runs have diverged); the latest checkpoint in \(runDir.path) is intact")
+        }
+        guard communicator.isRoot else { return name }
         let files = try Checkpoint.files(teacher: teacher.net, student: student.net, optimizer: optimizer, state: state)
         try Checkpoint.writeFolder(runDir, name: name, files: files)
         if let extraFolder {
@@ -424,7 +495,17 @@ public final class Trainer {
         try save(extraFolder: String(k + 1))
     }
 
+    /// Validates the teacher (and the student, once it matters) on rank 0 while the other ranks
+    /// wait; every rank gets the results.
     func validate(_ k: Int, _ stage: StageSpec, final: Bool) throws -> (Double, Double?) {
+        var result: (Double, Double?) = (0, nil)
+        if communicator.isRoot { result = try validateHere(k, stage, final: final) }
+        guard communicator.size > 1 else { return result }
+        let v = communicator.broadcast([result.0, result.1 ?? 0, result.1 == nil ? 0 : 1])
+        return (v[0], v[2] > 0 ? v[1] : nil)
+    }
+
+    func validateHere(_ k: Int, _ stage: StageSpec, final: Bool) throws -> (Double, Double?) {
         let mt = try Evaluation.run(teacher, on: val, maxPairs: recipe.validation.maxPairs)
         var ms: FlowMetrics? = nil
         // The student is worth validating once a stage has trained it or learned from it.
@@ -448,7 +529,7 @@ public final class Trainer {
     /// val/student_flow once the student is validated; val/ground_truth at the first validation.
     /// Leaves both nets in inference mode, as validation does.
     func addFlowImages(studentToo: Bool) throws {
-        guard let pair = val.pairs.first else { return }
+        guard let tensorboard, let pair = val.pairs.first else { return }
         let sample = try pair.load()
         let (h, w) = (sample.height, sample.width)
         let a = Tensor(shape: [1, 3, h, w], values: sample.image1.pixels), b = Tensor(shape: [1, 3, h, w], values: sample.image2.pixels)
@@ -469,6 +550,7 @@ public final class Trainer {
     /// Appends one JSON line to metrics.jsonl; a failed write (a full disk) stops the run with the
     /// file's name rather than trapping in Foundation.
     func writeMetrics(_ record: [String: Any]) throws {
+        guard let metricsHandle, let tensorboard else { return }
         guard let data = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) else { return }
         do { try metricsHandle.write(contentsOf: data + Data("\n".utf8)) }
         catch { throw TrainingError("\(runDir.appendingPathComponent("metrics.jsonl").path): cannot append (\(error.localizedDescription))") }
@@ -494,6 +576,7 @@ public final class Trainer {
     }
 
     func printSummary() {
+        guard communicator.isRoot else { return }
         var s = "\nteacher validation EPE after each stage (\(val.name)):\n"
         s += "| # | stage | teacher EPE | student EPE |\n|---|---|---|---|\n"
         for r in state.history {

@@ -130,14 +130,19 @@ private func syntheticSample(seed: UInt64, height: Int = 96, width: Int = 128) -
     config.noiseStd = 0
     let image = testImage(width: 12, height: 8)
     let batch = Tensor(shape: [2, 3, 8, 12], values: image.pixels + image.pixels)
-    var rng = RandomGenerator(seed: 6)
-    let (a, b) = PhotometricAugment.apply(config, image1: batch, image2: batch, using: &rng)
+    var rngs = [RandomGenerator(seed: 6), RandomGenerator(seed: 9)]
+    let (a, b) = PhotometricAugment.apply(config, image1: batch, image2: batch, using: &rngs)
     #expect(a.toArray() == b.toArray())
     #expect(batch.toArray() == image.pixels + image.pixels)  // inputs untouched
     var rng2 = RandomGenerator(seed: 6)
     var one = image, two = image
     PhotometricAugment.apply(config, to: &one, &two, using: &rng2)
     #expect(Array(a.toArray()[0..<(3 * 96)]) == one.pixels)
+    // Each item draws from its own generator.
+    var rng3 = RandomGenerator(seed: 9)
+    var three = image, four = image
+    PhotometricAugment.apply(config, to: &three, &four, using: &rng3)
+    #expect(Array(a.toArray()[(3 * 96)...]) == three.pixels)
 }
 
 @Test func degenerateAffineMapsSampleNothingInsteadOfTrapping() {

@@ -77,6 +77,29 @@ private let augmentation: AugmentationConfig = {
     #expect(lenient.skippedCount == 1 && lenient.skippedFiles.first?.path == bad)
 }
 
+@Test func shardsOfABatchAreItsSamplesWhateverTheSplit() throws {
+    let dir = TempDir()
+    let dataset = try makeDataset(dir, pairs: 10)
+    truncate(dir.file("data", "00003_img1.png"), to: 100)
+    var config = LoaderConfig(batchSize: 4)
+    config.skipBadFiles = true
+    let whole = try DataLoader(dataset: dataset, config: config, augmentation: augmentation, seed: 4)
+    let shards = try (0..<2).map { try DataLoader(dataset: dataset, config: config, augmentation: augmentation, seed: 4, shard: DataShard(rank: $0, count: 2)) }
+    var sawSkip = false
+    for _ in 0..<5 {   // two and a half epochs
+        let b = try whole.next()
+        let parts = try shards.map { try $0.next() }
+        sawSkip = sawSkip || !b.skipped.isEmpty
+        #expect(parts[0].ids + parts[1].ids == b.ids)
+        #expect(parts[0].image1.toArray() + parts[1].image1.toArray() == b.image1.toArray())
+        #expect(parts[0].flow!.toArray() + parts[1].flow!.toArray() == b.flow!.toArray())
+        #expect(parts[0].end == b.end && parts[1].end == b.end)
+    }
+    #expect(sawSkip)
+    let message = errorMessage { _ = try DataLoader(dataset: dataset, config: config, augmentation: .none, seed: 1, shard: DataShard(rank: 0, count: 3)) }
+    #expect(message?.contains("a batch of 4 does not split into 3 equal parts") == true)
+}
+
 @Test func loaderRejectsAPositionFromAnotherDataset() throws {
     let dir = TempDir()
     let dataset = try makeDataset(dir, pairs: 4)

@@ -91,10 +91,10 @@ import FlowNets
         stage.loss.selfSupWeight = 0
         let params = net.namedParameters()
         let opt = Adam([.init(params)], lr: 1e-3)
-        var rng = RandomGenerator(seed: 1)
         var losses: [Float] = []
         for step in 0..<12 {
-            let l = StageLosses.teacherStep(teacher: teacher, image1: i1, image2: i2, stage: stage, step: step, studentFlow: nil, rng: &rng)
+            let random = StepRandomness(seed: UInt64(step), first: 0, count: 1)
+            let l = StageLosses.teacherStep(teacher: teacher, image1: i1, image2: i2, stage: stage, step: step, studentFlow: nil, random: random)
             losses.append(l.total.item)
             Tape.backward(l.total)
             opt.update()

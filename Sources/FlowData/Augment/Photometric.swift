@@ -41,15 +41,18 @@ public enum PhotometricAugment {
         apply(p2, to: &image2)
     }
 
-    /// Photometric augmentation of a batch pair (B, 3, H, W), in [0, 1]: new tensors, each item
-    /// with its own draws (shared by its two frames unless the asymmetric draw says otherwise).
+    /// Photometric augmentation of a batch pair (B, 3, H, W), in [0, 1]: new tensors, item i
+    /// drawn from `rngs[i]` (shared by its two frames unless the asymmetric draw says otherwise).
     public static func apply(_ c: PhotometricConfig, image1: Tensor, image2: Tensor,
-                             using rng: inout RandomGenerator) -> (Tensor, Tensor) {
+                             using rngs: inout [RandomGenerator]) -> (Tensor, Tensor) {
         require(image1.rank == 4 && image1.shape[1] == 3 && image1.shape == image2.shape, "PhotometricAugment.apply",
                 "frames \(describe(image1.shape)) and \(describe(image2.shape)) must both be (B, 3, H, W)")
+        require(rngs.count == image1.shape[0], "PhotometricAugment.apply", "\(rngs.count) generators for a batch of \(image1.shape[0])")
         let out1 = image1.clone(), out2 = image2.clone()
         let (b, h, w) = (image1.shape[0], image1.shape[2], image1.shape[3])
         for i in 0..<b {
+            var rng = rngs[i]
+            defer { rngs[i] = rng }
             let asymmetric = c.asymmetricProbability > 0 && rng.chance(c.asymmetricProbability)
             let p1 = draw(c, &rng)
             var p2 = asymmetric ? draw(c, &rng) : p1
