@@ -22,6 +22,8 @@ let package = Package(
         // C only: the convolution, Winograd, correlation, warp and activation kernels (AVX-512 / AVX2
         // with portable loops beside them), the worker pool, glibc heap policy.
         .target(name: "CKernels", linkerSettings: [.linkedLibrary("m")]),
+        // System MPI (Open MPI from Debian) through pkg-config; only `DataParallel` imports it.
+        .systemLibrary(name: "CMPI", pkgConfig: "mpi-c", providers: [.apt(["libopenmpi-dev"])]),
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CKernels"]),
         .target(name: "NN", dependencies: ["Tensor", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .target(name: "FlowNets", dependencies: ["Tensor", "NN"]),
@@ -31,8 +33,10 @@ let package = Package(
             "Tensor", "NN", "FlowNets", "FlowData", "Losses", "CSupport",
             .product(name: "Yams", package: "Yams"),
         ]),
+        // Data-parallel training over MPI: the `Communicator` Training uses, implemented on CMPI.
+        .target(name: "DataParallel", dependencies: ["Training", "CMPI"]),
         .executableTarget(name: "mdflow", dependencies: [
-            "Training", "Tensor", "NN", "FlowNets", "FlowData",
+            "Training", "DataParallel", "Tensor", "NN", "FlowNets", "FlowData",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Fuzz targets for every parser of untrusted bytes; `Scripts/fuzz.sh` builds it with libFuzzer.

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system libraries mdflow links against, and ffmpeg (which the video dataset kind
-# runs to decode video files), when any is missing (Debian/Ubuntu).
+# runs to decode video files), and Open MPI (data-parallel training with mpirun), when any is
+# missing (Debian/Ubuntu).
 set -euo pipefail
 need=()
-for pkg in libopenblas-dev libpng-dev libjpeg-dev pkg-config zlib1g-dev ffmpeg; do
+for pkg in libopenblas-dev libpng-dev libjpeg-dev pkg-config zlib1g-dev ffmpeg libopenmpi-dev openmpi-bin; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
