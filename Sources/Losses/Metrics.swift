@@ -49,6 +49,21 @@ public struct FlowMetrics: Sendable {
         }
     }
 
+    /// The sums behind every number, in a fixed order: metrics measured on parts of a dataset
+    /// add up, element-wise, to the metrics of the whole (data-parallel validation).
+    public var sums: [Double] {
+        [Double(images), epeImageSum, nocImageSum, occImageSum, Double(nocImages), Double(occImages),
+         pixels, epePixelSum, over1, over3, over5, fl]
+    }
+
+    /// Metrics from `sums` (12 values, as `sums` orders them).
+    public init(sums v: [Double]) {
+        require(v.count == 12, "FlowMetrics", "12 sums expected, got \(v.count)")
+        images = Int(v[0]); epeImageSum = v[1]; nocImageSum = v[2]; occImageSum = v[3]
+        nocImages = Int(v[4]); occImages = Int(v[5]); pixels = v[6]; epePixelSum = v[7]
+        over1 = v[8]; over3 = v[9]; over5 = v[10]; fl = v[11]
+    }
+
     public var epe: Double { images > 0 ? epeImageSum / Double(images) : .nan }
     public var epePixel: Double { pixels > 0 ? epePixelSum / pixels : .nan }
     public var epeNoc: Double? { nocImages > 0 ? nocImageSum / Double(nocImages) : nil }

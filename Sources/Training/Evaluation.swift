@@ -5,9 +5,11 @@ import Losses
 
 /// Runs a net over a dataset's pairs in order (no augmentation) and measures flow accuracy.
 public enum Evaluation {
-    public static func run(_ net: TrainableFlowNet, on dataset: FlowDataset, maxPairs: Int = 0,
+    /// `shard`: evaluate only pairs i with i mod count = rank (data-parallel validation; the parts'
+    /// `sums` add up to the whole's).
+    public static func run(_ net: TrainableFlowNet, on dataset: FlowDataset, maxPairs: Int = 0, shard: DataShard = .whole,
                            visualize: String? = nil, progress: (Int, Int) -> Void = { _, _ in }) throws -> FlowMetrics {
-        try run(predict: net.infer, on: dataset, maxPairs: maxPairs, visualize: visualize, progress: progress)
+        try run(predict: net.infer, on: dataset, maxPairs: maxPairs, shard: shard, visualize: visualize, progress: progress)
     }
 
     /// The zero-flow baseline on the same pairs: what a net that has learned nothing scores.
@@ -16,11 +18,11 @@ public enum Evaluation {
     }
 
     /// `predict`: two (1, 3, h, w) RGB frames in [0, 1] → (1, 2, h, w) flow in pixels.
-    public static func run(predict: (Tensor, Tensor) -> Tensor, on dataset: FlowDataset, maxPairs: Int = 0,
+    public static func run(predict: (Tensor, Tensor) -> Tensor, on dataset: FlowDataset, maxPairs: Int = 0, shard: DataShard = .whole,
                            visualize: String? = nil, progress: (Int, Int) -> Void = { _, _ in }) throws -> FlowMetrics {
         var metrics = FlowMetrics()
         let pairs = maxPairs > 0 ? Array(dataset.pairs.prefix(maxPairs)) : dataset.pairs
-        for (i, pair) in pairs.enumerated() {
+        for (i, pair) in pairs.enumerated() where i % shard.count == shard.rank {
             let sample = try pair.load()
             guard let gt = sample.flow else { throw DataError(path: pair.image1, reason: "no ground-truth flow to evaluate against") }
             let (h, w) = (sample.height, sample.width)

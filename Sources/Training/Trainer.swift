@@ -495,25 +495,21 @@ public final class Trainer {
         try save(extraFolder: String(k + 1))
     }
 
-    /// Validates the teacher (and the student, once it matters) on rank 0 while the other ranks
-    /// wait; every rank gets the results.
+    /// Validates the teacher (and the student, once it matters); over several processes each
+    /// evaluates every size-th pair and the metrics' sums are added up, so all get the whole
+    /// split's numbers. Rank 0 records them.
     func validate(_ k: Int, _ stage: StageSpec, final: Bool) throws -> (Double, Double?) {
-        var result: (Double, Double?) = (0, nil)
-        if communicator.isRoot { result = try validateHere(k, stage, final: final) }
-        guard communicator.size > 1 else { return result }
-        let v = communicator.broadcast([result.0, result.1 ?? 0, result.1 == nil ? 0 : 1])
-        return (v[0], v[2] > 0 ? v[1] : nil)
-    }
-
-    func validateHere(_ k: Int, _ stage: StageSpec, final: Bool) throws -> (Double, Double?) {
-        let mt = try Evaluation.run(teacher, on: val, maxPairs: recipe.validation.maxPairs)
+        let part = DataShard(rank: communicator.rank, count: communicator.size)
+        func measure(_ net: TrainableFlowNet) throws -> FlowMetrics {
+            let m = try Evaluation.run(net, on: val, maxPairs: recipe.validation.maxPairs, shard: part)
+            return communicator.size == 1 ? m : FlowMetrics(sums: communicator.sum(m.sums))
+        }
+        let mt = try measure(teacher)
         var ms: FlowMetrics? = nil
         // The student is worth validating once a stage has trained it or learned from it.
         let studentTrained = state.history.contains { stages[$0.stage].trains == .student } || stage.trains == .student
-        if recipe.validation.student && studentTrained {
-            ms = try Evaluation.run(student, on: val, maxPairs: recipe.validation.maxPairs)
-        }
-        try addFlowImages(studentToo: ms != nil)
+        if recipe.validation.student && studentTrained { ms = try measure(student) }
+        if communicator.isRoot { try addFlowImages(studentToo: ms != nil) }
         teacher.net.setTraining(true)
         student.net.setTraining(stage.trains == .student)
         var record: [String: Any] = ["type": "val", "stage": k + 1, "stage_name": stage.name, "global_step": state.globalStep,

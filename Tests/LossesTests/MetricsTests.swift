@@ -30,4 +30,19 @@ import Losses
         #expect(abs(m.epePixel - 5.0 / 3) < 1e-9)   // (1 + 1 + 3) / 3 pixels
         #expect(m.images == 2)
     }
+
+    /// Metrics measured on parts of a set add up, through `sums`, to the metrics of the whole.
+    @Test func sumsOfPartsGiveTheWhole() {
+        var rng = RandomGenerator(seed: 4)
+        let images = (0..<5).map { _ in (Tensor.randn([1, 2, 3, 4], using: &rng) * 4, Tensor.randn([1, 2, 3, 4], using: &rng) * 4,
+                                          Tensor(shape: [1, 1, 3, 4], values: (0..<12).map { Float($0 % 3 == 0 ? 1 : 0) })) }
+        var whole = FlowMetrics(), even = FlowMetrics(), odd = FlowMetrics()
+        for (i, (p, g, o)) in images.enumerated() {
+            whole.add(pred: p, gt: g, occluded: o)
+            if i % 2 == 0 { even.add(pred: p, gt: g, occluded: o) } else { odd.add(pred: p, gt: g, occluded: o) }
+        }
+        let summed = FlowMetrics(sums: zip(even.sums, odd.sums).map { $0 + $1 })
+        for (key, value) in whole.summary { #expect(abs(summed.summary[key]! - value) <= 1e-12 * max(1, abs(value)), "\(key)") }
+        #expect(FlowMetrics(sums: whole.sums).sums == whole.sums)
+    }
 }

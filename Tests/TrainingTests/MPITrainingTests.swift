@@ -54,13 +54,25 @@ import TestSupport
                    seconds: Date().timeIntervalSince(t0))
     }
 
-    /// (loss, grad_norm) of every training step in a run's metrics.jsonl.
-    func steps(_ run: URL) throws -> [(Double, Double)] {
+    /// The records of one type ("train", "val") in a run's metrics.jsonl.
+    func records(_ run: URL, _ type: String) throws -> [[String: Any]] {
         let text = try String(contentsOf: run.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
         return try text.split(separator: "\n").compactMap { line in
-            guard let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], o["type"] as? String == "train",
-                  let l = o["loss"] as? Double, let g = o["grad_norm"] as? Double else { return nil }
-            return (l, g)
+            let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            return o?["type"] as? String == type ? o : nil
+        }
+    }
+
+    /// (loss, grad_norm) of every training step.
+    func steps(_ run: URL) throws -> [(Double, Double)] {
+        try records(run, "train").map { ($0["loss"] as? Double ?? .nan, $0["grad_norm"] as? Double ?? .nan) }
+    }
+
+    /// The teacher's validation EPE and pair count at every validation.
+    func validations(_ run: URL) throws -> [(Double, Double)] {
+        try records(run, "val").map {
+            let t = $0["teacher"] as? [String: Double] ?? [:]
+            return (t["epe"] ?? .nan, t["images"] ?? .nan)
         }
     }
 
@@ -77,7 +89,8 @@ import TestSupport
     }
 
     /// With a learning rate too small to move any weight, every step sees the same weights, so its
-    /// loss and gradient norm must agree with one process's up to float summation order (1e-5).
+    /// loss and gradient norm must agree with one process's up to float summation order (1e-5), and
+    /// so must the validation EPE.
     @Test(.enabled(if: enabled, "needs mpirun and the mdflow executable"))
     func twoRanksComputeTheSameLossesAndGradients() throws {
         let frozen = (0..<3).flatMap { ["--set", "stages.\($0).optimizer.lr=1e-30"] }
@@ -90,6 +103,12 @@ import TestSupport
         #expect(a.count == 7 && b.count == 7)
         for (x, y) in zip(a, b) {
             #expect(abs(x.0 - y.0) <= 1e-5 * abs(x.0) && abs(x.1 - y.1) <= 1e-5 * abs(x.1), "one process \(x), two ranks \(y)")
+        }
+        // Validation is split over the ranks (pairs 0 and 2 on rank 0, 1 on rank 1) and summed.
+        let va = try validations(one), vb = try validations(two)
+        #expect(va.count == 3 && vb.count == 3)
+        for (x, y) in zip(va, vb) {
+            #expect(x.1 == 3 && y.1 == 3 && abs(x.0 - y.0) <= 1e-6 * abs(x.0), "one process \(x), two ranks \(y)")
         }
     }
 
