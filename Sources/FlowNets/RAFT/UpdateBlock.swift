@@ -1,27 +1,41 @@
 import Tensor
 import NN
 
+/// The widths of an update block: its motion encoder's convolutions (correlation, flow and output
+/// channels, the output counting the two flow channels it appends), its GRU and flow head, and
+/// whether it holds the upsampling mask head.
+public struct UpdateBlockShape: Sendable, Equatable, Codable {
+    /// convc1's and (nil: none, as in RAFT-small) convc2's output channels.
+    public var corr1: Int, corr2: Int?
+    /// convf1's and convf2's output channels.
+    public var flow1: Int, flow2: Int
+    /// Motion features including the flow (conv's output + 2).
+    public var motion: Int
+    /// SepConvGRU (1×5 then 5×1) rather than ConvGRU (3×3).
+    public var separableGRU: Bool
+    public var flowHead: Int
+    /// The mask head inside the block (RAFT's `update_block.mask`).
+    public var mask: Bool
+
+    /// Full RAFT's BasicUpdateBlock.
+    public static let full = UpdateBlockShape(corr1: 256, corr2: 192, flow1: 128, flow2: 64, motion: 128, separableGRU: true, flowHead: 256, mask: true)
+    /// RAFT-small's SmallUpdateBlock.
+    public static let small = UpdateBlockShape(corr1: 96, corr2: nil, flow1: 64, flow2: 32, motion: 82, separableGRU: false, flowHead: 128, mask: false)
+}
+
 /// RAFT's motion encoder (and the small one's). Keys `convc1`, (`convc2`),
-/// `convf1`, `convf2`, `conv`. Output: [motion features, flow], 128 (full) or 82 (small) channels.
+/// `convf1`, `convf2`, `conv`. Output: [motion features, flow], `shape.motion` channels.
 public final class MotionEncoder: Module {
     public let convc1: Conv2d
     public let convc2: Conv2d?
     public let convf1: Conv2d, convf2: Conv2d, conv: Conv2d
 
-    public init(corrChannels: Int, small: Bool) {
-        if small {
-            convc1 = Conv2d(corrChannels, 96, kernel: 1)
-            convc2 = nil
-            convf1 = Conv2d(2, 64, kernel: 7, padding: 3)
-            convf2 = Conv2d(64, 32, kernel: 3, padding: 1)
-            conv = Conv2d(128, 80, kernel: 3, padding: 1)
-        } else {
-            convc1 = Conv2d(corrChannels, 256, kernel: 1)
-            convc2 = Conv2d(256, 192, kernel: 3, padding: 1)
-            convf1 = Conv2d(2, 128, kernel: 7, padding: 3)
-            convf2 = Conv2d(128, 64, kernel: 3, padding: 1)
-            conv = Conv2d(64 + 192, 128 - 2, kernel: 3, padding: 1)
-        }
+    public init(corrChannels: Int, shape: UpdateBlockShape) {
+        convc1 = Conv2d(corrChannels, shape.corr1, kernel: 1)
+        convc2 = shape.corr2.map { Conv2d(shape.corr1, $0, kernel: 3, padding: 1) }
+        convf1 = Conv2d(2, shape.flow1, kernel: 7, padding: 3)
+        convf2 = Conv2d(shape.flow1, shape.flow2, kernel: 3, padding: 1)
+        conv = Conv2d((shape.corr2 ?? shape.corr1) + shape.flow2, shape.motion - 2, kernel: 3, padding: 1)
     }
 
     public var children: [(String, any Module)] {
@@ -136,20 +150,22 @@ public final class UpdateBlock: Module {
     public let mask: MaskHead?
     let step: (Tensor, Tensor) -> Tensor
 
-    public init(small: Bool, corrChannels: Int, hiddenDim: Int, contextDim: Int) {
-        encoder = MotionEncoder(corrChannels: corrChannels, small: small)
-        let inputDim = contextDim + encoder.outChannels
-        if small {
-            let g = ConvGRU(hiddenDim: hiddenDim, inputDim: inputDim)
-            gru = g; step = { g($0, $1) }
-            flowHead = FlowHead(inputDim: hiddenDim, hiddenDim: 128)
-            mask = nil
-        } else {
+    public convenience init(small: Bool, corrChannels: Int, hiddenDim: Int, contextDim: Int) {
+        self.init(shape: small ? .small : .full, corrChannels: corrChannels, hiddenDim: hiddenDim, contextDim: contextDim)
+    }
+
+    public init(shape: UpdateBlockShape, corrChannels: Int, hiddenDim: Int, contextDim: Int) {
+        encoder = MotionEncoder(corrChannels: corrChannels, shape: shape)
+        let inputDim = contextDim + shape.motion
+        if shape.separableGRU {
             let g = SepConvGRU(hiddenDim: hiddenDim, inputDim: inputDim)
             gru = g; step = { g($0, $1) }
-            flowHead = FlowHead(inputDim: hiddenDim, hiddenDim: 256)
-            mask = MaskHead(inputDim: hiddenDim)
+        } else {
+            let g = ConvGRU(hiddenDim: hiddenDim, inputDim: inputDim)
+            gru = g; step = { g($0, $1) }
         }
+        flowHead = FlowHead(inputDim: hiddenDim, hiddenDim: shape.flowHead)
+        mask = shape.mask ? MaskHead(inputDim: hiddenDim) : nil
     }
 
     public var children: [(String, any Module)] {

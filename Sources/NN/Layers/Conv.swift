@@ -1,10 +1,16 @@
 import Tensor
 
-/// nn.Conv2d.  weight: (out, in/groups, kh, kw) key "weight"; bias: (out) key "bias".
+/// nn.Conv2d.  weight: (out, in/groups, kh, kw) key "weight"; bias: (out) key "bias". With
+/// weight normalization (`enableWeightNorm`), keys "weight_g" (out, 1, 1, 1) and "weight_v" in
+/// place of "weight".
 public final class Conv2d: Module {
-    public let weight: Tensor
+    /// The weight the convolution uses: the parameter itself, or under weight normalization the one
+    /// `refreshWeightNorm` last computed from g and v.
+    public private(set) var weight: Tensor
     public let bias: Tensor?
     public let geometry: ConvGeometry
+    /// Weight normalization's parameters, or nil.
+    public private(set) var weightNorm: (g: Tensor, v: Tensor)? = nil
 
     public init(_ inChannels: Int, _ outChannels: Int, kernel: (Int, Int), stride: Int = 1,
                 padding: (Int, Int) = (0, 0), dilation: Int = 1, groups: Int = 1, bias: Bool = true) {
@@ -20,7 +26,30 @@ public final class Conv2d: Module {
                   dilation: dilation, groups: groups, bias: bias)
     }
 
-    public var parameters: [(String, Tensor)] { [("weight", weight)] + (bias.map { [("bias", $0)] } ?? []) }
+    public var parameters: [(String, Tensor)] {
+        (weightNorm.map { [("weight_g", $0.g), ("weight_v", $0.v)] } ?? [("weight", weight)]) + (bias.map { [("bias", $0)] } ?? [])
+    }
+
+    /// Reparameterizes the weight as torch.nn.utils.weight_norm does: v = the weight, g = its norm
+    /// per output channel.
+    public func enableWeightNorm() {
+        guard weightNorm == nil else { return }
+        let out = weight.shape[0], n = weight.count / out
+        let g = makeParameter([out, 1, 1, 1])
+        for o in 0..<out {
+            var s = 0.0
+            for i in 0..<n { s += Double(weight.data[o * n + i]) * Double(weight.data[o * n + i]) }
+            g.data[o] = Float(s.squareRoot())
+        }
+        weightNorm = (g, weight)
+        refreshWeightNorm()
+    }
+
+    /// Recomputes the weight from g and v (recorded on the tape when gradients are), after they
+    /// changed; once per forward pass, as DEQ-Flow's `reset_weight_norm`.
+    public func refreshWeightNorm() {
+        if let (g, v) = weightNorm { weight = Tensor.weightNorm(g: g, v: v) }
+    }
 
     /// x: (N, in, H, W) → (N, out, H', W')
     public func callAsFunction(_ x: Tensor) -> Tensor { x.conv2d(weight, bias, geometry) }
