@@ -12,7 +12,7 @@ public final class FlowPredictor {
     public let arch: NetArch
     public let weights: String
     let fastFlowNet: FastFlowNet?
-    let raft: RAFT?
+    let student: StudentNet?
     let iters: Int
     let convention: FastFlowNetInputConvention
     /// FastFlowNet only: the size it estimates at (`InferenceScale`), the flow brought back to the
@@ -28,7 +28,7 @@ public final class FlowPredictor {
         self.convention = convention
         let net = try NetFactory.trained(arch, weights: weights, iters: iters)
         fastFlowNet = (net as? TeacherNet)?.net
-        raft = (net as? StudentNet)?.net
+        student = net as? StudentNet
     }
 
     /// The flow from `image1` to `image2` (same size), every pixel valid. `names` name the frames
@@ -46,7 +46,7 @@ public final class FlowPredictor {
             guard image1.width >= 57 && image1.height >= 57 else {
                 throw TrainingError("\(names.0): \(image1.width)×\(image1.height) is too small for RAFT's 4-level correlation pyramid (at least 57×57)")
             }
-            flow = raft!.predict(a * 255, b * 255, iters: iters)
+            flow = student!.infer(a, b)
         }
         guard flow.isFinite else { throw TrainingError("\(weights): the network produced non-finite flow for \(names.0)") }
         return FlowField(width: image1.width, height: image1.height, uv: flow.toArray(),

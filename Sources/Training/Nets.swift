@@ -39,23 +39,63 @@ public final class TeacherNet: TrainableFlowNet {
     }
 }
 
-/// RAFT or RAFT-small (inputs scaled to 0..255 as the net expects).
+/// The student: RAFT or RAFT-small, or DEQ-Flow on either (inputs scaled to 0..255 as the nets
+/// expect).
 public final class StudentNet: TrainableFlowNet {
-    public let net: RAFT
+    public enum Model {
+        case raft(RAFT)
+        case deq(DEQRAFT, DEQOptions)
+    }
+    public let model: Model
     public var trainIters: Int, evalIters: Int
-    public var module: any Module { net }
-    public init(_ net: RAFT, trainIters: Int, evalIters: Int) { self.net = net; self.trainIters = trainIters; self.evalIters = evalIters }
+    /// The last DEQ solve (training or inference), for its residuals and steps.
+    public private(set) var lastSolve: SolverResult? = nil
 
+    public var module: any Module {
+        switch model {
+        case .raft(let n): return n
+        case .deq(let n, _): return n
+        }
+    }
+    public var raft: RAFT? { if case .raft(let n) = model { return n }; return nil }
+
+    public init(_ net: RAFT, trainIters: Int, evalIters: Int) { model = .raft(net); self.trainIters = trainIters; self.evalIters = evalIters }
+    public init(_ net: DEQRAFT, options: DEQOptions) { model = .deq(net, options); trainIters = options.thres; evalIters = options.thres }
+
+    /// RAFT: the flow after every iteration; DEQ: the decoded supervised states.
     public func trainForward(_ image1: Tensor, _ image2: Tensor) -> [Tensor] {
         let (a, b) = Tape.noGrad { (image1.detached() * 255, image2.detached() * 255) }
-        return net(a, b, iters: trainIters).predictions
+        switch model {
+        case .raft(let net): return net(a, b, iters: trainIters).predictions
+        case .deq(let net, let options):
+            let out = net.trainForward(a, b, options: options)
+            lastSolve = out.solve
+            return out.predictions
+        }
     }
 
     /// Inference in eval mode: full RAFT's BatchNorm uses its running statistics and does not
     /// update them (a validation pass must not change the model). The trainer switches back.
     public func infer(_ image1: Tensor, _ image2: Tensor) -> Tensor {
-        net.setTraining(false)
-        return Tape.noGrad { net.predict(image1.detached() * 255, image2.detached() * 255, iters: evalIters) }
+        module.setTraining(false)
+        switch model {
+        case .raft(let net):
+            return Tape.noGrad { net.predict(image1.detached() * 255, image2.detached() * 255, iters: evalIters) }
+        case .deq(let net, let options):
+            let padder = InputPadder(height: image1.shape[2], width: image1.shape[3])
+            let out = net.infer(padder.pad(image1.detached() * 255), padder.pad(image2.detached() * 255), options: options)
+            lastSolve = out.solve
+            return padder.unpad(out.flow)
+        }
+    }
+
+    /// The last DEQ solve's mean relative residual and mean step of its returned states (empty for RAFT).
+    public var diagnostics: [String: Float] {
+        guard let s = lastSolve, !s.relativeResidual.isEmpty else { return [:] }
+        let n = Float(s.relativeResidual.count)
+        return ["deq_residual": Float(s.relativeResidual.reduce(0, +)) / n,
+                "deq_steps": Float(s.bestStep.reduce(0, +)) / n,
+                "deq_diverged": Float(s.diverged.filter { $0 }.count)]
     }
 }
 
@@ -69,12 +109,21 @@ public enum NetFactory {
         return TeacherNet(net)
     }
 
-    /// The student (RAFT or RAFT-small), seeded or loaded.
+    /// The student (RAFT, RAFT-small, or DEQ-Flow on either), seeded or loaded.
     public static func student(_ spec: NetSpec, seed: UInt64) throws -> StudentNet {
-        let net = RAFT(small: spec.arch == .raftSmall)
-        net.initialize(seed: seed)
-        if !spec.weights.isEmpty { try load(spec.weights, into: net) }
-        return StudentNet(net, trainIters: spec.iters, evalIters: spec.evalIters)
+        switch spec.arch {
+        case .deqRaft, .deqRaftSmall:
+            let net = DEQRAFT(DEQRAFTConfig(base: spec.arch == .deqRaft ? .raft : .raftSmall,
+                                            hiddenInit: spec.deq.hiddenInit, weightNorm: spec.deq.weightNorm))
+            net.initialize(seed: seed)
+            if !spec.weights.isEmpty { try load(spec.weights, into: net) }
+            return StudentNet(net, options: spec.deq)
+        default:
+            let net = RAFT(small: spec.arch == .raftSmall)
+            net.initialize(seed: seed)
+            if !spec.weights.isEmpty { try load(spec.weights, into: net) }
+            return StudentNet(net, trainIters: spec.iters, evalIters: spec.evalIters)
+        }
     }
 
     /// The net of `arch` with the weights of `file`, for inference (eval mode).

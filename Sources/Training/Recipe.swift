@@ -1,4 +1,5 @@
 import Foundation
+import NN
 import FlowNets
 import Yams
 import FlowData
@@ -65,6 +66,9 @@ public struct NetSpec: Codable, Equatable, Sendable {
     /// FastFlowNet only: gain of the correlation-aware init of the decoders' cost-volume inputs
     /// (0: FastFlowNet's plain Kaiming init). See `FastFlowNet.initialize`.
     public var correlationGain: Float = FastFlowNet.defaultCorrelationGain
+    /// DEQ students only: the solver, its thresholds and the fixed-point correction
+    /// (`iters` and `evalIters` do not apply).
+    public var deq = DEQOptions()
     public init() {}
     public init(arch: NetArch) { self.arch = arch }
 }
@@ -425,6 +429,8 @@ extension Recipe {
             throw fail("data.val.kind", "validation needs ground truth; '\(data.val.kind.rawValue)' has none")
         }
         if teacher.arch != .fastflownet { throw fail("teacher.arch", "the teacher (the deployed net) must be fastflownet") }
+        if student.arch == .fastflownet { throw fail("student.arch", "the student must be raft, raft-small, deq-raft or deq-raft-small") }
+        if let p = student.deq.problems.first { throw fail("student.deq." + p.prefix(while: { $0 != ":" }), String(p.drop(while: { $0 != ":" }).dropFirst(2))) }
         if stages.isEmpty { throw fail("stages", "at least one stage is needed") }
         for (i, s) in stages.enumerated() {
             let p = "stages.\(i)"

@@ -1,31 +1,6 @@
 import FlowData
-
-/// A recipe key with a closed set of values, written in YAML as its raw string. Decoding refuses
-/// any other string with a message that lists the allowed values (`Recipe.parse` reports it with
-/// the file and key path).
-public protocol RecipeChoice: RawRepresentable, Codable, Sendable, CaseIterable, CustomStringConvertible
-where RawValue == String {}
-
-extension RecipeChoice {
-    public init(from decoder: Decoder) throws {
-        let text = try decoder.singleValueContainer().decode(String.self)
-        guard let value = Self(rawValue: text) else {
-            let problem = UnknownChoice(value: text, allowed: Self.allCases.map(\.rawValue))
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: problem.description,
-                                                    underlyingError: problem))
-        }
-        self = value
-    }
-
-    /// The YAML spelling, so interpolating a choice prints what a recipe would say.
-    public var description: String { rawValue }
-}
-
-/// A string that names none of a choice's values.
-struct UnknownChoice: Error, CustomStringConvertible {
-    let value: String, allowed: [String]
-    var description: String { "unknown value '\(value)'; expected one of \(allowed.joined(separator: ", "))" }
-}
+import FlowNets
+import NN
 
 /// What a stage trains and how (Recipes/README.md, "Stages").
 public enum StageKind: String, RecipeChoice {
@@ -37,11 +12,17 @@ public enum StageKind: String, RecipeChoice {
     public var isDistillation: Bool { self == .distillToStudent || self == .distillToTeacher }
 }
 
-/// A network architecture: the teacher is FastFlowNet, the student RAFT or RAFT-small.
+/// A network architecture: the teacher is FastFlowNet, the student RAFT or RAFT-small, or
+/// DEQ-Flow's fixed-point form of either.
 public enum NetArch: String, RecipeChoice {
     case fastflownet, raft
     case raftSmall = "raft-small"
+    case deqRaft = "deq-raft"
+    case deqRaftSmall = "deq-raft-small"
+
+    public var isDEQ: Bool { self == .deqRaft || self == .deqRaftSmall }
 }
+
 
 /// The adapter that reads a dataset's `root`.
 public enum DatasetKind: String, RecipeChoice {

@@ -170,6 +170,9 @@ public enum StageLosses {
             loss = loss.map { $0 + l } ?? l
         }
         let total = loss! * (1 / Float(targets.count))
-        return StepLoss(total: total, terms: ["distill": total.item, "reliable": share.part(fraction)])
+        var terms = ["distill": total.item, "reliable": share.part(fraction)]
+        // A DEQ student's last solve: its mean residual and step, and how many samples diverged.
+        for (key, value) in (student as? StudentNet)?.diagnostics ?? [:] { terms[key] = key == "deq_diverged" ? value : share.part(value) }
+        return StepLoss(total: total, terms: terms)
     }
 }

@@ -91,7 +91,7 @@ public final class Trainer {
         student = try NetFactory.student(recipe.student, seed: recipe.seed &+ 1)
         if let folder = resumeFolder {
             try teacher.net.load(SafeTensors.read(folder.appendingPathComponent("teacher.safetensors")).tensors, source: folder.path + "/teacher.safetensors")
-            try student.net.load(SafeTensors.read(folder.appendingPathComponent("student.safetensors")).tensors, source: folder.path + "/student.safetensors")
+            try student.module.load(SafeTensors.read(folder.appendingPathComponent("student.safetensors")).tensors, source: folder.path + "/student.safetensors")
             log("resuming \(runDir.path) at stage \(state.stageIndex + 1)/\(stages.count), step \(state.stageStep) (from \(folder.lastPathComponent))")
         }
         guard communicator.isRoot else {
@@ -204,7 +204,7 @@ public final class Trainer {
         signal(SIGTERM) { _ in stopSignal = 1 }
         defer { signal(SIGINT, SIG_DFL); signal(SIGTERM, SIG_DFL); lock = nil }
         var stepsThisProcess = 0
-        log("run \(runDir.path): \(stages.count) stage(s); teacher \(recipe.teacher.arch.rawValue) (\(teacher.net.parameterCount) parameters), student \(recipe.student.arch.rawValue) (\(student.net.parameterCount) parameters); \(train.name): \(train.pairs.count) training pairs; \(Runtime.threads) thread(s)")
+        log("run \(runDir.path): \(stages.count) stage(s); teacher \(recipe.teacher.arch.rawValue) (\(teacher.net.parameterCount) parameters), student \(recipe.student.arch.rawValue) (\(student.module.parameterCount) parameters); \(train.name): \(train.pairs.count) training pairs; \(Runtime.threads) thread(s)")
         while state.stageIndex < stages.count {
             let k = state.stageIndex
             let stage = stages[k]
@@ -303,7 +303,7 @@ public final class Trainer {
                                     seed: stageSeed(k) ^ 0x5A5A, resumeFrom: state.loader,
                                     shard: DataShard(rank: communicator.rank, count: communicator.size))
         teacher.net.setTraining(true)
-        student.net.setTraining(stage.trains == .student)
+        student.module.setTraining(stage.trains == .student)
         let title = "stage \(k + 1)/\(stages.count) \(stage.name)"
         log("\(title): \(data.name), \(data.pairs.count) pairs; \(stage.steps) steps, batch \(stage.batch), crop \(stage.crop[0])×\(stage.crop[1]), \(stage.optimizer.kind.rawValue) lr \(stage.optimizer.lr) (\(stage.optimizer.schedule.rawValue))")
         return StageRun(index: k, spec: stage, title: title, optimizer: opt, schedule: schedule(stage), loader: loader,
@@ -474,7 +474,7 @@ public final class Trainer {
             throw TrainingError("step \(state.globalStep): the processes' weights differ (the runs have diverged); the latest checkpoint in \(runDir.path) is intact")
         }
         guard communicator.isRoot else { return name }
-        let files = try Checkpoint.files(teacher: teacher.net, student: student.net, optimizer: optimizer, state: state)
+        let files = try Checkpoint.files(teacher: teacher.net, student: student.module, optimizer: optimizer, state: state)
         try Checkpoint.writeFolder(runDir, name: name, files: files)
         if let extraFolder {
             let stagesDir = runDir.appendingPathComponent("stages")
@@ -511,7 +511,7 @@ public final class Trainer {
         if recipe.validation.student && studentTrained { ms = try measure(student) }
         if communicator.isRoot { try addFlowImages(studentToo: ms != nil) }
         teacher.net.setTraining(true)
-        student.net.setTraining(stage.trains == .student)
+        student.module.setTraining(stage.trains == .student)
         var record: [String: Any] = ["type": "val", "stage": k + 1, "stage_name": stage.name, "global_step": state.globalStep,
                                      "final": final, "teacher": mt.summary]
         if let ms { record["student"] = ms.summary }

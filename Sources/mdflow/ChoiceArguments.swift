@@ -15,6 +15,7 @@ extension NetArch {
         case .fastflownet: return try ShippedModels.path(ShippedModels.teacherFile)
         case .raftSmall: return try ShippedModels.path(ShippedModels.studentFile)
         case .raft: throw ValidationError("no weights are shipped for full RAFT; pass --weights")
+        case .deqRaft, .deqRaftSmall: throw ValidationError("no weights are shipped for \(rawValue); pass --weights")
         }
     }
 }

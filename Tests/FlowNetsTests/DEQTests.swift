@@ -195,3 +195,78 @@ import TestSupport
         #expect(DEQRAFT(DEQRAFTConfig(base: .tiny)).parameterCount == 2_490_976)
     }
 }
+
+/// The phantom gradient and the memory it needs (one at a time: the memory test reads the
+/// process's live tensor bytes).
+@Suite(.serialized) struct DEQGradientTests {
+    /// A tiny DEQ-Flow at 64×64 and a detached state three naive steps from z₀.
+    static func setup() -> (DEQRAFT, Tensor, Tensor, Tensor) {
+        let net = DEQRAFT(DEQRAFTConfig(base: .tiny))
+        net.initialize(seed: 21)
+        net.setTraining(false)
+        var rng = RandomGenerator(seed: 5)
+        let a = Tensor.rand([1, 3, 64, 64], using: &rng) * 255
+        let b = Tensor(shape: a.shape, values: (0..<a.count).map { a.data[($0 + 3) % a.count] })
+        let z = Tape.noGrad {
+            let p = net.encode(a, b)
+            var c = SolverConfig(kind: .naive, maxSteps: 3, tolerance: 0)
+            c.returnBest = false
+            return FixedPointSolver.solve({ net.f($0, p) }, from: p.z0, config: c).state
+        }
+        return (net, a, b, z)
+    }
+
+    /// The tape's gradient of the decoded k-step damped unroll from a fixed detached state equals
+    /// central finite differences of the same unroll, for the update block's weight-normed
+    /// parameters (g and v) and the mask head: k ∈ {1, 3}, τ ∈ {1, 0.5}, every state supervised.
+    /// With k > 1 the unroll's later steps look the correlation up where the earlier ones moved
+    /// the flow; DEQ-Flow's default does not differentiate that (so its k-step phantom gradient is
+    /// not the unroll's exact gradient), `allGrad` does, and that is what is compared there.
+    @Test(arguments: [(1, 1.0, false), (3, 0.5, false), (2, 0.5, true)])
+    func phantomGradientMatchesFiniteDifferences(_ steps: Int, _ tau: Double, _ supAll: Bool) {
+        let (net, a, b, z) = Self.setup()
+        var o = DEQOptions()
+        o.phantomSteps = steps; o.tau = tau; o.supAll = supAll; o.allGrad = steps > 1
+        let gru = net.updateBlock.gru as! SepConvGRU
+        let params = [gru.convq2.weightNorm!.g, gru.convz1.weightNorm!.v, net.updateBlock.flowHead.conv2.weightNorm!.g, net.mask!.conv2.bias!]
+        let p = Tape.noGrad { net.encode(a, b) }
+        let r = GradCheck.check(params, eps: 1e-2, elementwiseLimit: 0, directions: 3) { _ in
+            net.refreshWeights()
+            var flows: [Tensor] = []
+            _ = net.phantom(z, p, o, into: &flows)
+            #expect(flows.count == (supAll ? steps : 1))
+            return Tensor.concat(flows, dim: 1)
+        }
+        #expect(r.worst < 2e-2, "k \(steps), τ \(tau), supAll \(supAll): \(r)")
+    }
+
+    /// The tape a training forward leaves (what backward keeps in memory) is the same whether the
+    /// solve takes 4 or 16 steps; RAFT's grows with its iterations.
+    @Test func trainingMemoryDoesNotGrowWithTheSolversSteps() {
+        let (net, a, b, _) = Self.setup()
+        net.setTraining(true)
+        func taped(_ thres: Int) -> (records: Int, bytes: Int) {
+            var o = DEQOptions()
+            o.thres = thres; o.states = 2; o.solver = .naive; o.tolerance = 0
+            let before = StorageMemory.usage.live
+            let out = net.trainForward(a, b, options: o)
+            let result = (Tape.recordCount, StorageMemory.usage.live - before)
+            #expect(out.predictions.count == 2 && out.solve.evaluations == thres)
+            Tape.clear()
+            return result
+        }
+        _ = taped(2)   // the first pass builds what later passes reuse (weight forms, caches)
+        let short = taped(4), long = taped(16)
+        #expect(short.records == long.records, "records \(short.records) and \(long.records)")
+        #expect(abs(Double(long.bytes - short.bytes)) <= 0.05 * Double(short.bytes), "live tensor bytes \(short.bytes) and \(long.bytes)")
+
+        let raft = RAFT(small: true)
+        raft.initialize(seed: 1)
+        func raftRecords(_ iters: Int) -> Int {
+            _ = raft(a, b, iters: iters)
+            defer { Tape.clear() }
+            return Tape.recordCount
+        }
+        #expect(raftRecords(8) > raftRecords(4) + 20)
+    }
+}

@@ -17,6 +17,22 @@ import TestSupport
         #expect(r.stages[0].loss.robustQ == 0.4 && r.stages[0].loss.occAlpha1 == 0.01)
     }
 
+    /// A DEQ student from the command line, its options partial, and each bad option named.
+    @Test func deqStudentKeysDecodeAndBadOnesAreNamed() throws {
+        let r = try Recipe.parse("name: x\n", file: "x.yaml",
+                                 overrides: ["student.arch=deq-raft-small", "student.deq.thres=8", "student.deq.solver=naive"])
+        #expect(r.student.arch == .deqRaftSmall && r.student.deq.thres == 8 && r.student.deq.solver == .naive)
+        #expect(r.student.deq.andersonM == 6 && r.student.deq.core == .indexing)   // the rest keeps its defaults
+        let tau = refusal("student: {arch: deq-raft, deq: {tau: 1.5}}\n")
+        #expect(tau?.contains("student.deq.tau") == true && tau?.contains("(0, 1]") == true, "\(tau ?? "accepted")")
+        let states = refusal("student: {arch: deq-raft, deq: {thres: 4, states: 6}}\n")
+        #expect(states?.contains("student.deq.states") == true, "\(states ?? "accepted")")
+        let solver = refusal("student: {arch: deq-raft, deq: {solver: broyden}}\n")
+        #expect(solver?.contains("student.deq.solver") == true && solver?.contains("anderson") == true, "\(solver ?? "accepted")")
+        let typo = refusal("student: {arch: deq-raft, deq: {phantomStep: 2}}\n")
+        #expect(typo?.contains("student.deq.phantomStep") == true, "\(typo ?? "accepted")")
+    }
+
     @Test func unknownKeyIsRefusedWithItsPath() {
         let e = refusal("stages:\n  - kind: unsupervised\n    stpes: 10\n")
         #expect(e?.contains("bad.yaml") == true && e?.contains("stages.0.stpes") == true && e?.contains("unknown key") == true, "\(e ?? "accepted")")

@@ -25,7 +25,7 @@ import TestSupport
     func weights(_ t: Trainer) -> [String: [Float]] {
         var d: [String: [Float]] = [:]
         for (k, v) in t.teacher.net.stateDict() { d["teacher." + k] = v.toArray() }
-        for (k, v) in t.student.net.stateDict() { d["student." + k] = v.toArray() }
+        for (k, v) in t.student.module.stateDict() { d["student." + k] = v.toArray() }
         return d
     }
 

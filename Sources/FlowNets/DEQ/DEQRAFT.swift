@@ -5,7 +5,7 @@ import NN
 /// A DEQ-Flow net's architecture: which RAFT it is built from, how its hidden state starts, and
 /// whether its update block's convolutions are weight-normalized.
 public struct DEQRAFTConfig: Sendable, Equatable, Codable {
-    public enum Base: String, Sendable, Codable, CaseIterable {
+    public enum Base: String, RecipeChoice {
         /// Full RAFT's encoders and update block (DEQ-Flow-B): hidden 128, context 128.
         case raft
         /// RAFT-small's: hidden 96, context 64, radius 3, bilinear upsampling (no mask head).
@@ -15,7 +15,7 @@ public struct DEQRAFTConfig: Sendable, Equatable, Codable {
         case tiny
     }
     /// How the GRU's hidden state starts.
-    public enum HiddenInit: String, Sendable, Codable, CaseIterable {
+    public enum HiddenInit: String, RecipeChoice {
         /// h₀ = 0 and a context net that outputs only the context channels (DEQ-Flow).
         case zero
         /// h₀ = tanh of the context net's first channels (RAFT): a trained RAFT converts as it is.
@@ -166,12 +166,13 @@ public final class DEQRAFT: Module {
     }
 
     /// One application of the map: f(h, c) = (h′, c + Δ) with (h′, Δ) the update block on the
-    /// correlation looked up at c (c is not differentiated through, as in DEQ-Flow).  (B, D) → (B, D)
-    public func f(_ z: Tensor, _ p: DEQPair) -> Tensor {
+    /// correlation looked up at c. c is not differentiated through (DEQ-Flow's default) unless
+    /// `allGrad` (its `--all_grad`).  (B, D) → (B, D)
+    public func f(_ z: Tensor, _ p: DEQPair, allGrad: Bool = false) -> Tensor {
         let (h, c) = unpack(z, p)
-        let cd = c.detached()
+        let cd = allGrad ? c : c.detached()
         let corr = p.pyramid.lookup(cd)
-        let flow = Tape.noGrad { cd - p.coords0 }
+        let flow = allGrad ? cd - p.coords0 : Tape.noGrad { cd - p.coords0 }
         let (h1, _, delta) = updateBlock(net: h, inp: p.inp, corr: corr, flow: flow, needMask: false)
         return Self.pack(h1, cd + delta)
     }

@@ -1,10 +1,11 @@
 import Foundation
 import Tensor
+import NN
 
 /// DEQ-Flow's solver and gradient options (recipe key `student.deq`).
 public struct DEQOptions: Sendable, Equatable, Codable {
     /// How the supervised states are picked along the training solve.
-    public enum Core: String, Sendable, Codable, CaseIterable {
+    public enum Core: String, RecipeChoice {
         /// One solve of `thres` steps; its best-so-far states after (i+1)·⌊thres/states⌋ steps.
         case indexing
         /// `states` solves of ⌊thres/states⌋ steps, each continuing from the previous one's
@@ -29,6 +30,9 @@ public struct DEQOptions: Sendable, Equatable, Codable {
     public var tau: Double = 1
     /// Supervise every phantom step's state, not only the last.
     public var supAll: Bool = false
+    /// Differentiate through the coordinates inside f (DEQ-Flow's `--all_grad`): the phantom steps
+    /// then give the exact gradient of their unrolled map.
+    public var allGrad: Bool = false
     public var hiddenInit: DEQRAFTConfig.HiddenInit = .zero
     public var weightNorm: Bool = true
 
@@ -108,7 +112,7 @@ extension DEQRAFT {
         var state = z.detached()
         let tau = Float(o.tau)
         for k in 1...o.phantomSteps {
-            let next = f(state, p)
+            let next = f(state, p, allGrad: o.allGrad)
             state = tau == 1 ? next : state * (1 - tau) + next * tau
             if o.supAll || k == o.phantomSteps { predictions.append(decode(state, p)) }
         }

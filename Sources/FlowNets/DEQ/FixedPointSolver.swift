@@ -1,10 +1,11 @@
 import Foundation
 import Tensor
+import NN
 
 /// How a fixed-point solve z* = f(z*) runs (DEQ-Flow's f_solver, f_thres, f_eps with the relative
 /// stop mode, and Anderson's m, λ, β).
 public struct SolverConfig: Sendable, Equatable, Codable {
-    public enum Kind: String, Sendable, Codable, CaseIterable {
+    public enum Kind: String, RecipeChoice {
         /// z ← f(z).
         case naive
         /// Anderson acceleration: the next z mixes the last m iterates by least squares on their
