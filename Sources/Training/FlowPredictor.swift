@@ -18,15 +18,25 @@ public final class FlowPredictor {
     /// FastFlowNet only: the size it estimates at (`InferenceScale`), the flow brought back to the
     /// frames' size.
     public var scale = InferenceScale.fixed(1)
+    /// DEQ students: start each solve from the previous pair's solution (fixed-point reuse along a
+    /// video), kept per direction; a pair of another size starts cold.
+    public var reuseFixedPoint = true
+    var warm: [Direction: (flow: Tensor, hidden: Tensor)] = [:]
+    /// DEQ students: the solves made and their evaluations of f.
+    public private(set) var solves = 0, solverEvaluations = 0
+
+    enum Direction { case forward, backward }
 
     /// Loads `weights` (.safetensors or a PyTorch .pth) into a net of `arch`; checks the file
     /// against a checkpoint manifest beside it, if there is one.
-    public init(arch: NetArch, weights: String, iters: Int = 12, convention: FastFlowNetInputConvention = .mdflow) throws {
+    /// `deq`: a DEQ net's solver options.
+    public init(arch: NetArch, weights: String, iters: Int = 12, convention: FastFlowNetInputConvention = .mdflow,
+                deq: DEQOptions = DEQOptions()) throws {
         self.arch = arch
         self.weights = weights
         self.iters = iters
         self.convention = convention
-        let net = try NetFactory.trained(arch, weights: weights, iters: iters)
+        let net = try NetFactory.trained(arch, weights: weights, iters: iters, deq: deq)
         fastFlowNet = (net as? TeacherNet)?.net
         student = net as? StudentNet
     }
@@ -34,6 +44,10 @@ public final class FlowPredictor {
     /// The flow from `image1` to `image2` (same size), every pixel valid. `names` name the frames
     /// in errors.
     public func predict(_ image1: RGBImage, _ image2: RGBImage, names: (String, String)) throws -> FlowField {
+        try predict(image1, image2, names: names, direction: .forward)
+    }
+
+    func predict(_ image1: RGBImage, _ image2: RGBImage, names: (String, String), direction: Direction) throws -> FlowField {
         guard image1.width == image2.width && image1.height == image2.height else {
             throw TrainingError("\(names.1): size \(image2.width)×\(image2.height) differs from \(names.0) (\(image1.width)×\(image1.height))")
         }
@@ -46,7 +60,17 @@ public final class FlowPredictor {
             guard image1.width >= 57 && image1.height >= 57 else {
                 throw TrainingError("\(names.0): \(image1.width)×\(image1.height) is too small for RAFT's 4-level correlation pyramid (at least 57×57)")
             }
-            flow = student!.infer(a, b)
+            if let student, case .deq = student.model {
+                let start = reuseFixedPoint ? warm[direction] : nil
+                let fits = start.map { $0.flow.shape[2] == (image1.height + 7) / 8 && $0.flow.shape[3] == (image1.width + 7) / 8 } ?? false
+                let out = student.inferDEQ(a, b, flowInit: fits ? start!.flow : nil, hidden: fits ? start!.hidden : nil)!
+                warm[direction] = (out.lowResolution, out.hidden)
+                solves += 1
+                solverEvaluations += out.solve.evaluations
+                flow = out.flow
+            } else {
+                flow = student!.infer(a, b)
+            }
         }
         guard flow.isFinite else { throw TrainingError("\(weights): the network produced non-finite flow for \(names.0)") }
         return FlowField(width: image1.width, height: image1.height, uv: flow.toArray(),
@@ -59,7 +83,7 @@ public final class FlowPredictor {
     /// gives a weaker one. Costs two predictions.
     public func predictReliable(_ image1: RGBImage, _ image2: RGBImage, names: (String, String)) throws -> FlowField {
         var forward = try predict(image1, image2, names: names)
-        let backward = try predict(image2, image1, names: (names.1, names.0))
+        let backward = try predict(image2, image1, names: (names.1, names.0), direction: .backward)
         let shape = [1, 2, image1.height, image1.width]
         let mask = Occlusion.forwardBackward(Tensor(shape: shape, values: forward.uv), Tensor(shape: shape, values: backward.uv))
         forward.valid = mask.toArray()

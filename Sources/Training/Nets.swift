@@ -89,6 +89,19 @@ public final class StudentNet: TrainableFlowNet {
         }
     }
 
+    /// DEQ inference from a warm start: flowInit (1/8 of the padded size) and the hidden state of
+    /// a previous solution (nil: from zero flow). Images (N, 3, h, w) in [0, 1].
+    public func inferDEQ(_ image1: Tensor, _ image2: Tensor, flowInit: Tensor?, hidden: Tensor?) -> DEQOutput? {
+        guard case .deq(let net, let options) = model else { return nil }
+        net.setTraining(false)
+        let padder = InputPadder(height: image1.shape[2], width: image1.shape[3])
+        var out = net.infer(padder.pad(image1.detached() * 255), padder.pad(image2.detached() * 255), options: options,
+                            flowInit: flowInit, hidden: hidden)
+        lastSolve = out.solve
+        out.predictions = [padder.unpad(out.flow)]
+        return out
+    }
+
     /// The last DEQ solve's mean relative residual and mean step of its returned states (empty for RAFT).
     public var diagnostics: [String: Float] {
         guard let s = lastSolve, !s.relativeResidual.isEmpty else { return [:] }
@@ -127,10 +140,11 @@ public enum NetFactory {
     }
 
     /// The net of `arch` with the weights of `file`, for inference (eval mode).
-    public static func trained(_ arch: NetArch, weights file: String, iters: Int = 12) throws -> TrainableFlowNet {
+    public static func trained(_ arch: NetArch, weights file: String, iters: Int = 12, deq: DEQOptions = DEQOptions()) throws -> TrainableFlowNet {
         var spec = NetSpec(arch: arch)
         spec.weights = file
         spec.evalIters = iters
+        spec.deq = deq
         let net: TrainableFlowNet = arch == .fastflownet ? try teacher(spec, seed: 0) : try student(spec, seed: 0)
         net.module.setTraining(false)
         return net

@@ -92,6 +92,11 @@ public struct SequenceInference {
             try FFmpeg.encode(framesIn: visFrames, fps: fps, to: video)
             log("wrote \(video) (\(list.count) frames at \(fps) fps)")
         }
+        if predictor.solves > 0 {
+            let mean = String(format: "%.1f", Double(predictor.solverEvaluations) / Double(predictor.solves))
+            log("DEQ solves: \(mean) evaluations of f per solve (\(predictor.solves) solves, each from "
+                + (predictor.reuseFixedPoint ? "the previous pair's solution)" : "zero flow)"))
+        }
         if blank > 0 { log("warning: \(blank) of \(list.count) pairs have a blank frame (one colour); their flow is not determined by the images") }
         return list.count
     }

@@ -35,6 +35,7 @@ struct Bench: ParsableCommand {
         Examples:
           mdflow bench fastflownet-infer --threads 2 --size 448x1024
           mdflow bench raft-train --small --threads 1 --batch 2 --size 256x320 --json
+          mdflow bench raft-train --small --deq --iters 24 --json     (peak_rss_mb against RAFT's)
           mdflow bench conv --threads 1,2 --layers pconv1_1
         """)
 
@@ -58,6 +59,9 @@ struct Bench: ParsableCommand {
 
     @Flag(help: "RAFT-small instead of full RAFT.")
     var small = false
+
+    @Flag(help: "raft-infer / raft-train: DEQ-Flow on that RAFT (Anderson, weight norm, 2 supervised states, one phantom step); --iters is the training solve's step count, inference solves for 1.5× as many.")
+    var deq = false
 
     @Flag(help: "Print one JSON line.")
     var json = false
@@ -116,8 +120,10 @@ struct Bench: ParsableCommand {
         let b = batch ?? (w == .fastflownetTrain ? 4 : w == .raftTrain ? 2 : 1)
         guard b >= 1, iters >= 1 else { throw ValidationError("--batch and --iters must be positive") }
         if !training && b != 1 { throw ValidationError("\(workload) runs on one pair; --batch must be 1") }
-        let options = NetBench.Options(workload: w, small: small, height: h, width: wd, batch: b, iters: iters,
+        if deq && w != .raftInfer && w != .raftTrain { throw ValidationError("--deq applies to raft-infer and raft-train") }
+        var options = NetBench.Options(workload: w, small: small, height: h, width: wd, batch: b, iters: iters,
                                        threads: t, reps: reps ?? 5)
+        options.deq = deq
         let result = NetBench.run(options)
         if json {
             print(result.json)

@@ -40,7 +40,7 @@ struct Infer: ParsableCommand {
           mdflow infer my-frames/ --net raft-small --reliable-only --out my-flows/
         """)
 
-    @Option(help: "Network: fastflownet, raft or raft-small.")
+    @Option(help: "Network: fastflownet, raft, raft-small, deq-raft or deq-raft-small.")
     var net: NetArch = .fastflownet
 
     @Option(help: "Weights: .safetensors or .pth (default: the shipped Models/ weights of --net).")
@@ -85,6 +85,9 @@ struct Infer: ParsableCommand {
     @Flag(help: "Keep only pixels whose forward and backward flows agree; the others are written as unknown (pseudo-labels).")
     var reliableOnly = false
 
+    @Flag(help: "DEQ nets on a folder or video: solve every pair from zero flow (default: from the previous pair's solution).")
+    var coldStart = false
+
     func validate() throws {
         guard iters >= 1 else { throw ValidationError("--iters must be at least 1") }
         guard FastFlowNetInputConvention(rawValue: convention) != nil else { throw ValidationError("--convention must be mdflow or supervised, got '\(convention)'") }
@@ -105,6 +108,7 @@ struct Infer: ParsableCommand {
         let predictor = try FlowPredictor(arch: net, weights: try weights ?? net.shippedWeights(), iters: iters,
                                           convention: FastFlowNetInputConvention(rawValue: convention)!)
         predictor.scale = try inferenceScale(scale, teacher: net == .fastflownet)
+        predictor.reuseFixedPoint = !coldStart
         guard let frame2 else {
             var job = SequenceInference(source: source)
             job.step = step

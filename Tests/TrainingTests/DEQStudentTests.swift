@@ -59,3 +59,39 @@ import TestSupport
         #expect(after < 0.85 * before, "EPE against the labels \(before) → \(after)")
     }
 }
+
+/// `infer` over a sequence with a DEQ student starts each solve from the previous pair's solution.
+@Suite struct DEQFixedPointReuseTests {
+    @Test func aWarmStartFromThePreviousSolutionSavesSolverSteps() throws {
+        let net = DEQRAFT(DEQRAFTConfig(base: .raftSmall))
+        net.initialize(seed: 8)
+        // A contraction with a fixed point: the update block's weights scaled down (weight norm's
+        // g), so that h' ≈ (h + tanh(b))/2, and no flow update (the flow head's last conv zeroed),
+        // as a trained net's Δ vanishes at its solution.
+        for (key, t) in net.namedParameters() where key.hasPrefix("update_block.") && key.hasSuffix("weight_g") {
+            for i in 0..<t.count { t.data[i] *= key.hasPrefix("update_block.flow_head.conv2") ? 0 : 0.05 }
+        }
+        for i in 0..<net.updateBlock.flowHead.conv2.bias!.count { net.updateBlock.flowHead.conv2.bias!.data[i] = 0 }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("mdflow-deq-\(getpid()).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        try SafeTensors.serialize(net.stateDict()).write(to: URL(fileURLWithPath: file))
+        var options = DEQOptions()
+        options.tolerance = 1e-3
+        let (a, b) = translatedPair(height: 64, width: 96, dx: 2, dy: 1)
+        var evaluations: [Bool: [Int]] = [:]
+        for reuse in [false, true] {
+            let predictor = try FlowPredictor(arch: .deqRaftSmall, weights: file, deq: options)
+            predictor.reuseFixedPoint = reuse
+            var counts: [Int] = []
+            for _ in 0..<3 {
+                let before = predictor.solverEvaluations
+                _ = try predictor.predict(a, b, names: ("a", "b"))
+                counts.append(predictor.solverEvaluations - before)
+            }
+            evaluations[reuse] = counts
+        }
+        let cold = evaluations[false]!, warm = evaluations[true]!
+        #expect(cold[0] == warm[0] && cold.allSatisfy { $0 == cold[0] }, "\(evaluations)")
+        #expect(warm[1] < cold[1] && warm[2] <= warm[1], "\(evaluations)")
+    }
+}

@@ -23,6 +23,9 @@ public enum NetBench {
     public struct Options: Sendable {
         public var workload: Workload
         public var small: Bool
+        /// raft-infer / raft-train: DEQ-Flow on that RAFT; `iters` is the training solve's steps
+        /// (inference solves for iters × 1.5).
+        public var deq = false
         public var height: Int, width: Int
         public var batch: Int
         public var iters: Int
@@ -38,7 +41,7 @@ public enum NetBench {
         /// The name perf-anchors uses, e.g. "raft-train (small)".
         public var label: String {
             switch workload {
-            case .raftInfer, .raftTrain: return workload.rawValue + (small ? " (small)" : " (full)")
+            case .raftInfer, .raftTrain: return workload.rawValue + " (" + (deq ? "deq " : "") + (small ? "small" : "full") + ")"
             default: return workload.rawValue
             }
         }
@@ -74,7 +77,7 @@ public enum NetBench {
         var netName: String {
             switch options.workload {
             case .fastflownetInfer, .fastflownetTrain: return "fastflownet"
-            default: return options.small ? "raft-small" : "raft"
+            default: return (options.deq ? "deq-" : "") + (options.small ? "raft-small" : "raft")
             }
         }
     }
@@ -112,6 +115,28 @@ public enum NetBench {
         return (a, b)
     }
 
+    /// RAFT's sequence L1 loss (γ 0.8) against the constant flow (1.5, −1).
+    static func sequenceLoss(_ preds: [Tensor]) -> Tensor {
+        let target = Tensor(shape: [1, 2, 1, 1], values: [1.5, -1])
+        var loss: Tensor? = nil
+        for (i, p) in preds.enumerated() {
+            let term = (p - target).abs().mean() * Float(Foundation.pow(0.8, Double(preds.count - i - 1)))
+            loss = loss.map { $0 + term } ?? term
+        }
+        return loss!
+    }
+
+    /// DEQ-Flow on the chosen RAFT with DEQ-Flow's defaults (Anderson, 2 supervised states, one
+    /// phantom step, weight norm), solving for `iters` steps in training.
+    static func deqNet(_ o: Options) -> (DEQRAFT, DEQOptions) {
+        let net = DEQRAFT(DEQRAFTConfig(base: o.small ? .raftSmall : .raft))
+        net.initialize(seed: 1)
+        var options = DEQOptions()
+        options.thres = o.iters
+        options.tolerance = 0      // always the full solve: the figure is per step count
+        return (net, options)
+    }
+
     static func makeWorkload(_ o: Options) -> () -> Void {
         let (h, w) = (o.height, o.width)
         switch o.workload {
@@ -137,6 +162,28 @@ public enum NetBench {
                 net.zeroGrad()
             }
 
+        case .raftInfer where o.deq:
+            let (net, options) = deqNet(o)
+            net.setTraining(false)
+            let (a, b) = framePair(n: 1, h: h, w: w)
+            let a255 = a * 255, b255 = b * 255
+            return { _ = net.infer(a255, b255, options: options).flow }
+
+        case .raftTrain where o.deq:
+            let (net, options) = deqNet(o)
+            net.setTraining(true)
+            let (a, b) = framePair(n: o.batch, h: h, w: w)
+            let a255 = a * 255, b255 = b * 255
+            let params = net.namedParameters()
+            let adamw = Adam([.init(params, weightDecay: 1e-4)], lr: 4e-4, eps: 1e-8, decoupled: true)
+            return {
+                let preds = net.trainForward(a255, b255, options: options).predictions
+                Tape.backward(sequenceLoss(preds))
+                _ = clipGradNorm(params.map(\.1), maxNorm: 1)
+                adamw.update()
+                net.zeroGrad()
+            }
+
         case .raftInfer:
             let net = RAFT(small: o.small)
             net.initialize(seed: 1)
@@ -151,19 +198,12 @@ public enum NetBench {
             net.setTraining(true)           // BatchNorm on batch statistics, as RAFT's chairs stage
             let (a, b) = framePair(n: o.batch, h: h, w: w)
             let a255 = a * 255, b255 = b * 255
-            let target = Tensor(shape: [1, 2, 1, 1], values: [1.5, -1])
             let params = net.namedParameters()
             let adamw = Adam([.init(params, weightDecay: 1e-4)], lr: 4e-4, eps: 1e-8, decoupled: true)
             let iters = o.iters
             return {
                 let preds = net(a255, b255, iters: iters).predictions
-                var loss: Tensor? = nil
-                for (i, p) in preds.enumerated() {
-                    let weight = Float(Foundation.pow(0.8, Double(iters - i - 1)))
-                    let term = (p - target).abs().mean() * weight
-                    loss = loss.map { $0 + term } ?? term
-                }
-                Tape.backward(loss!)
+                Tape.backward(sequenceLoss(preds))
                 _ = clipGradNorm(params.map(\.1), maxNorm: 1)
                 adamw.update()
                 net.zeroGrad()
