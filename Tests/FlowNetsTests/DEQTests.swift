@@ -270,3 +270,27 @@ import TestSupport
         #expect(raftRecords(8) > raftRecords(4) + 20)
     }
 }
+
+/// A trained RAFT-small converts: its weights load strictly into a DEQ-RAFT-small with
+/// `hiddenInit: context` and no weight norm, and N plain solver steps are RAFT-small's N iterations.
+@Test func raftSmallWeightsConvertToADEQStudent() throws {
+    let weights = try Fixtures.net("raft_small.weights")
+    let raft = RAFT(small: true)
+    try raft.load(weights, source: "raft_small.weights")
+    let deq = DEQRAFT(DEQRAFTConfig(base: .raftSmall, hiddenInit: .context, weightNorm: false))
+    try deq.load(weights, source: "raft_small.weights")
+    raft.setTraining(false); deq.setTraining(false)
+    var rng = RandomGenerator(seed: 2)
+    let a = Tensor.rand([1, 3, 64, 96], using: &rng) * 255
+    let b = Tensor(shape: a.shape, values: (0..<a.count).map { a.data[($0 + 2) % a.count] })
+    Tape.noGrad {
+        let expected = raft(a, b, iters: 4, allPredictions: false)
+        let p = deq.encode(a, b)
+        var c = SolverConfig(kind: .naive, maxSteps: 4, tolerance: 0)
+        c.returnBest = false
+        let z = FixedPointSolver.solve({ deq.f($0, p) }, from: p.z0, config: c).state
+        let low = relativeError(deq.lowResolutionFlow(z, p), expected.lowResolution)
+        let up = relativeError(deq.decode(z, p), expected.flow)
+        #expect(low < 1e-5 && up < 1e-5, "low \(low), full \(up)")
+    }
+}

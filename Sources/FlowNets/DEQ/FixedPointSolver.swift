@@ -75,49 +75,68 @@ public enum FixedPointSolver {
 
     /// Anderson acceleration with history m: after two plain steps, each next x is
     /// β·Σαᵢ f(xᵢ) + (1−β)·Σαᵢ xᵢ over the last n ≤ m iterates, α minimizing ‖Σαᵢ (f(xᵢ) − xᵢ)‖² + λ‖α‖²
-    /// subject to Σαᵢ = 1 (per sample).
+    /// subject to Σαᵢ = 1 (per sample). The residuals gᵢ = f(xᵢ) − xᵢ and their Gram matrix are kept
+    /// between steps, so a step adds n dot products per sample.
     static func anderson(_ f: (Tensor) -> Tensor, _ z0: Tensor, _ config: SolverConfig, _ tracker: inout Tracker) {
         let b = z0.shape[0], d = z0.shape[1], m = max(1, config.andersonM)
-        var xs: [Tensor] = [], fs: [Tensor] = []
+        var xs: [Tensor] = [], fs: [Tensor] = [], gs: [[Float]] = []
+        // gram[s][i][j] = ⟨gᵢ, gⱼ⟩ for sample s, over the kept history.
+        var gram = [[[Double]]](repeating: [], count: b)
         var x = z0
         for step in 1...config.maxSteps {
             let fx = f(x)
             if tracker.observe(x: x, fx: fx, step: step) { return }
-            if xs.count == m { xs.removeFirst(); fs.removeFirst() }
-            xs.append(x); fs.append(fx)
-            if step < 2 { x = fx; continue }
+            if xs.count == m {
+                xs.removeFirst(); fs.removeFirst(); gs.removeFirst()
+                for s in 0..<b { gram[s].removeFirst(); for i in gram[s].indices { gram[s][i].removeFirst() } }
+            }
+            var g = [Float](repeating: 0, count: b * d)
+            g.withUnsafeMutableBufferPointer { gp in
+                let fp = fx.data, xp = x.data
+                for k in 0..<(b * d) { gp[k] = fp[k] - xp[k] }
+            }
+            xs.append(x); fs.append(fx); gs.append(g)
             let n = xs.count
+            for s in 0..<b {
+                var row = [Double](repeating: 0, count: n)
+                for i in 0..<n { row[i] = dot(gs[i], g, offset: s * d, count: d) }
+                for i in 0..<(n - 1) { gram[s][i].append(row[i]) }
+                gram[s].append(row)
+            }
+            if step < 2 { x = fx; continue }
             let next = Tensor(uninitialized: [b, d])
             for s in 0..<b {
-                // G = F − X for this sample's rows; the bordered system [[0, 1ᵀ], [1, GGᵀ + λI]].
-                let g = (0..<n).map { i -> [Double] in
-                    let fp = fs[i].data + s * d, xp = xs[i].data + s * d
-                    return (0..<d).map { Double(fp[$0]) - Double(xp[$0]) }
-                }
+                // The bordered system [[0, 1ᵀ], [1, GGᵀ + λI]] [ν; α] = [1; 0].
                 var h = [[Double]](repeating: [Double](repeating: 0, count: n + 1), count: n + 1)
                 for i in 0..<n {
                     h[0][i + 1] = 1; h[i + 1][0] = 1
-                    for j in i..<n {
-                        var dot = 0.0
-                        for k in 0..<d { dot += g[i][k] * g[j][k] }
-                        h[i + 1][j + 1] = dot + (i == j ? config.andersonLambda : 0)
-                        h[j + 1][i + 1] = h[i + 1][j + 1]
-                    }
+                    for j in 0..<n { h[i + 1][j + 1] = gram[s][i][j] + (i == j ? config.andersonLambda : 0) }
                 }
                 var rhs = [Double](repeating: 0, count: n + 1)
                 rhs[0] = 1
-                let alpha = solveLinear(h, rhs).map { Array($0.dropFirst()) } ?? [Double](repeating: 0, count: n - 1) + [1]
+                let alpha = solveLinear(h, rhs).map { $0.dropFirst().map { Float($0) } } ?? [Float](repeating: 0, count: n - 1) + [1]
                 let out = next.data + s * d
-                for k in 0..<d {
-                    var fm = 0.0, xm = 0.0
-                    for i in 0..<n {
-                        fm += alpha[i] * Double(fs[i].data[s * d + k])
-                        xm += alpha[i] * Double(xs[i].data[s * d + k])
-                    }
-                    out[k] = Float(config.andersonBeta * fm + (1 - config.andersonBeta) * xm)
+                let beta = Float(config.andersonBeta)
+                out.update(repeating: 0, count: d)
+                for i in 0..<n {
+                    let wf = beta * alpha[i], wx = (1 - beta) * alpha[i]
+                    let fp = fs[i].data + s * d, xp = xs[i].data + s * d
+                    if wx == 0 { for k in 0..<d { out[k] += wf * fp[k] } }
+                    else { for k in 0..<d { out[k] += wf * fp[k] + wx * xp[k] } }
                 }
             }
             x = next
+        }
+    }
+
+    /// ⟨a, b⟩ over `count` elements from `offset`, accumulated in Double.
+    static func dot(_ a: [Float], _ b: [Float], offset: Int, count: Int) -> Double {
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                var s = 0.0
+                for k in offset..<(offset + count) { s += Double(ap[k]) * Double(bp[k]) }
+                return s
+            }
         }
     }
 
