@@ -30,6 +30,9 @@ public final class Tape {
     /// Number of records waiting for backward (tests, leak checks).
     public static var recordCount: Int { current.records.count }
 
+    /// Elements of the outputs those records keep alive until backward (this thread's tape).
+    public static var recordedElements: Int { current.records.reduce(0) { $0 + $1.output.count } }
+
     /// Records `backward` for output `y` if gradients are on and any input requires them. The
     /// closure receives `dy`, the output's gradient (y.count floats), and must accumulate into
     /// each input's `gradIfNeeded`.
