@@ -81,11 +81,8 @@ public final class StudentNet: TrainableFlowNet {
         switch model {
         case .raft(let net):
             return Tape.noGrad { net.predict(image1.detached() * 255, image2.detached() * 255, iters: evalIters) }
-        case .deq(let net, let options):
-            let padder = InputPadder(height: image1.shape[2], width: image1.shape[3])
-            let out = net.infer(padder.pad(image1.detached() * 255), padder.pad(image2.detached() * 255), options: options)
-            lastSolve = out.solve
-            return padder.unpad(out.flow)
+        case .deq:
+            return inferDEQ(image1, image2, flowInit: nil, hidden: nil)!.flow
         }
     }
 

@@ -95,20 +95,10 @@ public final class DEQRAFT: Module {
         cnet.initialize(using: &rng)
         for c in weightNormed {
             Init.pytorchDefault(weight: c.weightNorm?.v ?? c.weight, bias: c.bias, using: &rng)
-            if let (g, v) = c.weightNorm { Self.setNorms(g, of: v) }
+            c.resetWeightNorm()
         }
         if let mask { for (w, b, _) in allConvolutions(mask) { Init.pytorchDefault(weight: w, bias: b, using: &rng) } }
         refreshWeights()
-    }
-
-    /// g = ‖v‖ per output channel (what weight_norm starts from).
-    static func setNorms(_ g: Tensor, of v: Tensor) {
-        let out = v.shape[0], n = v.count / out
-        for o in 0..<out {
-            var s = 0.0
-            for i in 0..<n { s += Double(v.data[o * n + i]) * Double(v.data[o * n + i]) }
-            g.data[o] = Float(s.squareRoot())
-        }
     }
 
     /// Recomputes the weight-normalized weights (on the tape when recording): once per forward.

@@ -34,14 +34,19 @@ public final class Conv2d: Module {
     /// per output channel.
     public func enableWeightNorm() {
         guard weightNorm == nil else { return }
-        let out = weight.shape[0], n = weight.count / out
-        let g = makeParameter([out, 1, 1, 1])
+        weightNorm = (makeParameter([weight.shape[0], 1, 1, 1]), weight)
+        resetWeightNorm()
+    }
+
+    /// Sets g = ‖v‖ per output channel (after v was re-initialized) and refreshes the weight.
+    public func resetWeightNorm() {
+        guard let (g, v) = weightNorm else { return }
+        let out = v.shape[0], n = v.count / out
         for o in 0..<out {
             var s = 0.0
-            for i in 0..<n { s += Double(weight.data[o * n + i]) * Double(weight.data[o * n + i]) }
+            for i in 0..<n { s += Double(v.data[o * n + i]) * Double(v.data[o * n + i]) }
             g.data[o] = Float(s.squareRoot())
         }
-        weightNorm = (g, weight)
         refreshWeightNorm()
     }
 
