@@ -10,11 +10,15 @@ import Foundation
 public final class Tape {
     struct Record {
         let output: Tensor
+        /// The op's inputs, kept only while an implicit layer records its body (`capturing`).
+        let inputs: [Tensor]
         let backward: (UnsafeMutablePointer<Float>) -> Void
     }
 
     var records: [Record] = []
     var gradEnabled = true
+    /// Records keep their inputs (an implicit layer's body is being recorded).
+    var capturing = false
 
     /// The calling thread's tape.
     public static var current: Tape {
@@ -40,7 +44,7 @@ public final class Tape {
         let tape = current
         guard tape.gradEnabled, inputs.contains(where: { $0.requiresGrad }) else { return }
         y.requiresGrad = true
-        tape.records.append(Record(output: y, backward: backward))
+        tape.records.append(Record(output: y, inputs: tape.capturing ? inputs : [], backward: backward))
     }
 
     /// Runs `body` with recording off (inference, pseudo-labels, metrics).

@@ -99,13 +99,19 @@ public final class StudentNet: TrainableFlowNet {
         return out
     }
 
-    /// The last DEQ solve's mean relative residual and mean step of its returned states (empty for RAFT).
+    /// The last DEQ solve's mean relative residual and mean step of its returned states, and with
+    /// the implicit gradient the mean relative residual of the latest backward solve (the previous
+    /// step's: it runs during backward). Empty for RAFT.
     public var diagnostics: [String: Float] {
         guard let s = lastSolve, !s.relativeResidual.isEmpty else { return [:] }
         let n = Float(s.relativeResidual.count)
-        return ["deq_residual": Float(s.relativeResidual.reduce(0, +)) / n,
-                "deq_steps": Float(s.bestStep.reduce(0, +)) / n,
-                "deq_diverged": Float(s.diverged.filter { $0 }.count)]
+        var terms = ["deq_residual": Float(s.relativeResidual.reduce(0, +)) / n,
+                     "deq_steps": Float(s.bestStep.reduce(0, +)) / n,
+                     "deq_diverged": Float(s.diverged.filter { $0 }.count)]
+        if case .deq(let net, _) = model, let b = net.lastBackwardSolve, !b.relativeResidual.isEmpty {
+            terms["deq_backward_residual"] = Float(b.relativeResidual.reduce(0, +)) / Float(b.relativeResidual.count)
+        }
+        return terms
     }
 }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Tensor
 import Training
+import FlowNets
 import FlowData
 
 struct Bench: ParsableCommand {
@@ -62,6 +63,9 @@ struct Bench: ParsableCommand {
 
     @Flag(help: "raft-infer / raft-train: DEQ-Flow on that RAFT (Anderson, weight norm, 2 supervised states, one phantom step); --iters is the training solve's step count, inference solves for 1.5× as many.")
     var deq = false
+
+    @Option(help: "With --deq: phantom (damped steps on the tape) or implicit (implicit differentiation: a backward solve of --iters vector–Jacobian products).")
+    var deqGradient: DEQOptions.Gradient = .phantom
 
     @Flag(help: "Print one JSON line.")
     var json = false
@@ -124,6 +128,8 @@ struct Bench: ParsableCommand {
         var options = NetBench.Options(workload: w, small: small, height: h, width: wd, batch: b, iters: iters,
                                        threads: t, reps: reps ?? 5)
         options.deq = deq
+        options.deqGradient = deqGradient
+        if deqGradient != .phantom && !(deq && w == .raftTrain) { throw ValidationError("--deq-gradient applies to raft-train --deq") }
         let result = NetBench.run(options)
         if json {
             print(result.json)

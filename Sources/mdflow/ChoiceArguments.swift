@@ -7,6 +7,7 @@ extension NetArch: ExpressibleByArgument {}
 extension DatasetSpec.Split: ExpressibleByArgument {}
 extension FlowFormat: ExpressibleByArgument {}
 extension TrainedNet: ExpressibleByArgument {}
+extension DEQOptions.Gradient: ExpressibleByArgument {}
 
 extension NetArch {
     /// The weights shipped in Models/ for this net.

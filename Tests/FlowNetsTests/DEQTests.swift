@@ -239,6 +239,36 @@ import TestSupport
         #expect(r.worst < 2e-2, "k \(steps), τ \(tau), supAll \(supAll): \(r)")
     }
 
+    /// The implicit gradient is the gradient of the fixed point itself. The flow head's last
+    /// convolution is zeroed, so f leaves the flow where it is (c′ = c) and the solve is the GRU's
+    /// fixed point h* = GRU(h*, context, correlation at c₀), which a solver reaches to 1e-6; there
+    /// the Jacobian DEQ-Flow differentiates (flow detached inside f) is exact for h. The tape's
+    /// gradient of f(z*) equals central finite differences of the solution, re-solved for each
+    /// perturbed GRU weight (g and v), to 2.2e-3 where the one-step gradient (the backward solve
+    /// cut to its first iterate, w = v) is 4.4e-2 off; the backward solve w = wJ + v converges.
+    @Test func implicitGradientMatchesFiniteDifferencesOfTheSolution() {
+        let (net, a, b, _) = Self.setup()
+        let head = net.updateBlock.flowHead.conv2
+        for t in [head.weightNorm!.g, head.bias!] { t.data.update(repeating: 0, count: t.count) }
+        var o = DEQOptions()
+        o.gradient = .implicit; o.backwardThres = 100; o.backwardTolerance = 1e-6
+        let forward = SolverConfig(kind: .anderson, maxSteps: 100, tolerance: 1e-6)
+        let gru = net.updateBlock.gru as! SepConvGRU
+        let params = [gru.convq2.weightNorm!.g, gru.convz1.weightNorm!.v, gru.convr2.weightNorm!.g]
+        let p = Tape.noGrad { net.encode(a, b) }
+        var worstResidual = 0.0
+        let r = GradCheck.check(params, eps: 1e-2, elementwiseLimit: 0, directions: 3) { _ in
+            net.refreshWeights()
+            let solve = FixedPointSolver.solve({ net.f($0, p) }, from: p.z0, config: forward)
+            worstResidual = max(worstResidual, solve.relativeResidual.max()!)
+            return net.implicitStep(solve.state, p, o)
+        }
+        #expect(worstResidual < 1e-5, "forward solve residual \(worstResidual)")
+        let backward = net.lastBackwardSolve.map { ($0.relativeResidual.max()!, $0.evaluations) }
+        #expect(backward != nil && backward!.0 < 1e-5, "backward solve \(String(describing: backward))")
+        #expect(r.worst < 1e-2, "\(r)")
+    }
+
     /// The tape a training forward leaves (its records and the tensors they keep for backward) is
     /// the same whether the solve takes 4 or 16 steps; RAFT's grows with its iterations.
     @Test func trainingMemoryDoesNotGrowWithTheSolversSteps() {

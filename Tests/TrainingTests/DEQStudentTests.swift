@@ -10,8 +10,10 @@ import TestSupport
 /// A DEQ-Flow student (RAFT-small base) in MDFlow's teacher → student distillation.
 @Suite struct DEQStudentTests {
     /// The shipped teacher labels translated layered pairs; a DEQ-RAFT-small student learns from
-    /// those labels: the stage's loss falls, and so does the student's error against the labels.
-    @Test func aDEQStudentLearnsFromTheTeachersPseudoLabels() throws {
+    /// those labels: the stage's loss falls, and so does the student's error against the labels,
+    /// with the phantom and with the implicit gradient.
+    @Test(arguments: [DEQOptions.Gradient.phantom, .implicit])
+    func aDEQStudentLearnsFromTheTeachersPseudoLabels(_ gradient: DEQOptions.Gradient) throws {
         let path = Fixtures.packageRoot.appendingPathComponent("Models/\(ShippedModels.teacherFile)").path
         let teacherNet = FastFlowNet()
         try teacherNet.load(SafeTensors.read(URL(fileURLWithPath: path)).tensors, source: path)
@@ -24,6 +26,7 @@ import TestSupport
         var spec = NetSpec(arch: .deqRaftSmall)
         spec.deq.thres = 6
         spec.deq.solver = .anderson
+        spec.deq.gradient = gradient
         let student = try NetFactory.student(spec, seed: 3)
         var stage = StageSpec.defaults(kind: .distillToStudent)
         stage.loss.occAlpha2 = 1_000_000
@@ -44,19 +47,21 @@ import TestSupport
         }
         let before = error()
         var losses: [Float] = []
-        for step in 0..<12 {
+        for step in 0..<16 {
             let l = StageLosses.studentStep(teacher: teacher, student: student, image1: i1, image2: i2, stage: stage,
                                             random: StepRandomness(seed: 1, first: 0, count: 2))
             losses.append(l.total.item)
             #expect(l.terms["deq_residual"] != nil && l.terms["deq_diverged"] == 0, "step \(step): \(l.terms)")
+            // The backward solve runs during backward: from the second step on its residual is logged.
+            #expect((l.terms["deq_backward_residual"] != nil) == (gradient == .implicit && step > 0), "step \(step): \(l.terms)")
             Tape.backward(l.total)
             opt.update()
             for (_, p) in params { p.freeGrad() }
         }
         let after = error()
         let first = losses[0], last = losses.suffix(3).reduce(0, +) / 3
-        #expect(last < 0.85 * first, "losses \(losses)")
-        #expect(after < 0.85 * before, "EPE against the labels \(before) → \(after)")
+        #expect(last < 0.85 * first, "\(gradient): losses \(losses)")
+        #expect(after < 0.85 * before, "\(gradient): EPE against the labels \(before) → \(after)")
     }
 }
 

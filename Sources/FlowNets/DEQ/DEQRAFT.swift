@@ -66,6 +66,8 @@ public final class DEQRAFT: Module {
     public let fnet: RAFTEncoder, cnet: RAFTEncoder
     public let updateBlock: UpdateBlock
     public let mask: MaskHead?
+    /// The statistics of the last implicit gradient's backward solve (set during backward).
+    public var lastBackwardSolve: SolverResult?
 
     public init(_ config: DEQRAFTConfig) {
         self.config = config

@@ -35,6 +35,19 @@ public struct DEQOptions: Sendable, Equatable, Codable {
     public var allGrad: Bool = false
     public var hiddenInit: DEQRAFTConfig.HiddenInit = .zero
     public var weightNorm: Bool = true
+    /// How the last supervised state is differentiated.
+    public enum Gradient: String, RecipeChoice {
+        /// `phantomSteps` damped steps on the tape from the detached state.
+        case phantom
+        /// Implicit differentiation: f(z*) on the tape, the gradient v reaching it replaced by the
+        /// solution of w = wJ + v (J = ∂f/∂z at z*), a backward solve with vector–Jacobian products.
+        case implicit
+    }
+    public var gradient: Gradient = .phantom
+    /// Evaluations (vector–Jacobian products) in the implicit gradient's backward solve, and the
+    /// relative residual at which it stops.
+    public var backwardThres: Int = 16
+    public var backwardTolerance: Double = 1e-3
 
     public init() {}
 
@@ -49,6 +62,8 @@ public struct DEQOptions: Sendable, Equatable, Codable {
         if !(andersonLambda >= 0) { p.append("andersonLambda: \(andersonLambda) must be ≥ 0") }
         if phantomSteps < 1 { p.append("phantomSteps: \(phantomSteps) must be at least 1") }
         if !(tau > 0 && tau <= 1) { p.append("tau: \(tau) must be in (0, 1]") }
+        if backwardThres < 1 { p.append("backwardThres: \(backwardThres) must be at least 1") }
+        if !(backwardTolerance >= 0) { p.append("backwardTolerance: \(backwardTolerance) must be ≥ 0") }
         return p
     }
 
@@ -57,6 +72,9 @@ public struct DEQOptions: Sendable, Equatable, Codable {
         c.andersonM = andersonM; c.andersonLambda = andersonLambda; c.andersonBeta = andersonBeta
         return c
     }
+
+    /// The implicit gradient's backward solve.
+    public var backwardSolver: SolverConfig { var c = solverConfig(steps: backwardThres); c.tolerance = backwardTolerance; return c }
 
     /// The inference solve's configuration.
     public var evaluationSolver: SolverConfig { solverConfig(steps: Int((Double(thres) * evalFactor).rounded(.down))) }
@@ -89,8 +107,8 @@ extension DEQRAFT {
         case .indexing:
             let steps = (1...o.states).map { $0 * segment }
             solve = FixedPointSolver.solve({ f($0, p) }, from: p.z0, config: o.solverConfig(steps: o.thres), record: Set(steps))
-            for s in steps {
-                last = phantom(solve.trajectory[s] ?? solve.state, p, o, into: &predictions)
+            for (i, s) in steps.enumerated() {
+                last = gradientSteps(solve.trajectory[s] ?? solve.state, p, o, final: i == steps.count - 1, into: &predictions)
             }
         case .sliced:
             var start = p.z0
@@ -100,10 +118,30 @@ extension DEQRAFT {
                     start = last.detached()
                     solve = FixedPointSolver.solve({ f($0, p) }, from: start, config: o.solverConfig(steps: segment))
                 }
-                last = phantom(solve.state, p, o, into: &predictions)
+                last = gradientSteps(solve.state, p, o, final: k == o.states - 1, into: &predictions)
             }
         }
         return DEQOutput(predictions: predictions, solve: solve, lowResolution: lowResolutionFlow(last, p), hidden: hiddenState(last, p))
+    }
+
+    /// The taped steps from a supervised state: the implicit gradient for the last one when
+    /// chosen, the phantom gradient otherwise.
+    func gradientSteps(_ z: Tensor, _ p: DEQPair, _ o: DEQOptions, final: Bool, into predictions: inout [Tensor]) -> Tensor {
+        guard final && o.gradient == .implicit else { return phantom(z, p, o, into: &predictions) }
+        let y = implicitStep(z, p, o)
+        predictions.append(decode(y, p))
+        return y
+    }
+
+    /// f(z) on the tape with the implicit gradient: the gradient v reaching it is replaced by the
+    /// solution of w = wJ + v, by `backwardSolver` from w = v. The backward solve's statistics
+    /// go to `lastBackwardSolve`.  (B, D) → (B, D)
+    func implicitStep(_ z: Tensor, _ p: DEQPair, _ o: DEQOptions) -> Tensor {
+        Tape.implicitLayer(z, { f($0, p, allGrad: o.allGrad) }, adjoint: { [weak self] vjp, v in
+            let result = FixedPointSolver.solve({ vjp($0) + v }, from: v, config: o.backwardSolver)
+            self?.lastBackwardSolve = result
+            return result.state
+        })
     }
 
     /// The phantom gradient's damped steps from `z` (detached), decoding the last (every one with

@@ -26,6 +26,9 @@ public enum NetBench {
         /// raft-infer / raft-train: DEQ-Flow on that RAFT; `iters` is the training solve's steps
         /// (inference solves for iters × 1.5).
         public var deq = false
+        /// With `deq`: how the last supervised state is differentiated (implicit: a backward solve
+        /// of `iters` vector–Jacobian products).
+        public var deqGradient: DEQOptions.Gradient = .phantom
         public var height: Int, width: Int
         public var batch: Int
         public var iters: Int
@@ -41,7 +44,9 @@ public enum NetBench {
         /// The name perf-anchors uses, e.g. "raft-train (small)".
         public var label: String {
             switch workload {
-            case .raftInfer, .raftTrain: return workload.rawValue + " (" + (deq ? "deq " : "") + (small ? "small" : "full") + ")"
+            case .raftInfer, .raftTrain:
+                let kind = deq ? (deqGradient == .implicit ? "deq implicit " : "deq ") : ""
+                return workload.rawValue + " (" + kind + (small ? "small" : "full") + ")"
             default: return workload.rawValue
             }
         }
@@ -127,13 +132,17 @@ public enum NetBench {
     }
 
     /// DEQ-Flow on the chosen RAFT with DEQ-Flow's defaults (Anderson, 2 supervised states, one
-    /// phantom step, weight norm), solving for `iters` steps in training.
+    /// phantom step or the implicit gradient, weight norm), solving for `iters` steps in training
+    /// (and in the implicit gradient's backward solve).
     static func deqNet(_ o: Options) -> (DEQRAFT, DEQOptions) {
         let net = DEQRAFT(DEQRAFTConfig(base: o.small ? .raftSmall : .raft))
         net.initialize(seed: 1)
         var options = DEQOptions()
         options.thres = o.iters
         options.tolerance = 0      // always the full solve: the figure is per step count
+        options.gradient = o.deqGradient
+        options.backwardThres = o.iters
+        options.backwardTolerance = 0
         return (net, options)
     }
 
