@@ -19,8 +19,9 @@ public final class FlowPredictor {
     /// frames' size.
     public var scale = InferenceScale.fixed(1)
     /// DEQ students: start each solve from the previous pair's solution (fixed-point reuse along a
-    /// video), kept per direction; a pair of another size starts cold.
-    public var reuseFixedPoint = true
+    /// video), kept per direction; a pair of another size starts cold. Off by default: on real
+    /// video it cost solver steps more often than it saved them (docs/deq.md).
+    public var reuseFixedPoint = false
     var warm: [Direction: (flow: Tensor, hidden: Tensor)] = [:]
     /// DEQ students: the solves made and their evaluations of f.
     public private(set) var solves = 0, solverEvaluations = 0

@@ -10,7 +10,7 @@ public struct SequenceInference {
     public var source: String
     /// Pair frame k with frame k + step.
     public var step = 1
-    /// Video only: at most this many frames (0: all).
+    /// At most this many frames of a video, or of each sequence of a folder (0: all).
     public var maxFrames = 0
     public var format = FlowFormat.flo
     /// Also write colour visualizations: PNGs under this folder, or, when it ends in a video
@@ -35,8 +35,17 @@ public struct SequenceInference {
         }
         if isDirectory.boolValue {
             let frames = try FramesFolder(root: source, step: step)
+            // Pairs come in order, sequence by sequence; with maxFrames each sequence keeps the
+            // pairs within its first maxFrames frames.
+            var kept: [FlowPair] = [], sequence: String? = nil, index = 0
+            for pair in frames.pairs {
+                let folder = (pair.id as NSString).deletingLastPathComponent
+                if folder != sequence { sequence = folder; index = 0 }
+                if maxFrames == 0 || index + step < maxFrames { kept.append(pair) }
+                index += 1
+            }
             // "seq/0001.png" → "seq/0001"
-            return frames.pairs.map { ($0, ($0.id as NSString).deletingPathExtension) }
+            return kept.map { ($0, ($0.id as NSString).deletingPathExtension) }
         }
         guard VideoDataset.videoExtensions.contains((source as NSString).pathExtension.lowercased()) else {
             throw TrainingError("\(source): give two frames, a folder of frames or a video file (\(VideoDataset.videoExtensions.sorted().joined(separator: ", ")))")

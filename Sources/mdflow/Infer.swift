@@ -76,7 +76,7 @@ struct Infer: ParsableCommand {
     @Option(help: "Folder or video: pair frame k with frame k + step (a video keeps every step-th frame).")
     var step: Int = 1
 
-    @Option(help: "Video: at most this many frames (0: all).")
+    @Option(help: "Folder or video: at most this many frames (of each sequence of a folder; 0: all).")
     var maxFrames: Int = 0
 
     @Option(help: "Folder or video: flow file format, flo or png (KITTI 16-bit).")
@@ -85,8 +85,8 @@ struct Infer: ParsableCommand {
     @Flag(help: "Keep only pixels whose forward and backward flows agree; the others are written as unknown (pseudo-labels).")
     var reliableOnly = false
 
-    @Flag(help: "DEQ nets on a folder or video: solve every pair from zero flow (default: from the previous pair's solution).")
-    var coldStart = false
+    @Flag(help: "DEQ nets on a folder or video: start each pair's solve from the previous pair's solution (flow and hidden state) instead of zero flow.")
+    var warmStart = false
 
     func validate() throws {
         guard iters >= 1 else { throw ValidationError("--iters must be at least 1") }
@@ -108,7 +108,7 @@ struct Infer: ParsableCommand {
         let predictor = try FlowPredictor(arch: net, weights: try weights ?? net.shippedWeights(), iters: iters,
                                           convention: FastFlowNetInputConvention(rawValue: convention)!)
         predictor.scale = try inferenceScale(scale, teacher: net == .fastflownet)
-        predictor.reuseFixedPoint = !coldStart
+        predictor.reuseFixedPoint = warmStart
         guard let frame2 else {
             var job = SequenceInference(source: source)
             job.step = step

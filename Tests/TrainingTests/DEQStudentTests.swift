@@ -65,7 +65,8 @@ import TestSupport
     }
 }
 
-/// `infer` over a sequence with a DEQ student starts each solve from the previous pair's solution.
+/// `infer --warm-start` over a sequence with a DEQ student starts each solve from the previous
+/// pair's solution.
 @Suite struct DEQFixedPointReuseTests {
     @Test func aWarmStartFromThePreviousSolutionSavesSolverSteps() throws {
         let net = DEQRAFT(DEQRAFTConfig(base: .raftSmall))

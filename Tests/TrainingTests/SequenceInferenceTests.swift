@@ -54,6 +54,20 @@ import TestSupport
         #expect(lines.contains { $0.hasPrefix("3/3 pairs") }, "\(lines)")
     }
 
+    /// `--max-frames` on a folder keeps each sequence's first frames: with 3 of them, the pairs
+    /// (0, 1) and (1, 2) of a 4-frame sequence, and with step 2 only (0, 2).
+    @Test func maxFramesLimitsEachSequenceOfAFolder() throws {
+        let dir = try tempDir("maxframes")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        _ = try writeFrames(dir.appendingPathComponent("frames/a"), count: 4)
+        _ = try writeFrames(dir.appendingPathComponent("frames/b"), count: 2)
+        var job = SequenceInference(source: dir.appendingPathComponent("frames").path)
+        job.maxFrames = 3
+        #expect(try job.pairs(cache: dir.path).map(\.name) == ["a/f0", "a/f1", "b/f0"])
+        job.step = 2
+        #expect(try job.pairs(cache: dir.path).map(\.name) == ["a/f0"])
+    }
+
     /// `--reliable-only` pseudo-labels: the forward flow where the backward flow agrees, unknown
     /// elsewhere (here the columns that leave the frame); a frames dataset with `flows:` reads them
     /// as its labels.
