@@ -105,11 +105,11 @@ public final class StudentNet: TrainableFlowNet {
     public var diagnostics: [String: Float] {
         guard let s = lastSolve, !s.relativeResidual.isEmpty else { return [:] }
         let n = Float(s.relativeResidual.count)
-        var terms = ["deq_residual": Float(s.relativeResidual.reduce(0, +)) / n,
+        var terms = ["deq_residual": Float(s.meanRelativeResidual),
                      "deq_steps": Float(s.bestStep.reduce(0, +)) / n,
                      "deq_diverged": Float(s.diverged.filter { $0 }.count)]
         if case .deq(let net, _) = model, let b = net.lastBackwardSolve, !b.relativeResidual.isEmpty {
-            terms["deq_backward_residual"] = Float(b.relativeResidual.reduce(0, +)) / Float(b.relativeResidual.count)
+            terms["deq_backward_residual"] = Float(b.meanRelativeResidual)
         }
         return terms
     }

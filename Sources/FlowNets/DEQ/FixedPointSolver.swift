@@ -45,6 +45,9 @@ public struct SolverResult {
     /// Evaluations of f made.
     public var evaluations: Int
 
+    /// The relative residual averaged over the samples (the logged `deq_residual`).
+    public var meanRelativeResidual: Double { relativeResidual.reduce(0, +) / Double(max(relativeResidual.count, 1)) }
+
     /// Per sample: the residual reached the tolerance.
     public func converged(_ tolerance: Double) -> [Bool] { relativeResidual.map { $0 < tolerance } }
 }
